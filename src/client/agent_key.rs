@@ -1,0 +1,180 @@
+//! An agent's own Ed25519 key: generated and stored by `agent-cli keygen` (PKCS#8 PEM, file
+//! mode 0600), and used to sign `private_key_jwt` client assertions (RFC 7523).
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use zeroize::Zeroizing;
+
+use crate::domain::did;
+use crate::protocol::oauth::ClientAssertionClaims;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Format(String),
+}
+
+/// An agent's signing key.
+#[derive(Clone)]
+pub struct AgentKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for AgentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentKey")
+            .field("did", &self.did())
+            .finish()
+    }
+}
+
+impl AgentKey {
+    pub fn generate() -> Self {
+        Self {
+            signing: SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    pub fn from_pem(pem: &str) -> Result<Self, KeyFileError> {
+        SigningKey::from_pkcs8_pem(pem)
+            .map(|signing| Self { signing })
+            .map_err(|e| KeyFileError::Format(format!("not an Ed25519 PKCS#8 PEM key: {e}")))
+    }
+
+    pub fn to_pem(&self) -> Result<Zeroizing<String>, KeyFileError> {
+        self.signing
+            .to_pkcs8_pem(Default::default())
+            .map(|pem| Zeroizing::new(pem.to_string()))
+            .map_err(|e| KeyFileError::Format(e.to_string()))
+    }
+
+    /// Reads a key file, refusing one that others can read.
+    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        let io = |source| KeyFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(KeyFileError::Format(format!(
+                    "{} is readable by others (mode {:o}); run chmod 600 on it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+        }
+        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
+        Self::from_pem(&pem)
+    }
+
+    /// Writes the key to a new file with mode 0600; never overwrites.
+    pub fn save_new(&self, path: &Path) -> Result<(), KeyFileError> {
+        let io = |source| KeyFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let pem = self.to_pem()?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io)?;
+        file.write_all(pem.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(())
+    }
+
+    /// The public key as the API takes it: base64url without padding.
+    pub fn public_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.signing.verifying_key().to_bytes())
+    }
+
+    pub fn did(&self) -> String {
+        did::from_public_key(&self.signing.verifying_key().to_bytes())
+    }
+
+    /// A client assertion for `audience` (the token endpoint) valid for `lifetime`.
+    pub fn assertion(
+        &self,
+        audience: &str,
+        now: DateTime<Utc>,
+        lifetime: Duration,
+    ) -> Result<String, KeyFileError> {
+        let did = self.did();
+        let claims = ClientAssertionClaims {
+            iss: did.clone(),
+            sub: did,
+            aud: audience.to_owned(),
+            exp: (now + lifetime).timestamp(),
+            iat: Some(now.timestamp()),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        self.sign(&claims)
+    }
+
+    /// Signs arbitrary claims with EdDSA (tests use this to forge bad assertions).
+    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String, KeyFileError> {
+        let der = self
+            .signing
+            .to_pkcs8_der()
+            .map_err(|e| KeyFileError::Format(e.to_string()))?;
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            claims,
+            &EncodingKey::from_ed_der(der.as_bytes()),
+        )
+        .map_err(|e| KeyFileError::Format(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trip_keeps_the_did() {
+        let key = AgentKey::generate();
+        let pem = key.to_pem().map(|p| p.to_string()).unwrap_or_default();
+        let again = AgentKey::from_pem(&pem)
+            .map(|k| k.did())
+            .unwrap_or_default();
+        assert_eq!(again, key.did());
+        assert!(key.did().starts_with("did:mesh:"));
+    }
+
+    #[test]
+    fn saved_key_is_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let path = dir.path().join("agent.pem");
+        let key = AgentKey::generate();
+        assert!(key.save_new(&path).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(key.save_new(&path).is_err());
+        assert_eq!(AgentKey::load(&path).map(|k| k.did()).ok(), Some(key.did()));
+    }
+}

@@ -1,0 +1,371 @@
+//! The typed HTTP client of the governance server, shared by the console, `agent-cli`, the
+//! benchmarks and the tests, so every caller speaks the same wire types as the server.
+
+pub mod agent_key;
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
+use crate::protocol::audit::{AuditEvent, AuditPage, VerifyReport};
+use crate::protocol::error::ErrorBody;
+use crate::protocol::oauth::{
+    ASSERTION_TYPE_JWT_BEARER, DeviceAuthorization, Discovery, GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, JwkSet, OAuthError, TokenResponse,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the server: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A `/v1` error in the DESIGN §4 shape.
+    #[error("{status}: {code}: {message}")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    /// An RFC 6749 error from an OAuth endpoint.
+    #[error("{status}: {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    OAuth {
+        status: StatusCode,
+        error: String,
+        description: Option<String>,
+    },
+    #[error("unexpected answer ({status}): {detail}")]
+    Unexpected { status: StatusCode, detail: String },
+    #[error("invalid server URL: {0}")]
+    Url(String),
+}
+
+impl ClientError {
+    /// The API or OAuth error code, if the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            ClientError::OAuth { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. }
+            | ClientError::OAuth { status, .. }
+            | ClientError::Unexpected { status, .. } => Some(*status),
+            ClientError::Http(e) => e.status(),
+            ClientError::Url(_) => None,
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A reqwest client with the settings every caller wants: timeouts, no redirects (a token
+/// must never follow a redirect to another host), rustls.
+pub fn http_client() -> ClientResult<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("sponsor-console/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Client of one governance server, optionally holding a bearer token.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Parses and normalises a server base URL (no trailing slash, http or https only).
+pub fn parse_base(server: &str) -> ClientResult<Url> {
+    let url = Url::parse(server.trim_end_matches('/'))
+        .map_err(|e| ClientError::Url(format!("{server}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ClientError::Url(format!(
+            "{server}: expected an http:// or https:// URL"
+        )));
+    }
+    Ok(url)
+}
+
+impl ApiClient {
+    pub fn new(server: &str) -> ClientResult<Self> {
+        Ok(Self {
+            http: http_client()?,
+            base: parse_base(server)?,
+            token: None,
+        })
+    }
+
+    /// A client sharing this one's connection pool with a bearer token.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(token.into()),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        self.url("/oauth2/token")
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn api<T: DeserializeOwned>(builder: RequestBuilder) -> ClientResult<T> {
+        let response = builder.send().await?;
+        decode_api(response).await
+    }
+
+    async fn oauth<T: DeserializeOwned>(builder: RequestBuilder) -> ClientResult<T> {
+        let response = builder.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+                status,
+                detail: e.to_string(),
+            });
+        }
+        match serde_json::from_slice::<OAuthError>(&bytes) {
+            Ok(err) => Err(ClientError::OAuth {
+                status,
+                error: err.error,
+                description: err.error_description,
+            }),
+            Err(_) => match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => Err(ClientError::Api {
+                    status,
+                    code: body.error.code,
+                    message: body.error.message,
+                }),
+                Err(_) => Err(unexpected(status, &bytes)),
+            },
+        }
+    }
+
+    // Discovery.
+    pub async fn discovery(&self) -> ClientResult<Discovery> {
+        Self::api(self.request(Method::GET, "/.well-known/openid-configuration")).await
+    }
+
+    pub async fn jwks(&self) -> ClientResult<JwkSet> {
+        Self::api(self.request(Method::GET, "/oauth2/jwks")).await
+    }
+
+    // OAuth.
+    pub async fn device_authorization(
+        &self,
+        client_id: &str,
+        scope: Option<&str>,
+    ) -> ClientResult<DeviceAuthorization> {
+        let mut form = vec![("client_id", client_id)];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        Self::oauth(
+            self.http
+                .post(self.url("/oauth2/device_authorization"))
+                .form(&form),
+        )
+        .await
+    }
+
+    pub async fn poll_device(
+        &self,
+        client_id: &str,
+        device_code: &str,
+    ) -> ClientResult<TokenResponse> {
+        Self::oauth(self.http.post(self.token_endpoint()).form(&[
+            ("grant_type", GRANT_DEVICE_CODE),
+            ("client_id", client_id),
+            ("device_code", device_code),
+        ]))
+        .await
+    }
+
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &str,
+    ) -> ClientResult<TokenResponse> {
+        Self::oauth(self.http.post(self.token_endpoint()).form(&[
+            ("grant_type", GRANT_REFRESH_TOKEN),
+            ("client_id", client_id),
+            ("refresh_token", refresh_token),
+        ]))
+        .await
+    }
+
+    /// Client credentials with a `private_key_jwt` assertion (see [`agent_key::AgentKey`]).
+    pub async fn client_credentials(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+    ) -> ClientResult<TokenResponse> {
+        let mut form = vec![
+            ("grant_type", GRANT_CLIENT_CREDENTIALS),
+            ("client_assertion_type", ASSERTION_TYPE_JWT_BEARER),
+            ("client_assertion", assertion),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        Self::oauth(self.http.post(self.token_endpoint()).form(&form)).await
+    }
+
+    /// RFC 7662, authenticated with this client's bearer token.
+    pub async fn introspect(&self, token: &str) -> ClientResult<Introspection> {
+        Self::oauth(
+            self.request(Method::POST, "/oauth2/introspect")
+                .form(&[("token", token)]),
+        )
+        .await
+    }
+
+    /// RFC 7009 for a public client.
+    pub async fn revoke(
+        &self,
+        client_id: &str,
+        token: &str,
+        hint: Option<&str>,
+    ) -> ClientResult<()> {
+        let mut form = vec![("client_id", client_id), ("token", token)];
+        if let Some(hint) = hint {
+            form.push(("token_type_hint", hint));
+        }
+        let _: serde_json::Value =
+            Self::oauth(self.http.post(self.url("/oauth2/revoke")).form(&form)).await?;
+        Ok(())
+    }
+
+    // /v1.
+    pub async fn me(&self) -> ClientResult<Me> {
+        Self::api(self.request(Method::GET, "/v1/me")).await
+    }
+
+    pub async fn register_agent(
+        &self,
+        body: &RegisterAgent,
+        idempotency_key: Option<&str>,
+    ) -> ClientResult<Agent> {
+        let mut builder = self.request(Method::POST, "/v1/agents").json(body);
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        Self::api(builder).await
+    }
+
+    /// My agents, or with `all` every agent (security leads and admins).
+    pub async fn agents(&self, all: bool) -> ClientResult<Vec<Agent>> {
+        let path = if all {
+            "/v1/agents?scope=all"
+        } else {
+            "/v1/agents"
+        };
+        let list: AgentList = Self::api(self.request(Method::GET, path)).await?;
+        Ok(list.agents)
+    }
+
+    pub async fn agent(&self, did: &str) -> ClientResult<Agent> {
+        let path = format!("/v1/agents/{}", urlencode(did));
+        Self::api(self.request(Method::GET, &path)).await
+    }
+
+    pub async fn audit_page(&self, after: i64, limit: u32) -> ClientResult<AuditPage> {
+        let path = format!("/v1/audit?after={after}&limit={limit}");
+        Self::api(self.request(Method::GET, &path)).await
+    }
+
+    pub async fn audit_verify(&self) -> ClientResult<VerifyReport> {
+        Self::api(self.request(Method::GET, "/v1/audit/verify")).await
+    }
+
+    /// The whole chain from `/v1/audit/export`, parsed line by line.
+    pub async fn audit_export(&self) -> ClientResult<Vec<AuditEvent>> {
+        let response = self.request(Method::GET, "/v1/audit/export").send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            return decode_api(response).await;
+        }
+        let body = response.text().await?;
+        body.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| ClientError::Unexpected {
+                    status,
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// A raw request for callers that need the response itself (tests, diagnostics).
+    pub fn raw(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path)
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn unexpected(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let mut detail = String::from_utf8_lossy(bytes).into_owned();
+    detail.truncate(200);
+    ClientError::Unexpected { status, detail }
+}
+
+/// Decodes a `/v1` answer: the body on success, the DESIGN §4 error otherwise.
+pub async fn decode_api<T: DeserializeOwned>(response: Response) -> ClientResult<T> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status,
+            detail: e.to_string(),
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(ClientError::Api {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        }),
+        Err(_) => Err(unexpected(status, &bytes)),
+    }
+}

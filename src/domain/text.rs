@@ -1,0 +1,107 @@
+//! Limits on free text that agents and humans send in. Everything an agent writes is hostile:
+//! it is bounded here on the way in and escaped again on the way to the terminal.
+
+use super::Invalid;
+
+/// Longest name (agent names, sponsor display names), in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest free text (justifications, contexts, metadata), in bytes.
+pub const MAX_FREE_TEXT_BYTES: usize = 4096;
+/// Longest short identifier-like text (model, runtime, ticket, Entra object id).
+pub const MAX_SHORT_CHARS: usize = 128;
+
+fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// Unicode bidirectional controls, which can make text read differently from how it is stored.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// A name: non-empty after trimming, at most 128 characters, no control or bidi characters.
+pub fn name(field: &str, value: &str) -> Result<(), Invalid> {
+    if value.trim().is_empty() {
+        return Err(Invalid::new(
+            "invalid_name",
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(Invalid::new(
+            "too_long",
+            format!("{field} is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(is_forbidden_in_name) {
+        return Err(Invalid::new(
+            "invalid_name",
+            format!("{field} contains control or bidirectional-override characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Short single-line metadata such as `model` or `runtime`: same rules as a name.
+pub fn short(field: &str, value: &str) -> Result<(), Invalid> {
+    if value.chars().count() > MAX_SHORT_CHARS {
+        return Err(Invalid::new(
+            "too_long",
+            format!("{field} is longer than {MAX_SHORT_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(is_forbidden_in_name) {
+        return Err(Invalid::new(
+            "invalid_text",
+            format!("{field} contains control or bidirectional-override characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Free text (justifications, contexts): at most 4 KiB; newlines and tabs allowed, other
+/// control characters are kept out because no reader needs them.
+pub fn free_text(field: &str, value: &str) -> Result<(), Invalid> {
+    if value.len() > MAX_FREE_TEXT_BYTES {
+        return Err(Invalid::new(
+            "too_long",
+            format!("{field} is longer than {MAX_FREE_TEXT_BYTES} bytes"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c))
+    {
+        return Err(Invalid::new(
+            "invalid_text",
+            format!("{field} contains control or bidirectional-override characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name("name", "billing-reconciler").is_ok());
+        assert!(name("name", "").is_err());
+        assert!(name("name", "   ").is_err());
+        assert!(name("name", "a\u{1b}[31m").is_err());
+        assert!(name("name", "evil\u{202E}txt").is_err());
+        assert!(name("name", &"x".repeat(128)).is_ok());
+        assert_eq!(
+            name("name", &"x".repeat(129)).map_err(|e| e.code),
+            Err("too_long")
+        );
+    }
+
+    #[test]
+    fn free_text_allows_newlines_only() {
+        assert!(free_text("justification", "line one\nline two\tok").is_ok());
+        assert!(free_text("justification", "bell\u{7}").is_err());
+        assert!(free_text("justification", &"y".repeat(4097)).is_err());
+    }
+}

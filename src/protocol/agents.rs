@@ -1,0 +1,102 @@
+//! Agent identities on the wire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/agents`: a sponsor registers an agent by its public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    /// Ed25519 public key, 32 bytes, base64url without padding (the JWK `x`).
+    pub public_key: String,
+    pub name: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Suspended,
+    Revoked,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Active => "active",
+            AgentStatus::Suspended => "suspended",
+            AgentStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(AgentStatus::Active),
+            "suspended" => Some(AgentStatus::Suspended),
+            "revoked" => Some(AgentStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A sponsor of an agent, as shown to approvers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SponsorRef {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// An agent identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub did: String,
+    pub name: String,
+    pub public_key: String,
+    pub sponsors: Vec<SponsorRef>,
+    pub capabilities: Vec<String>,
+    pub status: AgentStatus,
+    pub trust_score: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_did: Option<String>,
+    pub delegation_depth: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(with = "super::time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "super::time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+}
+
+/// `GET /v1/me`: who the bearer of a token is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub sub: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub scope: String,
+    #[serde(with = "super::time")]
+    pub expires_at: DateTime<Utc>,
+}

@@ -1,0 +1,8 @@
+//! Wire types only (serde): API bodies, OAuth messages, the error body, audit events. Shared by
+//! the server, the client and the tests so both ends agree by construction.
+
+pub mod agents;
+pub mod audit;
+pub mod error;
+pub mod oauth;
+pub mod time;

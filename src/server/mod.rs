@@ -1,0 +1,215 @@
+//! The governance server: axum router, state, auth, the OAuth/OIDC authorization server of the
+//! local tenant, the `/v1` API and the store behind it.
+
+pub mod error;
+pub mod extract;
+pub mod oauth;
+pub mod passwords;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::domain::role;
+use crate::protocol::audit::Actor;
+use crate::settings::ServerSettings;
+use ratelimit::FailureLimiter;
+use state::AppState;
+use store::{SqliteStore, Store, StoreError};
+use tokens::{KeyError, KeyRing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Builds the state for a store: loads keys and seeds sponsors declared in the settings.
+pub async fn build_state(
+    store: Arc<dyn Store>,
+    settings: ServerSettings,
+    clock: SharedClock,
+    issuer: String,
+) -> Result<AppState, ServerError> {
+    let now = clock.now();
+    let keys = KeyRing::load(store.as_ref(), now).await?;
+    for s in &settings.sponsors {
+        let roles = role::parse_list(&s.roles.join(","))
+            .map_err(|e| ServerError::Config(format!("sponsor {}: {e}", s.username)))?;
+        if !passwords::is_valid_hash(&s.password_hash) {
+            return Err(ServerError::Config(format!(
+                "sponsor {}: password_hash is not an argon2 PHC string (use `governance-server sponsors hash-password`)",
+                s.username
+            )));
+        }
+        let current = store.sponsor_by_username(&s.username).await?;
+        let unchanged = current.as_ref().is_some_and(|c| {
+            c.roles == roles && c.password_hash == s.password_hash && c.display_name == display(s)
+        });
+        if !unchanged {
+            let upsert = store::SponsorUpsert {
+                username: s.username.clone(),
+                display_name: display(s),
+                roles,
+                password_hash: s.password_hash.clone(),
+                source: "config".into(),
+            };
+            store.upsert_sponsor(&upsert, Actor::system(), now).await?;
+        }
+    }
+    let limits = &settings.rate_limits;
+    Ok(AppState {
+        store,
+        keys,
+        clock,
+        issuer,
+        user_code_failures: Arc::new(FailureLimiter::new(
+            limits.user_code_failures,
+            limits.user_code_window_seconds,
+        )),
+        password_failures: Arc::new(FailureLimiter::new(
+            limits.password_failures,
+            limits.password_window_seconds,
+        )),
+        consents: Arc::new(Mutex::new(HashMap::new())),
+        settings: Arc::new(settings),
+    })
+}
+
+fn display(s: &crate::settings::SponsorSettings) -> String {
+    if s.display_name.is_empty() {
+        s.username.clone()
+    } else {
+        s.display_name.clone()
+    }
+}
+
+/// A server running on a bound listener; dropping it does not stop it, `shutdown` does.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), std::io::Error>>>,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        self.state.issuer.clone()
+    }
+
+    /// Stops accepting, finishes in-flight requests, and waits.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .map_err(|e| ServerError::Config(format!("server task: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the store at `db`, binds `listener`'s address as issuer unless configured, and serves
+/// in a background task.
+pub async fn start(
+    settings: ServerSettings,
+    db: &Path,
+    listener: TcpListener,
+    clock: SharedClock,
+) -> Result<RunningServer, ServerError> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await?);
+    start_with_store(settings, store, listener, clock).await
+}
+
+pub async fn start_with_store(
+    settings: ServerSettings,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    clock: SharedClock,
+) -> Result<RunningServer, ServerError> {
+    let addr = listener.local_addr()?;
+    let issuer = settings.issuer_for(addr);
+    let state = build_state(store, settings, clock, issuer).await?;
+    let app = routes::router(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    // Keep the key ring current: picks up `keys rotate` run by another process and drops
+    // retired keys once their tokens have expired.
+    let refresher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = state
+                    .keys
+                    .reload(state.store.as_ref(), state.clock.now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "key ring reload failed");
+                }
+            }
+        })
+    };
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await;
+        refresher.abort();
+        served
+    });
+    tracing::info!(%addr, "governance server listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+/// Rotates the signing key in a database: the old key stays published for as long as the
+/// longest-lived token it signed can still be valid.
+pub async fn rotate_keys(
+    store: &dyn Store,
+    settings: &ServerSettings,
+    now: chrono::DateTime<Utc>,
+) -> Result<String, ServerError> {
+    let longest = settings
+        .tokens
+        .agent_access_seconds
+        .max(settings.tokens.sponsor_access_seconds);
+    let key = tokens::generate_signing_key(now)?;
+    let kid = key.kid.clone();
+    store
+        .rotate_signing_key(
+            key,
+            now + chrono::Duration::seconds(i64::from(longest)),
+            Actor::system(),
+        )
+        .await?;
+    Ok(kid)
+}

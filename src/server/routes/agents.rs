@@ -1,0 +1,193 @@
+//! `/v1/agents`: sponsors register agents by public key, list and read them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::role::Role;
+use crate::domain::{Invalid, capability, did, text};
+use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
+use crate::server::error::ApiError;
+use crate::server::extract::{ApiJson, ApiQuery, Principal};
+use crate::server::state::AppState;
+use crate::server::store::{Idempotency, NewAgent, Registered};
+
+/// Decodes and checks an Ed25519 public key (base64url, 32 bytes, a valid curve point).
+pub fn parse_public_key(encoded: &str) -> Result<[u8; 32], Invalid> {
+    let bad = || {
+        Invalid::new(
+            "invalid_public_key",
+            "public_key must be a 32-byte Ed25519 key in base64url without padding",
+        )
+    };
+    if encoded.len() > 64 {
+        return Err(bad());
+    }
+    let bytes: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| bad())?
+        .try_into()
+        .map_err(|_| bad())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
+    Ok(bytes)
+}
+
+/// An Entra object id is a GUID.
+fn check_object_id(value: &str) -> Result<(), Invalid> {
+    uuid::Uuid::try_parse(value).map(|_| ()).map_err(|_| {
+        Invalid::new(
+            "invalid_entra_object_id",
+            "entra_object_id must be a GUID such as 00000000-0000-0000-0000-000000000000",
+        )
+    })
+}
+
+/// The `Idempotency-Key` header, if any: 1–128 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// A hash of a request body, in canonical form so that key order does not matter.
+pub fn request_hash<T: serde::Serialize>(body: &T) -> Result<String, ApiError> {
+    let canonical = serde_jcs::to_vec(body).map_err(|_| ApiError::internal())?;
+    Ok(hex::encode(Sha256::digest(canonical)))
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RegisterAgent>,
+) -> Result<Response, ApiError> {
+    caller.require_sponsor()?;
+    if !caller.has_role(Role::Sponsor) && !caller.has_role(Role::Admin) {
+        return Err(ApiError::forbidden(
+            "registering agents needs the sponsor role",
+        ));
+    }
+    let key = parse_public_key(&body.public_key)?;
+    text::name("name", &body.name)?;
+    let capabilities = capability::parse_set(&body.capabilities)?;
+    if let Some(id) = &body.entra_object_id {
+        check_object_id(id)?;
+    }
+    if let Some(model) = &body.model {
+        text::short("model", model)?;
+    }
+    if let Some(runtime) = &body.runtime {
+        text::short("runtime", runtime)?;
+    }
+    let idempotency = match idempotency_key(&headers)? {
+        Some(key) => Some(Idempotency {
+            principal: caller.sub().to_owned(),
+            key,
+            request_hash: request_hash(&body)?,
+        }),
+        None => None,
+    };
+    let agent = NewAgent {
+        did: did::from_public_key(&key),
+        name: body.name,
+        public_key: body.public_key,
+        capabilities: capabilities.into_iter().map(String::from).collect(),
+        sponsor_id: caller.sub().to_owned(),
+        entra_object_id: body.entra_object_id,
+        model: body.model,
+        runtime: body.runtime,
+        max_agents_per_sponsor: state.settings.limits.max_agents_per_sponsor,
+    };
+    match state
+        .store
+        .register_agent(agent, idempotency, state.clock.now())
+        .await?
+    {
+        Registered::Created(agent) => Ok((StatusCode::CREATED, Json(agent)).into_response()),
+        Registered::Replayed(stored) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut response = (status, stored.body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `mine` (default) or `all` (security leads and admins).
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<AgentList>, ApiError> {
+    caller.require_sponsor()?;
+    let agents = match query.scope.as_deref() {
+        None | Some("mine") => state.store.agents_of_sponsor(caller.sub()).await?,
+        Some("all") if caller.reads_all() => state.store.all_agents().await?,
+        Some("all") => {
+            return Err(ApiError::forbidden(
+                "listing every agent needs the security-lead or admin role",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "scope must be mine or all",
+            ));
+        }
+    };
+    Ok(Json(AgentList { agents }))
+}
+
+/// Reads one agent. Whoever may not see it gets the same 404 as for an agent that does not
+/// exist, so DIDs cannot be probed.
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
+    let did = did::parse(&raw)?;
+    let visible = if caller.is_sponsor() {
+        caller.reads_all() || state.store.is_sponsor_of(caller.sub(), &did).await?
+    } else {
+        caller.sub() == did
+    };
+    if !visible {
+        return Err(ApiError::not_found("agent"));
+    }
+    let agent = state
+        .store
+        .agent(&did)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(Json(agent))
+}

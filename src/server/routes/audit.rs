@@ -1,0 +1,149 @@
+//! `/v1/audit`: read the chain by `seq`, verify it, export it as JSON Lines.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::stream;
+use serde::Deserialize;
+
+use crate::domain::audit::ChainVerifier;
+use crate::protocol::audit::{AuditPage, VerifyReport};
+use crate::server::error::ApiError;
+use crate::server::extract::{ApiQuery, Principal};
+use crate::server::state::AppState;
+use crate::server::store::{AuditScope, Store};
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
+    caller.require_sponsor()?;
+    Ok(if caller.reads_all() {
+        AuditScope::All
+    } else {
+        AuditScope::Sponsor(caller.sub().to_owned())
+    })
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let scope = scope_of(&caller)?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after must be 0 or more",
+        ));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let events = state.store.audit_page(&scope, after, limit).await?;
+    let next_after = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.event.seq))
+        .flatten();
+    Ok(Json(AuditPage { events, next_after }))
+}
+
+/// Walks the whole chain page by page; memory stays constant however long it is.
+pub async fn verify_chain(store: &dyn Store) -> Result<VerifyReport, ApiError> {
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let events = store.audit_page(&AuditScope::All, after, MAX_PAGE).await?;
+        for event in &events {
+            if let Err(fault) = verifier.push(event) {
+                return Ok(VerifyReport {
+                    ok: false,
+                    count: verifier.count(),
+                    head: verifier.head().to_owned(),
+                    first_bad_seq: Some(fault.seq),
+                    reason: Some(fault.reason),
+                });
+            }
+        }
+        match events.last() {
+            Some(last) if events.len() == MAX_PAGE as usize => after = last.event.seq,
+            _ => break,
+        }
+    }
+    Ok(VerifyReport {
+        ok: true,
+        count: verifier.count(),
+        head: verifier.head().to_owned(),
+        first_bad_seq: None,
+        reason: None,
+    })
+}
+
+/// Any signed-in human may verify: the answer reveals no event content.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<VerifyReport>, ApiError> {
+    caller.require_sponsor()?;
+    Ok(Json(verify_chain(state.store.as_ref()).await?))
+}
+
+/// The whole chain as JSON Lines, streamed page by page (security leads and admins).
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Response, ApiError> {
+    caller.require_sponsor()?;
+    if !caller.reads_all() {
+        return Err(ApiError::forbidden(
+            "exporting the audit chain needs the security-lead or admin role",
+        ));
+    }
+    let store = state.store.clone();
+    let pages = stream::unfold(Some(0i64), move |after| {
+        let store = store.clone();
+        async move {
+            let after = after?;
+            match store.audit_page(&AuditScope::All, after, MAX_PAGE).await {
+                Ok(events) => {
+                    let next = (events.len() == MAX_PAGE as usize)
+                        .then(|| events.last().map(|e| e.event.seq))
+                        .flatten();
+                    let mut chunk = Vec::new();
+                    for event in &events {
+                        if serde_json::to_writer(&mut chunk, event).is_err() {
+                            return Some((Err(std::io::Error::other("encoding failed")), None));
+                        }
+                        chunk.push(b'\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(chunk), next))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export failed mid-stream");
+                    Some((Err(std::io::Error::other("store failure")), None))
+                }
+            }
+        }
+    });
+    let mut response = Body::from_stream(pages).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jsonl"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,316 @@
+//! The verification page of the device flow (RFC 8628 §3.3): a human enters the user code,
+//! signs in with username and password, sees which client asks for what, and approves or
+//! denies. Forms carry a CSRF token that must match a `SameSite=Strict` cookie; wrong user
+//! codes (per address) and wrong passwords (per username and per address) are rate-limited.
+//! Every value written into the page is HTML-escaped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use subtle::ConstantTimeEq;
+
+use crate::domain::user_code;
+use crate::server::oauth::client_name;
+use crate::server::passwords::verify_password;
+use crate::server::state::{AppState, Consent};
+use crate::server::store::{DeviceStatus, StoreError};
+use crate::server::tokens::new_secret;
+
+const CSRF_COOKIE: &str = "device_csrf";
+/// How long a signed-in human has to approve or deny.
+const CONSENT_SECONDS: i64 = 300;
+
+fn page(status: StatusCode, title: &str, body: &str, csrf_cookie: Option<&str>) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · Governance sign-in</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
+         label{{display:block;margin-top:1rem}}input{{font-size:1.1rem;width:100%;padding:.4rem}}\
+         .code{{font-family:monospace;font-size:1.4rem;letter-spacing:.15em}}\
+         .error{{color:#a00;font-weight:bold}}button{{font-size:1.1rem;margin:1rem .5rem 0 0;padding:.4rem 1rem}}</style>\
+         </head><body><h1>{title}</h1>{body}</body></html>",
+        title = text(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(token) = csrf_cookie {
+        let cookie = format!("{CSRF_COOKIE}={token}; Path=/device; HttpOnly; SameSite=Strict");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.insert(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn cookie_csrf(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == CSRF_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+fn csrf_matches(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    match (cookie_csrf(headers), form.get("csrf")) {
+        (Some(cookie), Some(field)) => bool::from(cookie.as_bytes().ct_eq(field.as_bytes())),
+        _ => false,
+    }
+}
+
+fn sign_in_form(csrf: &str, user_code: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", text(e)))
+        .unwrap_or_default();
+    format!(
+        "<p>Enter the code shown in your terminal, then sign in to approve it.</p>{error}\
+         <form method=\"post\" action=\"/device\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>Code <input class=\"code\" name=\"user_code\" value=\"{code}\" autocomplete=\"off\" \
+         autocapitalize=\"characters\" maxlength=\"16\" required placeholder=\"XXXX-XXXX\"></label>\
+         <label>Username <input name=\"username\" autocomplete=\"username\" maxlength=\"128\" required></label>\
+         <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" maxlength=\"1024\" required></label>\
+         <button type=\"submit\">Continue</button></form>",
+        csrf = attr(csrf),
+        code = attr(user_code),
+    )
+}
+
+/// `GET /device[?user_code=…]`.
+pub async fn show(headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    let (csrf, set) = match cookie_csrf(&headers) {
+        Some(existing) => (existing, None),
+        None => {
+            let fresh = new_secret();
+            (fresh.clone(), Some(fresh))
+        }
+    };
+    let prefill = query
+        .get("user_code")
+        .and_then(|c| user_code::normalize(c))
+        .unwrap_or_default();
+    page(
+        StatusCode::OK,
+        "Sign in a device",
+        &sign_in_form(&csrf, &prefill, None),
+        set.as_deref(),
+    )
+}
+
+fn too_many() -> Response {
+    page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "<p class=\"error\">Too many failed attempts. Wait a few minutes and try again.</p>",
+        None,
+    )
+}
+
+fn forbidden_csrf() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Session expired",
+        "<p class=\"error\">This form has expired or was not sent from this page. \
+         <a href=\"/device\">Start again</a>.</p>",
+        None,
+    )
+}
+
+/// `POST /device`: checks the user code and the password, then shows the consent page.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    let form = form.0;
+    if !csrf_matches(&headers, &form) {
+        return forbidden_csrf();
+    }
+    let csrf = form.get("csrf").cloned().unwrap_or_default();
+    let now = state.clock.now();
+    let ip = peer.ip().to_string();
+    let entered = form.get("user_code").map(String::as_str).unwrap_or("");
+    let username = form
+        .get("username")
+        .map(String::as_str)
+        .unwrap_or("")
+        .trim();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let code_key = format!("code:{ip}");
+    let user_key = format!("user:{username}");
+    let pass_ip_key = format!("pass:{ip}");
+    if state.user_code_failures.is_blocked(&code_key, now)
+        || state.password_failures.is_blocked(&user_key, now)
+        || state.password_failures.is_blocked(&pass_ip_key, now)
+    {
+        return too_many();
+    }
+    let retry = |msg: &str, code: &str| {
+        page(
+            StatusCode::BAD_REQUEST,
+            "Sign in a device",
+            &sign_in_form(&csrf, code, Some(msg)),
+            None,
+        )
+    };
+    // The user code first: a wrong one must not cost the account a password attempt.
+    let device = match user_code::normalize(entered) {
+        Some(code) => state.store.device_by_user_code(&code).await,
+        None => Ok(None),
+    };
+    let device = match device {
+        Ok(Some(d)) if d.status == DeviceStatus::Pending && d.expires_at > now => d,
+        Ok(_) => {
+            state.user_code_failures.record_failure(&code_key, now);
+            return retry(
+                "That code is not valid or has expired. Check your terminal and try again.",
+                "",
+            );
+        }
+        Err(e) => return internal(&e),
+    };
+    if username.is_empty() || username.len() > 128 || password.len() > 1024 {
+        return retry("Enter your username and password.", &device.user_code);
+    }
+    let sponsor = match state.store.sponsor_by_username(username).await {
+        Ok(s) => s.filter(|s| s.active),
+        Err(e) => return internal(&e),
+    };
+    let ok = verify_password(sponsor.as_ref().map(|s| s.password_hash.clone()), password).await;
+    let Some(sponsor) = sponsor.filter(|_| ok) else {
+        state.password_failures.record_failure(&user_key, now);
+        state.password_failures.record_failure(&pass_ip_key, now);
+        tracing::info!(%ip, "device sign-in: wrong username or password");
+        return retry("Wrong username or password.", &device.user_code);
+    };
+    let consent_id = new_secret();
+    if let Ok(mut consents) = state.consents.lock() {
+        consents.retain(|_, c| c.expires_at > now);
+        consents.insert(
+            consent_id.clone(),
+            Consent {
+                sponsor_id: sponsor.id.clone(),
+                user_code: device.user_code.clone(),
+                expires_at: now + Duration::seconds(CONSENT_SECONDS),
+            },
+        );
+    } else {
+        return internal(&"consent store poisoned");
+    }
+    let body = format!(
+        "<p>Signed in as <strong>{who}</strong> ({user}).</p>\
+         <p><strong>{client}</strong> is asking to act as you with the scopes <code>{scope}</code>.</p>\
+         <p>Code: <span class=\"code\">{code}</span>. Approve only if this is the code your terminal shows.</p>\
+         <form method=\"post\" action=\"/device/decision\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"consent\" value=\"{consent}\">\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" autofocus>Deny</button>\
+         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form>",
+        who = text(&sponsor.display_name),
+        user = text(&sponsor.username),
+        client = text(&client_name(&state, &device.client_id)),
+        scope = text(&device.scope),
+        code = text(&device.user_code),
+        csrf = attr(&csrf),
+        consent = attr(&consent_id),
+    );
+    page(StatusCode::OK, "Approve sign-in?", &body, None)
+}
+
+/// `POST /device/decision`.
+pub async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    let form = form.0;
+    if !csrf_matches(&headers, &form) {
+        return forbidden_csrf();
+    }
+    let approve = match form.get("decision").map(String::as_str) {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Sign in a device",
+                "<p class=\"error\">Choose Approve or Deny.</p>",
+                None,
+            );
+        }
+    };
+    let now = state.clock.now();
+    let consent = form
+        .get("consent")
+        .and_then(|id| state.consents.lock().ok().and_then(|mut c| c.remove(id)))
+        .filter(|c| c.expires_at > now);
+    let Some(consent) = consent else {
+        return forbidden_csrf();
+    };
+    match state
+        .store
+        .decide_device(&consent.user_code, &consent.sponsor_id, approve, now)
+        .await
+    {
+        Ok(_) if approve => page(
+            StatusCode::OK,
+            "Device approved",
+            "<p>You are signed in. Return to your terminal; you can close this page.</p>",
+            None,
+        ),
+        Ok(_) => page(
+            StatusCode::OK,
+            "Request denied",
+            "<p>The request was denied and the code can no longer be used.</p>",
+            None,
+        ),
+        Err(StoreError::Conflict { message, .. }) => page(
+            StatusCode::CONFLICT,
+            "Code no longer usable",
+            &format!("<p class=\"error\">{}</p>", text(&message)),
+            None,
+        ),
+        Err(StoreError::NotFound) => forbidden_csrf(),
+        Err(e) => internal(&e),
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "device page failure");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "<p class=\"error\">The server failed; nothing was changed. Try again.</p>",
+        None,
+    )
+}

@@ -1,0 +1,55 @@
+//! OIDC discovery and the JWKS.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::protocol::oauth::{
+    Discovery, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, JwkSet,
+};
+use crate::server::oauth::SPONSOR_SCOPES;
+use crate::server::state::AppState;
+
+pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discovery> {
+    let base = &state.issuer;
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    Json(Discovery {
+        issuer: base.clone(),
+        jwks_uri: format!("{base}/oauth2/jwks"),
+        token_endpoint: state.token_endpoint(),
+        device_authorization_endpoint: format!("{base}/oauth2/device_authorization"),
+        introspection_endpoint: format!("{base}/oauth2/introspect"),
+        revocation_endpoint: format!("{base}/oauth2/revoke"),
+        userinfo_endpoint: format!("{base}/oauth2/userinfo"),
+        grant_types_supported: strings(&[
+            GRANT_DEVICE_CODE,
+            GRANT_REFRESH_TOKEN,
+            GRANT_CLIENT_CREDENTIALS,
+        ]),
+        response_types_supported: Vec::new(),
+        subject_types_supported: strings(&["public"]),
+        id_token_signing_alg_values_supported: strings(&["EdDSA"]),
+        token_endpoint_auth_methods_supported: strings(&["none", "private_key_jwt"]),
+        token_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
+        introspection_endpoint_auth_methods_supported: strings(&["bearer"]),
+        revocation_endpoint_auth_methods_supported: strings(&["none", "private_key_jwt"]),
+        scopes_supported: strings(SPONSOR_SCOPES),
+        claims_supported: strings(&[
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "scope",
+            "client_id",
+            "kind",
+            "roles",
+            "preferred_username",
+        ]),
+    })
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
+    Json(state.keys.jwks())
+}

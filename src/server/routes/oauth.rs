@@ -1,0 +1,76 @@
+//! The OAuth endpoints: thin handlers over `server::oauth`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::protocol::oauth::SubjectKind;
+use crate::server::error::{ApiError, OAuthFailure};
+use crate::server::extract::{OAuthForm, Principal};
+use crate::server::oauth;
+use crate::server::state::AppState;
+
+fn no_store<T: serde::Serialize>(body: T) -> Response {
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    form: OAuthForm,
+) -> Result<Response, OAuthFailure> {
+    Ok(no_store(oauth::device_authorization(&state, &form).await?))
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    form: OAuthForm,
+) -> Result<Response, OAuthFailure> {
+    Ok(no_store(oauth::token(&state, &form).await?))
+}
+
+/// RFC 7662 §2.1: the caller authenticates with its own bearer token.
+pub async fn introspect(
+    State(state): State<AppState>,
+    caller: Principal,
+    form: OAuthForm,
+) -> Result<Response, OAuthFailure> {
+    let token = form.require("token")?;
+    Ok(no_store(
+        oauth::introspect(&state, &caller.claims, token).await?,
+    ))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    form: OAuthForm,
+) -> Result<Response, OAuthFailure> {
+    oauth::revoke(&state, &form).await?;
+    Ok(no_store(json!({})))
+}
+
+/// OIDC UserInfo for sponsor tokens.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Response, ApiError> {
+    if caller.claims.kind != SubjectKind::Sponsor {
+        return Err(ApiError::forbidden("userinfo is for human sponsors"));
+    }
+    let sponsor = state
+        .store
+        .sponsor_by_id(caller.sub())
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(no_store(json!({
+        "sub": sponsor.id,
+        "preferred_username": sponsor.username,
+        "name": sponsor.display_name,
+        "roles": sponsor.roles,
+    })))
+}

@@ -1,0 +1,264 @@
+//! Token signing and validation. The key ring lives in server state (never a static) and is
+//! loaded from the store; validating a JWT touches only memory, never the database.
+
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::store::{SigningKeyRecord, Store, StoreError};
+use crate::protocol::audit::Actor;
+use crate::protocol::oauth::{AccessClaims, Jwk, JwkSet};
+
+/// Why a token was refused. The variants are for logs and tests; callers answer every one
+/// with the same generic 401 so a prober learns nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+    #[error("wrong issuer")]
+    Issuer,
+    #[error("wrong audience")]
+    Audience,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("missing claim")]
+    MissingClaim,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("key encoding: {0}")]
+    Encoding(String),
+}
+
+struct PublishedKey {
+    kid: String,
+    x: String,
+    decoding: DecodingKey,
+}
+
+struct Ring {
+    signing_kid: String,
+    signing: EncodingKey,
+    published: Vec<PublishedKey>,
+}
+
+/// The server's signing keys: one current, plus retired ones still published.
+#[derive(Clone)]
+pub struct KeyRing {
+    inner: Arc<RwLock<Ring>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRing(<redacted>)")
+    }
+}
+
+/// A freshly generated Ed25519 key as the store keeps it.
+pub fn generate_signing_key(now: DateTime<Utc>) -> Result<SigningKeyRecord, KeyError> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| KeyError::Encoding(e.to_string()))?;
+    let public = key.verifying_key().to_bytes();
+    let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
+    Ok(SigningKeyRecord {
+        kid,
+        private_pkcs8: der.as_bytes().to_vec(),
+        public_key: URL_SAFE_NO_PAD.encode(public),
+        created_at: now,
+        retired_at: None,
+        publish_until: None,
+    })
+}
+
+fn build_ring(keys: &[SigningKeyRecord]) -> Result<Option<Ring>, KeyError> {
+    let Some(current) = keys.iter().find(|k| k.retired_at.is_none()) else {
+        return Ok(None);
+    };
+    let published = keys
+        .iter()
+        .map(|k| {
+            Ok(PublishedKey {
+                kid: k.kid.clone(),
+                x: k.public_key.clone(),
+                decoding: DecodingKey::from_ed_components(&k.public_key)
+                    .map_err(|e| KeyError::Encoding(e.to_string()))?,
+            })
+        })
+        .collect::<Result<Vec<_>, KeyError>>()?;
+    Ok(Some(Ring {
+        signing_kid: current.kid.clone(),
+        signing: EncodingKey::from_ed_der(&current.private_pkcs8),
+        published,
+    }))
+}
+
+impl KeyRing {
+    /// Loads the published keys, generating the first signing key on a new database.
+    pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Self, KeyError> {
+        let mut keys = store.published_keys(now).await?;
+        if !keys.iter().any(|k| k.retired_at.is_none()) {
+            let key = generate_signing_key(now)?;
+            store.rotate_signing_key(key, now, Actor::system()).await?;
+            keys = store.published_keys(now).await?;
+        }
+        let ring = build_ring(&keys)?
+            .ok_or_else(|| KeyError::Encoding("no current signing key".into()))?;
+        Ok(Self {
+            inner: Arc::new(RwLock::new(ring)),
+        })
+    }
+
+    /// Re-reads the keys (after a rotation by another process, or to drop expired ones).
+    pub async fn reload(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), KeyError> {
+        let keys = store.published_keys(now).await?;
+        if let Some(ring) = build_ring(&keys)? {
+            if let Ok(mut guard) = self.inner.write() {
+                *guard = ring;
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs claims with the current key.
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, KeyError> {
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(guard.signing_kid.clone());
+        jsonwebtoken::encode(&header, claims, &guard.signing)
+            .map_err(|e| KeyError::Encoding(e.to_string()))
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> JwkSet {
+        let keys = match self.inner.read() {
+            Ok(g) => g
+                .published
+                .iter()
+                .map(|k| Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    x: k.x.clone(),
+                    kid: k.kid.clone(),
+                    alg: "EdDSA".into(),
+                    use_: "sig".into(),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        JwkSet { keys }
+    }
+
+    pub fn current_kid(&self) -> Option<String> {
+        self.inner.read().ok().map(|g| g.signing_kid.clone())
+    }
+
+    /// Validates an access token: algorithm (EdDSA only), `kid`, signature, issuer, audience,
+    /// expiry and not-before against `now`.
+    pub fn verify_access(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Algorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let guard = self.inner.read().map_err(|_| TokenError::UnknownKey)?;
+        let key = guard
+            .published
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let claims: AccessClaims = verify_eddsa(token, &key.decoding, Some(issuer), &[audience])?;
+        check_times(claims.exp, Some(claims.nbf), now)?;
+        Ok(claims)
+    }
+}
+
+/// Verifies an EdDSA JWT's signature, issuer and audience (times are checked by the caller
+/// against the injected clock).
+pub fn verify_eddsa<C: DeserializeOwned>(
+    token: &str,
+    key: &DecodingKey,
+    issuer: Option<&str>,
+    audience: &[&str],
+) -> Result<C, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(TokenError::Algorithm);
+    }
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    if let Some(iss) = issuer {
+        validation.set_issuer(&[iss]);
+    }
+    validation.set_audience(audience);
+    jsonwebtoken::decode::<C>(token, key, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::Signature,
+                ErrorKind::InvalidIssuer => TokenError::Issuer,
+                ErrorKind::InvalidAudience => TokenError::Audience,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenError::Algorithm
+                }
+                ErrorKind::MissingRequiredClaim(_) => TokenError::MissingClaim,
+                _ => TokenError::Malformed,
+            }
+        })
+}
+
+/// `exp` and `nbf` against the injected clock, in whole seconds, no leeway.
+pub fn check_times(exp: i64, nbf: Option<i64>, now: DateTime<Utc>) -> Result<(), TokenError> {
+    let now = now.timestamp();
+    if exp <= now {
+        return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| nbf > now) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// SHA-256 hex of an opaque secret (device codes, refresh tokens): only hashes are stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A random opaque secret: 32 bytes, base64url.
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,300 @@
+//! Configuration: shipped defaults in `config/*.default.toml` (embedded in the binaries, so a
+//! fresh machine needs no files), overlaid by the user's file. Unknown keys are errors, and
+//! settings that hold secrets redact themselves in `Debug`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The shipped server defaults, commented.
+pub const SERVER_DEFAULTS: &str = include_str!("../config/server.default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub server: Listen,
+    pub tokens: Tokens,
+    pub device: Device,
+    pub limits: Limits,
+    pub rate_limits: RateLimits,
+    pub clients: Vec<ClientSettings>,
+    pub sponsors: Vec<SponsorSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub bind: SocketAddr,
+    pub issuer: String,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tokens {
+    pub audience: String,
+    pub agent_access_seconds: u32,
+    pub sponsor_access_seconds: u32,
+    pub refresh_seconds: u32,
+    pub max_assertion_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Device {
+    pub expires_seconds: u32,
+    pub interval_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_agents_per_sponsor: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub user_code_failures: u32,
+    pub user_code_window_seconds: u32,
+    pub password_failures: u32,
+    pub password_window_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SponsorSettings {
+    pub username: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for SponsorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SponsorSettings")
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            server: Listen::default(),
+            tokens: Tokens::default(),
+            device: Device::default(),
+            limits: Limits::default(),
+            rate_limits: RateLimits::default(),
+            clients: vec![ClientSettings {
+                client_id: "sponsor-console".into(),
+                name: "Sponsor Console".into(),
+            }],
+            sponsors: Vec::new(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            issuer: String::new(),
+            database: String::new(),
+        }
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            audience: "governance-api".into(),
+            agent_access_seconds: 900,
+            sponsor_access_seconds: 600,
+            refresh_seconds: 43_200,
+            max_assertion_seconds: 300,
+        }
+    }
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Self {
+            expires_seconds: 600,
+            interval_seconds: 5,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_agents_per_sponsor: 25,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            user_code_failures: 10,
+            user_code_window_seconds: 600,
+            password_failures: 5,
+            password_window_seconds: 900,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Parses settings text (a user's file: missing keys keep their defaults).
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, SettingsError> {
+        let settings: Self = toml::from_str(text).map_err(|e| SettingsError::Parse {
+            path: origin.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Reads a settings file; `None` gives the shipped defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
+        match path {
+            None => Self::from_toml(SERVER_DEFAULTS, Path::new("config/server.default.toml")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text, path)
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let t = &self.tokens;
+        if t.agent_access_seconds == 0 || t.sponsor_access_seconds == 0 || t.refresh_seconds == 0 {
+            return Err(SettingsError::Invalid(
+                "token lifetimes must be positive".into(),
+            ));
+        }
+        if t.max_assertion_seconds == 0 || t.max_assertion_seconds > 3600 {
+            return Err(SettingsError::Invalid(
+                "tokens.max_assertion_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        if self.device.expires_seconds < 60 {
+            return Err(SettingsError::Invalid(
+                "device.expires_seconds must be at least 60".into(),
+            ));
+        }
+        if self.clients.is_empty() {
+            return Err(SettingsError::Invalid(
+                "at least one [[clients]] entry is required".into(),
+            ));
+        }
+        for s in &self.sponsors {
+            crate::domain::role::parse_list(&s.roles.join(","))
+                .map_err(|e| SettingsError::Invalid(format!("sponsor {}: {e}", s.username)))?;
+            argon2::PasswordHash::new(&s.password_hash).map_err(|_| {
+                SettingsError::Invalid(format!(
+                    "sponsor {}: password_hash is not an argon2 PHC string",
+                    s.username
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The issuer URL: configured, or derived from the address actually bound.
+    pub fn issuer_for(&self, bound: SocketAddr) -> String {
+        if self.server.issuer.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.server.issuer.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+/// The XDG directories of the project (data, state, config).
+pub fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "sponsor-console")
+}
+
+/// Where the server keeps its database when none is configured.
+pub fn default_database_path() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_dir().join("governance.db"))
+        .unwrap_or_else(|| PathBuf::from("governance.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_parse_and_match_code_defaults() {
+        let shipped = ServerSettings::load(None).unwrap_or_else(|e| unreachable!("{e}"));
+        let code = ServerSettings::default();
+        assert_eq!(shipped.server.bind, code.server.bind);
+        assert_eq!(
+            shipped.tokens.agent_access_seconds,
+            code.tokens.agent_access_seconds
+        );
+        assert_eq!(
+            shipped.tokens.sponsor_access_seconds,
+            code.tokens.sponsor_access_seconds
+        );
+        assert_eq!(shipped.tokens.refresh_seconds, code.tokens.refresh_seconds);
+        assert_eq!(
+            shipped.device.interval_seconds,
+            code.device.interval_seconds
+        );
+        assert_eq!(shipped.device.expires_seconds, code.device.expires_seconds);
+        assert_eq!(
+            shipped.limits.max_agents_per_sponsor,
+            code.limits.max_agents_per_sponsor
+        );
+        assert_eq!(
+            shipped.rate_limits.password_failures,
+            code.rate_limits.password_failures
+        );
+        assert_eq!(shipped.clients, code.clients);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = ServerSettings::from_toml("[server]\nbindd = \"x\"\n", Path::new("bad.toml"));
+        assert!(matches!(err, Err(SettingsError::Parse { .. })));
+    }
+
+    #[test]
+    fn bad_sponsor_hash_is_refused() {
+        let text =
+            "[[sponsors]]\nusername = \"a\"\nroles = [\"sponsor\"]\npassword_hash = \"plain\"\n";
+        assert!(ServerSettings::from_toml(text, Path::new("x.toml")).is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! A real governance server on 127.0.0.1:0 with a manual clock and a fresh database, plus the
+//! steps a human takes in the browser, done over HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use reqwest::StatusCode;
+use sponsor_console::client::ApiClient;
+use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::clock::ManualClock;
+use sponsor_console::protocol::agents::{Agent, RegisterAgent};
+use sponsor_console::server::passwords::hash_password;
+use sponsor_console::server::{RunningServer, start};
+use sponsor_console::settings::{ServerSettings, SponsorSettings};
+use tokio::net::TcpListener;
+
+pub const CLIENT_ID: &str = "sponsor-console";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Test accounts: (username, roles).
+pub const ACCOUNTS: &[(&str, &[&str])] = &[
+    ("alice", &["sponsor"]),
+    ("bob", &["sponsor"]),
+    ("sam", &["security-lead"]),
+    ("otto", &["on-call"]),
+];
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub clock: Arc<ManualClock>,
+    pub client: ApiClient,
+    pub db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn settings() -> ServerSettings {
+    let hash = hash_password(PASSWORD).unwrap_or_default();
+    let sponsors = ACCOUNTS
+        .iter()
+        .map(|(name, roles)| SponsorSettings {
+            username: (*name).to_owned(),
+            display_name: format!("{name} (test)"),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            password_hash: hash.clone(),
+        })
+        .collect();
+    ServerSettings {
+        sponsors,
+        ..ServerSettings::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(settings()).await
+    }
+
+    pub async fn start_with(settings: ServerSettings) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("tempdir: {e}"));
+        let db = dir.path().join("governance.db");
+        Self::start_at(settings, dir, db).await
+    }
+
+    pub async fn start_at(settings: ServerSettings, dir: tempfile::TempDir, db: PathBuf) -> Self {
+        let start_at = Utc
+            .with_ymd_and_hms(2026, 11, 24, 9, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let clock = Arc::new(ManualClock::new(start_at));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| unreachable!("bind: {e}"));
+        let server = start(settings, &db, listener, clock.clone())
+            .await
+            .unwrap_or_else(|e| unreachable!("start: {e}"));
+        let client = ApiClient::new(&server.base_url()).unwrap_or_else(|e| unreachable!("{e}"));
+        Self {
+            server,
+            clock,
+            client,
+            db,
+            _dir: dir,
+        }
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(Duration::seconds(seconds));
+    }
+
+    /// Signs `username` in through the whole device flow and returns the token response.
+    pub async fn sign_in(&self, username: &str) -> sponsor_console::protocol::oauth::TokenResponse {
+        let auth = self
+            .client
+            .device_authorization(CLIENT_ID, None)
+            .await
+            .unwrap_or_else(|e| unreachable!("device authorization: {e}"));
+        let outcome = browser(&self.client, &auth.user_code, username, PASSWORD, "approve").await;
+        assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+        self.client
+            .poll_device(CLIENT_ID, &auth.device_code)
+            .await
+            .unwrap_or_else(|e| unreachable!("token: {e}"))
+    }
+
+    /// An API client holding `username`'s access token.
+    pub async fn as_user(&self, username: &str) -> ApiClient {
+        let token = self.sign_in(username).await.access_token;
+        self.client.with_token(token)
+    }
+
+    /// Registers a fresh agent for `sponsor` with `capabilities`.
+    pub async fn agent(
+        &self,
+        sponsor: &ApiClient,
+        name: &str,
+        capabilities: &[&str],
+    ) -> (AgentKey, Agent) {
+        let key = AgentKey::generate();
+        let agent = sponsor
+            .register_agent(
+                &RegisterAgent {
+                    public_key: key.public_key(),
+                    name: name.to_owned(),
+                    capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                    entra_object_id: None,
+                    model: Some("gpt-test".into()),
+                    runtime: Some("pytest".into()),
+                },
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| unreachable!("register: {e}"));
+        (key, agent)
+    }
+
+    /// A fresh client assertion for `key`, valid for a minute on the server's clock.
+    pub fn assertion(&self, key: &AgentKey) -> String {
+        key.assertion(
+            &self.client.token_endpoint(),
+            self.clock_now(),
+            Duration::seconds(60),
+        )
+        .unwrap_or_else(|e| unreachable!("assertion: {e}"))
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use sponsor_console::clock::Clock;
+        self.clock.now()
+    }
+}
+
+/// What the browser ended on.
+#[derive(Debug)]
+pub struct BrowserOutcome {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+fn hidden(body: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker)? + marker.len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned())
+}
+
+fn csrf_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("device_csrf="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The human's steps on `/device`: open the page, enter code and password, then `decision`
+/// (`approve` or `deny`). Stops at the first page that is not the next step.
+pub async fn browser(
+    client: &ApiClient,
+    user_code: &str,
+    username: &str,
+    password: &str,
+    decision: &str,
+) -> BrowserOutcome {
+    let http = client.http();
+    let page = http
+        .get(client.url(&format!("/device?user_code={user_code}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| unreachable!("GET /device: {e}"));
+    let cookie = csrf_cookie(&page).unwrap_or_default();
+    let body = page.text().await.unwrap_or_default();
+    let csrf = hidden(&body, "csrf").unwrap_or_default();
+    let signed_in = http
+        .post(client.url("/device"))
+        .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user_code", user_code),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| unreachable!("POST /device: {e}"));
+    let status = signed_in.status();
+    let body = signed_in.text().await.unwrap_or_default();
+    let Some(consent) = hidden(&body, "consent") else {
+        return BrowserOutcome { status, body };
+    };
+    let decided = http
+        .post(client.url("/device/decision"))
+        .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("consent", consent.as_str()),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| unreachable!("POST /device/decision: {e}"));
+    BrowserOutcome {
+        status: decided.status(),
+        body: decided.text().await.unwrap_or_default(),
+    }
+}
+
+/// The error code of a failed call, for assertions.
+pub fn code_of<T: std::fmt::Debug>(
+    result: Result<T, sponsor_console::client::ClientError>,
+) -> String {
+    match result {
+        Ok(v) => format!("unexpected success: {v:?}"),
+        Err(e) => e.code().unwrap_or("no code").to_owned(),
+    }
+}

@@ -1,0 +1,14 @@
+//! One integration-test binary: a real governance server on 127.0.0.1:0 with an injected clock,
+//! driven through the project's own client. No sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod agents;
+mod audit_chain;
+mod bad_input;
+mod client_credentials;
+mod device_flow;
+mod keys;
+mod refresh;
+mod token_validation;
