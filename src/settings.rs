@@ -211,6 +211,11 @@ impl ServerSettings {
                 "device.expires_seconds must be at least 60".into(),
             ));
         }
+        if !(1..=60).contains(&self.device.interval_seconds) {
+            return Err(SettingsError::Invalid(
+                "device.interval_seconds must be between 1 and 60".into(),
+            ));
+        }
         if self.clients.is_empty() {
             return Err(SettingsError::Invalid(
                 "at least one [[clients]] entry is required".into(),

@@ -10,5 +10,6 @@ mod bad_input;
 mod client_credentials;
 mod device_flow;
 mod keys;
+mod login;
 mod refresh;
 mod token_validation;
