@@ -19,6 +19,9 @@ use crate::domain::audit::{GENESIS_HASH, seal};
 use crate::protocol::agents::SponsorRef;
 use crate::protocol::audit::UnhashedEvent;
 
+/// Introspection's only query: one primary-key lookup (see the query-plan test below).
+const ACCESS_TOKEN_BY_JTI: &str = "SELECT * FROM access_tokens WHERE jti = ?";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
@@ -629,7 +632,7 @@ impl Store for SqliteStore {
     }
 
     async fn access_token(&self, jti: &str) -> StoreResult<Option<AccessTokenRecord>> {
-        sqlx::query("SELECT * FROM access_tokens WHERE jti = ?")
+        sqlx::query(ACCESS_TOKEN_BY_JTI)
             .bind(jti)
             .fetch_optional(&self.reader)
             .await?
@@ -1155,4 +1158,31 @@ async fn revoke_family(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn introspection_is_one_primary_key_lookup() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {ACCESS_TOKEN_BY_JTI}"))
+                .bind("x")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap_or_default();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        let detail = &plan[0].3;
+        assert!(
+            detail.starts_with(
+                "SEARCH access_tokens USING INDEX sqlite_autoindex_access_tokens_1 (jti=?)"
+            ) || detail.contains("PRIMARY KEY"),
+            "{detail}"
+        );
+    }
 }
