@@ -212,12 +212,11 @@ fn new_refresh(
 }
 
 fn bearer_response(
-    state: &AppState,
     access: String,
     record: &AccessTokenRecord,
     refresh: Option<String>,
 ) -> TokenResponse {
-    let expires_in = (record.expires_at - state.clock.now()).num_seconds().max(0);
+    let expires_in = (record.expires_at - record.issued_at).num_seconds().max(0);
     TokenResponse {
         access_token: access,
         token_type: "Bearer".into(),
@@ -316,12 +315,7 @@ async fn device_code_grant(
             now,
         )
         .await?;
-    Ok(bearer_response(
-        state,
-        access,
-        &record,
-        refresh.map(|r| r.0),
-    ))
+    Ok(bearer_response(access, &record, refresh.map(|r| r.0)))
 }
 
 async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenResponse, OAuthFailure> {
@@ -348,7 +342,7 @@ async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenRespon
         .use_refresh_token(&hash, client_id, &next, &record, now)
         .await?
     {
-        RefreshOutcome::Rotated { .. } => Ok(bearer_response(state, access, &record, Some(secret))),
+        RefreshOutcome::Rotated { .. } => Ok(bearer_response(access, &record, Some(secret))),
         RefreshOutcome::Reused => Err(OAuthFailure::new(
             "invalid_grant",
             "this refresh token was already used; every token of its sign-in is now revoked",
@@ -502,7 +496,7 @@ async fn client_credentials_grant(
             "this client assertion was already used (jti replay)",
         ));
     }
-    Ok(bearer_response(state, access, &record, None))
+    Ok(bearer_response(access, &record, None))
 }
 
 /// RFC 7662: in-memory JWT validation, then one primary-key lookup of the `jti`.

@@ -5,14 +5,13 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sponsor_console::clock::{SharedClock, SystemClock};
+use sponsor_console::clock::SharedClock;
 use sponsor_console::console::login::{self, LoginError};
 use sponsor_console::console::session::{STATE_DIR_ENV, SessionStore};
-use sponsor_console::server::start;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, oneshot};
 
-use crate::common::{PASSWORD, TestServer, browser, settings};
+use crate::common::{PASSWORD, TestServer, browser, settings, start_real_clock};
 
 #[tokio::test]
 async fn login_honours_slow_down_then_refreshes_and_logs_out() {
@@ -134,11 +133,7 @@ async fn a_denied_login_says_so() {
 async fn the_binary_signs_in_whoami_and_logs_out() {
     let mut s = settings();
     s.device.interval_seconds = 1;
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start(s, &dir.path().join("g.db"), listener, Arc::new(SystemClock))
-        .await
-        .unwrap();
+    let (server, dir) = start_real_clock(s).await;
     let base = server.base_url();
     let state_dir = dir.path().join("state");
     let bin = env!("CARGO_BIN_EXE_sponsor-console");

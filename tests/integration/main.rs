@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agent_cli;
 mod agents;
 mod audit_chain;
 mod bad_input;

@@ -90,17 +90,7 @@ impl TestServer {
 
     /// Signs `username` in through the whole device flow and returns the token response.
     pub async fn sign_in(&self, username: &str) -> sponsor_console::protocol::oauth::TokenResponse {
-        let auth = self
-            .client
-            .device_authorization(CLIENT_ID, None)
-            .await
-            .unwrap_or_else(|e| unreachable!("device authorization: {e}"));
-        let outcome = browser(&self.client, &auth.user_code, username, PASSWORD, "approve").await;
-        assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
-        self.client
-            .poll_device(CLIENT_ID, &auth.device_code)
-            .await
-            .unwrap_or_else(|e| unreachable!("token: {e}"))
+        sign_in(&self.client, username).await
     }
 
     /// An API client holding `username`'s access token.
@@ -235,4 +225,39 @@ pub fn code_of<T: std::fmt::Debug>(
         Ok(v) => format!("unexpected success: {v:?}"),
         Err(e) => e.code().unwrap_or("no code").to_owned(),
     }
+}
+
+/// The whole device flow for `username` against `client`'s server: authorize, approve in the
+/// "browser", poll once.
+pub async fn sign_in(
+    client: &ApiClient,
+    username: &str,
+) -> sponsor_console::protocol::oauth::TokenResponse {
+    let auth = client
+        .device_authorization(CLIENT_ID, None)
+        .await
+        .unwrap_or_else(|e| unreachable!("device authorization: {e}"));
+    let outcome = browser(client, &auth.user_code, username, PASSWORD, "approve").await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    client
+        .poll_device(CLIENT_ID, &auth.device_code)
+        .await
+        .unwrap_or_else(|e| unreachable!("token: {e}"))
+}
+
+/// A server on the real clock, for driving the binaries (which read the system time).
+pub async fn start_real_clock(settings: ServerSettings) -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("tempdir: {e}"));
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| unreachable!("bind: {e}"));
+    let server = start(
+        settings,
+        &dir.path().join("governance.db"),
+        listener,
+        Arc::new(sponsor_console::clock::SystemClock),
+    )
+    .await
+    .unwrap_or_else(|e| unreachable!("start: {e}"));
+    (server, dir)
 }

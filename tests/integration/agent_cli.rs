@@ -1,0 +1,97 @@
+//! The real `agent-cli` binary: keygen → register (with a sponsor's token) → token → introspect.
+
+use std::process::{Output, Stdio};
+
+use crate::common::{settings, sign_in, start_real_clock};
+
+#[tokio::test]
+async fn keygen_register_token_introspect() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let sponsor_token = sign_in(&client, "alice").await.access_token;
+    let key = dir.path().join("bot.pem");
+    let key = key.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
+        cmd.args(args)
+            .args(["--server", base.as_str()])
+            .env("SPONSOR_TOKEN", &sponsor_token)
+            .env(
+                sponsor_console::console::session::STATE_DIR_ENV,
+                dir.path().join("state"),
+            )
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let ok = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let made = ok(&run(&["keygen", "--out", key]).output().await.unwrap());
+    let did = made
+        .lines()
+        .find_map(|l| l.strip_prefix("did:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(did.starts_with("did:mesh:"), "{made}");
+    // keygen never overwrites a key.
+    assert!(
+        !run(&["keygen", "--out", key])
+            .output()
+            .await
+            .unwrap()
+            .status
+            .success()
+    );
+
+    let registered = ok(&run(&[
+        "register",
+        "--key",
+        key,
+        "--name",
+        "billing-bot",
+        "--capability",
+        "read:invoices",
+        "--capability",
+        "write:crm:*",
+        "--model",
+        "claude",
+        "--runtime",
+        "python",
+    ])
+    .output()
+    .await
+    .unwrap());
+    let agent: serde_json::Value = serde_json::from_str(&registered).unwrap();
+    assert_eq!(agent["did"], did.as_str());
+
+    let tokens: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["token", "--key", key]).output().await.unwrap())).unwrap();
+    assert_eq!(tokens["scope"], "read:invoices write:crm:*");
+    assert_eq!(tokens["expires_in"], 900);
+
+    let seen: serde_json::Value = serde_json::from_str(&ok(&run(&["introspect", "--key", key])
+        .output()
+        .await
+        .unwrap()))
+    .unwrap();
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["sub"], did.as_str());
+
+    // A bad capability is refused with the server's explanation and a failing exit code.
+    let refused = run(&["register", "--key", key, "--name", "x", "--capability", "*"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_capability"));
+    server.shutdown().await.unwrap();
+}
