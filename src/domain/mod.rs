@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod capability;
 pub mod did;
+pub mod policy;
 pub mod role;
 pub mod text;
+pub mod trust;
 pub mod user_code;
 
 /// Why a value from outside was refused. `code` is the snake_case code of the API error body.
