@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod capability;
+pub mod delegation;
 pub mod did;
+pub mod effective;
 pub mod policy;
 pub mod role;
 pub mod text;

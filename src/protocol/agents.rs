@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::trust::Tier;
+
 /// `POST /v1/agents`: a sponsor registers an agent by its public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +66,23 @@ pub struct Agent {
     pub sponsors: Vec<SponsorRef>,
     pub capabilities: Vec<String>,
     pub status: AgentStatus,
+    /// Why the status last changed (suspension and revocation reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// A security suspension is lifted only by a security lead.
+    #[serde(default)]
+    pub suspension_security: bool,
+    #[serde(
+        default,
+        with = "super::time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_changed_by: Option<String>,
+    /// After idle decay, as of the answer.
     pub trust_score: i64,
+    pub trust_tier: Tier,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_did: Option<String>,
     pub delegation_depth: i64,

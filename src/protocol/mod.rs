@@ -5,4 +5,5 @@ pub mod agents;
 pub mod audit;
 pub mod error;
 pub mod oauth;
+pub mod requests;
 pub mod time;

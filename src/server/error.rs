@@ -70,6 +70,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict { code, message } => Self::conflict(code, message),
             StoreError::NotFound => Self::not_found("resource"),
+            StoreError::Invalid(e) => Self::from(e),
+            StoreError::Forbidden { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()

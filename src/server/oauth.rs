@@ -18,6 +18,7 @@ use super::store::{
 };
 use super::tokens::{TokenError, check_times, new_secret, secret_hash, verify_eddsa};
 use crate::domain::capability::{self, Capability};
+use crate::domain::effective::{LiveGrant, token_scope};
 use crate::domain::{did, user_code};
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::Actor;
@@ -448,33 +449,54 @@ async fn client_credentials_grant(
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthFailure> {
     let agent = authenticate_agent(state, form).await?;
+    let now = state.clock.now();
+    let grants = state
+        .store
+        .active_grants(&agent.did, now)
+        .await?
+        .into_iter()
+        .map(|g| {
+            Ok(LiveGrant {
+                capabilities: capability::parse_set(&g.capabilities)
+                    .map_err(|e| StoreError::Corrupt(format!("grant capabilities: {e}")))?,
+                id: g.id,
+                not_after: g.not_after,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     // An agent may ask for less than it holds, never more.
-    let granted = match form.get("scope") {
-        None => agent.capabilities.clone(),
+    let wanted = match form.get("scope") {
+        None => None,
         Some(scope) => {
             let items: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-            let wanted = capability::parse_set(&items)
-                .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?;
-            if !capability::is_subset(&wanted, &agent.capabilities) {
-                return Err(OAuthFailure::new(
-                    "invalid_scope",
-                    "the requested scope is more than the agent holds",
-                ));
-            }
-            wanted
+            Some(
+                capability::parse_set(&items)
+                    .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?,
+            )
         }
     };
-    let now = state.clock.now();
+    let scope = token_scope(&agent.capabilities, &grants, wanted.as_deref(), now)
+        .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?;
     let lifetime = i64::from(state.settings.tokens.agent_access_seconds);
+    // Never past the end of a grant it carries (whole seconds, rounded down).
+    let exp = scope.not_after.map_or(now.timestamp() + lifetime, |end| {
+        (now.timestamp() + lifetime).min(end.timestamp())
+    });
+    if exp <= now.timestamp() {
+        return Err(OAuthFailure::new(
+            "invalid_grant",
+            "a grant this token would carry ends within the second; ask again",
+        ));
+    }
     let claims = AccessClaims {
         iss: state.issuer.clone(),
         sub: agent.did.clone(),
         aud: state.settings.tokens.audience.clone(),
-        exp: now.timestamp() + lifetime,
+        exp,
         iat: now.timestamp(),
         nbf: now.timestamp(),
         jti: uuid::Uuid::new_v4().to_string(),
-        scope: capability::to_scope(&granted),
+        scope: capability::to_scope(&scope.capabilities),
         client_id: agent.did.clone(),
         kind: SubjectKind::Agent,
         roles: Vec::new(),
@@ -487,9 +509,20 @@ async fn client_credentials_grant(
             &agent.assertion.jti,
             seconds(agent.assertion.exp),
             &record,
+            &scope.grant_ids,
             now,
         )
-        .await?;
+        .await;
+    let fresh = match fresh {
+        Ok(fresh) => fresh,
+        Err(StoreError::Forbidden { message, .. }) => {
+            return Err(OAuthFailure::new("invalid_client", message));
+        }
+        Err(StoreError::Conflict { message, .. }) => {
+            return Err(OAuthFailure::new("invalid_grant", message));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !fresh {
         return Err(OAuthFailure::new(
             "invalid_client",

@@ -151,8 +151,13 @@ pub async fn list(
 ) -> Result<Json<AgentList>, ApiError> {
     caller.require_sponsor()?;
     let agents = match query.scope.as_deref() {
-        None | Some("mine") => state.store.agents_of_sponsor(caller.sub()).await?,
-        Some("all") if caller.reads_all() => state.store.all_agents().await?,
+        None | Some("mine") => {
+            state
+                .store
+                .agents_of_sponsor(caller.sub(), state.clock.now())
+                .await?
+        }
+        Some("all") if caller.reads_all() => state.store.all_agents(state.clock.now()).await?,
         Some("all") => {
             return Err(ApiError::forbidden(
                 "listing every agent needs the security-lead or admin role",
@@ -186,7 +191,7 @@ pub async fn read(
     }
     let agent = state
         .store
-        .agent(&did)
+        .agent(&did, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
     Ok(Json(agent))

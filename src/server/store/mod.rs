@@ -7,10 +7,14 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::policy::{Requirement, TrustRules};
 use crate::domain::role::Role;
 use crate::protocol::agents::{Agent, AgentStatus};
 use crate::protocol::audit::{Actor, AuditEvent};
 use crate::protocol::oauth::SubjectKind;
+use crate::protocol::requests::{
+    Decision, Grant, Request, RequestKind, RequestStatus, Suspension, TrustPoint,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -27,6 +31,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A rule of the domain refused the change (422).
+    #[error("{0}")]
+    Invalid(#[from] crate::domain::Invalid),
+    /// The caller may not make this change (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
 }
 
 impl StoreError {
@@ -272,6 +282,90 @@ pub struct AgentCredential {
     pub capabilities: Vec<String>,
 }
 
+/// The child of a delegation request.
+#[derive(Debug, Clone)]
+pub enum ChildSpec {
+    Existing(String),
+    /// Registered in the same transaction as the request, with the parent's sponsors.
+    New {
+        did: String,
+        name: String,
+        public_key: String,
+        model: Option<String>,
+        runtime: Option<String>,
+        trust_score: i64,
+    },
+}
+
+/// A request to store. Approval fatigue is decided inside the transaction, so concurrent
+/// submissions count each other.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: String,
+    pub kind: RequestKind,
+    pub agent_did: String,
+    pub child: Option<ChildSpec>,
+    pub capabilities: Vec<String>,
+    pub duration_seconds: i64,
+    pub justification: String,
+    pub ticket: Option<String>,
+    pub context: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub requirement: Requirement,
+    pub trust_score: i64,
+    pub expires_at: DateTime<Utc>,
+    pub fatigue_limit: u32,
+    pub fatigue_window_seconds: i64,
+    pub fatigue_penalty: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    Created(Box<Request>),
+    Replayed(StoredResponse),
+}
+
+/// A human's decision, with the rules the store applies inside its transaction.
+#[derive(Debug, Clone)]
+pub struct DecisionInput {
+    pub approver_id: String,
+    pub approver_username: String,
+    pub decision: Decision,
+    pub duration_seconds: Option<i64>,
+    pub capabilities: Option<Vec<String>>,
+    pub justification: String,
+    pub trust: TrustRules,
+    pub max_delegation_depth: i64,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    /// Only requests about agents this sponsor sponsors (`None`: all).
+    pub sponsor_id: Option<String>,
+    /// Only requests made by this agent.
+    pub agent_did: Option<String>,
+    pub status: Option<RequestStatus>,
+    pub limit: u32,
+}
+
+/// Which grants to list.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    pub sponsor_id: Option<String>,
+    pub agent_did: Option<String>,
+    pub active_only: bool,
+}
+
+/// Whose agents to suspend.
+#[derive(Debug, Clone)]
+pub enum SuspendTarget {
+    /// One agent and its delegated descendants.
+    Agent(String),
+    /// Every agent of a sponsor, with their descendants.
+    Sponsor(String),
+}
+
 /// Which audit events a reader may see.
 #[derive(Debug, Clone)]
 pub enum AuditScope {
@@ -380,6 +474,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         assertion_jti: &str,
         assertion_expires_at: DateTime<Utc>,
         access: &AccessTokenRecord,
+        grant_ids: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
@@ -392,10 +487,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         idempotency: Option<Idempotency>,
         now: DateTime<Utc>,
     ) -> StoreResult<Registered>;
-    async fn agent(&self, did: &str) -> StoreResult<Option<Agent>>;
+    /// An agent, its trust decayed to `now`.
+    async fn agent(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Option<Agent>>;
     async fn agent_credential(&self, did: &str) -> StoreResult<Option<AgentCredential>>;
-    async fn agents_of_sponsor(&self, sponsor_id: &str) -> StoreResult<Vec<Agent>>;
-    async fn all_agents(&self) -> StoreResult<Vec<Agent>>;
+    async fn agents_of_sponsor(
+        &self,
+        sponsor_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Agent>>;
+    async fn all_agents(&self, now: DateTime<Utc>) -> StoreResult<Vec<Agent>>;
     async fn is_sponsor_of(&self, sponsor_id: &str, did: &str) -> StoreResult<bool>;
 
     // Audit.
@@ -406,4 +506,90 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64>;
+
+    // Requests.
+    async fn submit_request(
+        &self,
+        request: NewRequest,
+        idempotency: Option<Idempotency>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Submitted>;
+    async fn request(&self, id: &str) -> StoreResult<Option<Request>>;
+    async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>>;
+    /// Records a decision; the request's status, grant, trust event and exactly one audit event
+    /// change in one transaction.
+    async fn decide_request(
+        &self,
+        id: &str,
+        input: DecisionInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Request>;
+    /// The agent that made a pending request withdraws it.
+    async fn cancel_request(
+        &self,
+        id: &str,
+        agent_did: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Request>;
+    /// Expires pending requests past their TTL (a deny); returns their ids.
+    async fn expire_requests(
+        &self,
+        now: DateTime<Utc>,
+        trust_delta: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    // Grants.
+    async fn active_grants(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Vec<Grant>>;
+    async fn grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Grant>>;
+    async fn list_grants(
+        &self,
+        filter: &GrantFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Grant>>;
+    /// Revokes a grant early with the grants delegated from it, and the tokens carrying them.
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        actor: Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension>;
+
+    // Kill switch.
+    /// Suspends in one transaction: statuses, grants, pending requests, tokens.
+    async fn suspend(
+        &self,
+        target: SuspendTarget,
+        reason: &str,
+        security: bool,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension>;
+    /// Lifts a suspension of one agent; `may_lift_security` says whether the caller may lift a
+    /// security suspension.
+    async fn reactivate(
+        &self,
+        did: &str,
+        reason: &str,
+        may_lift_security: bool,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Agent>;
+    /// Revokes an agent for good, with its descendants.
+    async fn revoke_agent(
+        &self,
+        did: &str,
+        reason: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension>;
+    /// The agents a suspension of `target` would reach, without changing anything.
+    async fn suspension_targets(&self, target: &SuspendTarget) -> StoreResult<Vec<String>>;
+
+    // Trust.
+    async fn trust_history(&self, did: &str, limit: u32) -> StoreResult<Vec<TrustPoint>>;
+
+    /// A receiver that changes after every committed write (wakes SSE streams and long polls).
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,14 +14,19 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::watch;
 
 use super::*;
 use crate::domain::audit::{GENESIS_HASH, seal};
+use crate::domain::trust;
 use crate::protocol::agents::SponsorRef;
 use crate::protocol::audit::UnhashedEvent;
+use crate::protocol::requests::{Grant, Request, Suspension, TrustPoint};
 
 /// Introspection's only query: one primary-key lookup (see the query-plan test below).
 const ACCESS_TOKEN_BY_JTI: &str = "SELECT * FROM access_tokens WHERE jti = ?";
+
+mod requests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -28,6 +34,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Bumped after every committed write, so live readers (SSE, long polls) wake up.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 fn ms(at: DateTime<Utc>) -> i64 {
@@ -68,7 +76,19 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let (changes, _) = watch::channel(0);
+        Ok(Self {
+            writer,
+            reader,
+            changes: Arc::new(changes),
+        })
+    }
+
+    /// Commits and wakes everyone waiting for changes.
+    async fn finish(&self, tx: Transaction<'_, Sqlite>) -> StoreResult<()> {
+        tx.commit().await?;
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        Ok(())
     }
 
     /// Closes both pools (flushing the WAL).
@@ -196,12 +216,21 @@ fn access_from_row(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
     })
 }
 
-const AGENT_COLUMNS: &str = "did, name, public_key, capabilities, status, trust_score, parent_did, \
-     delegation_depth, entra_object_id, model, runtime, created_at, updated_at";
+const AGENT_COLUMNS: &str = "did, name, public_key, capabilities, status, status_reason, \
+     suspension_security, status_changed_at, status_changed_by, trust_score, trust_positive_at, \
+     parent_did, delegation_depth, entra_object_id, model, runtime, created_at, updated_at";
 
-fn agent_from_row(row: &SqliteRow, sponsors: Vec<SponsorRef>) -> StoreResult<Agent> {
+fn agent_from_row(
+    row: &SqliteRow,
+    sponsors: Vec<SponsorRef>,
+    now: DateTime<Utc>,
+) -> StoreResult<Agent> {
     let caps: String = row.try_get("capabilities")?;
     let status: String = row.try_get("status")?;
+    let stored: i64 = row.try_get("trust_score")?;
+    let positive_at: Option<i64> = row.try_get("trust_positive_at")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    let trust_score = trust::decayed(stored, from_ms(positive_at.unwrap_or(created_at)), now);
     Ok(Agent {
         did: row.try_get("did")?,
         name: row.try_get("name")?,
@@ -211,7 +240,12 @@ fn agent_from_row(row: &SqliteRow, sponsors: Vec<SponsorRef>) -> StoreResult<Age
             .map_err(|e| StoreError::Corrupt(format!("agent capabilities: {e}")))?,
         status: AgentStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("agent status {status:?}")))?,
-        trust_score: row.try_get("trust_score")?,
+        status_reason: row.try_get("status_reason")?,
+        suspension_security: row.try_get::<i64, _>("suspension_security")? != 0,
+        status_changed_at: opt_from_ms(row.try_get("status_changed_at")?),
+        status_changed_by: row.try_get("status_changed_by")?,
+        trust_score,
+        trust_tier: trust::Tier::of(trust_score),
         parent_did: row.try_get("parent_did")?,
         delegation_depth: row.try_get("delegation_depth")?,
         entra_object_id: row.try_get("entra_object_id")?,
@@ -242,7 +276,12 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn agents_where(&self, clause: &str, bind: Option<&str>) -> StoreResult<Vec<Agent>> {
+    async fn agents_where(
+        &self,
+        clause: &str,
+        bind: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Agent>> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {clause} ORDER BY name, did");
         let mut q = sqlx::query(&sql);
         if let Some(b) = bind {
@@ -253,7 +292,7 @@ impl SqliteStore {
         for row in &rows {
             let did: String = row.try_get("did")?;
             let sponsors = self.sponsors_of(&did).await?;
-            out.push(agent_from_row(row, sponsors)?);
+            out.push(agent_from_row(row, sponsors, now)?);
         }
         Ok(out)
     }
@@ -320,7 +359,7 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(())
     }
 
@@ -389,7 +428,7 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(SponsorRecord {
             id,
             username: username.to_owned(),
@@ -464,7 +503,7 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(e.into()),
         }
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(())
     }
 
@@ -528,7 +567,7 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         record.status = status;
         record.sponsor_id = Some(sponsor_id.to_owned());
         Ok(record)
@@ -608,7 +647,7 @@ impl Store for SqliteStore {
                 DeviceStatus::Redeemed => DevicePoll::AlreadyRedeemed,
             }
         };
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(outcome)
     }
 
@@ -627,7 +666,7 @@ impl Store for SqliteStore {
         if let Some(event) = audit {
             append(&mut tx, event, now).await?;
         }
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(())
     }
 
@@ -669,7 +708,7 @@ impl Store for SqliteStore {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(changed == 1)
     }
 
@@ -720,7 +759,7 @@ impl Store for SqliteStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
+            self.finish(tx).await?;
             return Ok(RefreshOutcome::Reused);
         }
         if revoked_at.is_some() || expires_at <= ms(now) {
@@ -748,7 +787,7 @@ impl Store for SqliteStore {
         let mut access = access.clone();
         access.family_id = Some(family);
         insert_access(&mut tx, &access).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(RefreshOutcome::Rotated { sponsor_id })
     }
 
@@ -785,7 +824,7 @@ impl Store for SqliteStore {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(true)
     }
 
@@ -798,7 +837,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
         let fresh = insert_assertion(&mut tx, issuer, jti, expires_at, now).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(fresh)
     }
 
@@ -807,9 +846,38 @@ impl Store for SqliteStore {
         assertion_jti: &str,
         assertion_expires_at: DateTime<Utc>,
         access: &AccessTokenRecord,
+        grant_ids: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
+        // Re-checked inside the writer transaction: a suspension or grant revocation that
+        // committed after the caller looked wins, and no token is issued.
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
+            .bind(&access.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if !matches!(status, Some((ref s,)) if s == "active") {
+            return Err(StoreError::Forbidden {
+                code: "agent_inactive",
+                message: "the agent is not active".into(),
+            });
+        }
+        for grant_id in grant_ids {
+            let live: Option<(i64,)> = sqlx::query_as(
+                "SELECT 1 FROM grants WHERE id = ? AND agent_did = ? AND revoked_at IS NULL AND not_after > ?",
+            )
+            .bind(grant_id)
+            .bind(&access.subject)
+            .bind(ms(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_none() {
+                return Err(StoreError::conflict(
+                    "grant_ended",
+                    "a grant ended while the token was being issued; ask again",
+                ));
+            }
+        }
         if !insert_assertion(
             &mut tx,
             &access.subject,
@@ -822,6 +890,13 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         insert_access(&mut tx, access).await?;
+        for grant_id in grant_ids {
+            sqlx::query("INSERT INTO token_grants (grant_id, jti) VALUES (?, ?)")
+                .bind(grant_id)
+                .bind(&access.jti)
+                .execute(&mut *tx)
+                .await?;
+        }
         append(
             &mut tx,
             NewAuditEvent::new(
@@ -832,12 +907,13 @@ impl Store for SqliteStore {
                     "jti": access.jti,
                     "scope": access.scope,
                     "expires_at": crate::protocol::time::format(&access.expires_at),
+                    "grants": grant_ids,
                 }),
             ),
             now,
         )
         .await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(true)
     }
 
@@ -849,24 +925,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Registered> {
         let mut tx = self.writer.begin().await?;
         if let Some(idem) = &idempotency {
-            let seen: Option<(String, i64, String)> = sqlx::query_as(
-                "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = ? AND key = ?",
-            )
-            .bind(&idem.principal)
-            .bind(&idem.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((hash, status, body)) = seen {
-                if hash == idem.request_hash {
-                    return Ok(Registered::Replayed(StoredResponse {
-                        status: u16::try_from(status).unwrap_or(200),
-                        body,
-                    }));
-                }
-                return Err(StoreError::conflict(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request body",
-                ));
+            if let Some(stored) = replay(&mut tx, idem).await? {
+                return Ok(Registered::Replayed(stored));
             }
         }
         let (held,): (i64,) = sqlx::query_as(
@@ -888,8 +948,8 @@ impl Store for SqliteStore {
         let caps = serde_json::to_string(&agent.capabilities)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query(
-            "INSERT INTO agents (did, name, public_key, capabilities, status, entra_object_id, model, runtime, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (did, name, public_key, capabilities, status, entra_object_id, model, runtime, created_at, updated_at, trust_positive_at)
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
         )
         .bind(&agent.did)
         .bind(&agent.name)
@@ -898,6 +958,7 @@ impl Store for SqliteStore {
         .bind(&agent.entra_object_id)
         .bind(&agent.model)
         .bind(&agent.runtime)
+        .bind(ms(now))
         .bind(ms(now))
         .bind(ms(now))
         .execute(&mut *tx)
@@ -950,7 +1011,12 @@ impl Store for SqliteStore {
             }],
             capabilities: agent.capabilities,
             status: AgentStatus::Active,
-            trust_score: 500,
+            status_reason: None,
+            suspension_security: false,
+            status_changed_at: None,
+            status_changed_by: None,
+            trust_score: trust::DEFAULT_SCORE,
+            trust_tier: trust::Tier::of(trust::DEFAULT_SCORE),
             parent_did: None,
             delegation_depth: 0,
             entra_object_id: agent.entra_object_id,
@@ -960,26 +1026,14 @@ impl Store for SqliteStore {
             updated_at: from_ms(ms(now)),
         };
         if let Some(idem) = &idempotency {
-            let body =
-                serde_json::to_string(&created).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at)
-                 VALUES (?, ?, ?, 201, ?, ?)",
-            )
-            .bind(&idem.principal)
-            .bind(&idem.key)
-            .bind(&idem.request_hash)
-            .bind(body)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+            remember(&mut tx, idem, 201, &created, now).await?;
         }
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(Registered::Created(Box::new(created)))
     }
 
-    async fn agent(&self, did: &str) -> StoreResult<Option<Agent>> {
-        let agents = self.agents_where("WHERE did = ?", Some(did)).await?;
+    async fn agent(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Option<Agent>> {
+        let agents = self.agents_where("WHERE did = ?", Some(did), now).await?;
         Ok(agents.into_iter().next())
     }
 
@@ -1002,16 +1056,138 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn agents_of_sponsor(&self, sponsor_id: &str) -> StoreResult<Vec<Agent>> {
+    async fn agents_of_sponsor(
+        &self,
+        sponsor_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Agent>> {
         self.agents_where(
             "WHERE did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)",
             Some(sponsor_id),
+            now,
         )
         .await
     }
 
-    async fn all_agents(&self) -> StoreResult<Vec<Agent>> {
-        self.agents_where("", None).await
+    async fn all_agents(&self, now: DateTime<Utc>) -> StoreResult<Vec<Agent>> {
+        self.agents_where("", None, now).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    async fn submit_request(
+        &self,
+        request: NewRequest,
+        idempotency: Option<Idempotency>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Submitted> {
+        self.submit_request_impl(request, idempotency, now).await
+    }
+
+    async fn request(&self, id: &str) -> StoreResult<Option<Request>> {
+        self.request_impl(id).await
+    }
+
+    async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
+        self.list_requests_impl(filter).await
+    }
+
+    async fn decide_request(
+        &self,
+        id: &str,
+        input: DecisionInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Request> {
+        self.decide_request_impl(id, input, now).await
+    }
+
+    async fn cancel_request(
+        &self,
+        id: &str,
+        agent_did: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Request> {
+        self.cancel_request_impl(id, agent_did, reason, now).await
+    }
+
+    async fn expire_requests(
+        &self,
+        now: DateTime<Utc>,
+        trust_delta: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.expire_requests_impl(now, trust_delta).await
+    }
+
+    async fn active_grants(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Vec<Grant>> {
+        self.active_grants_impl(did, now).await
+    }
+
+    async fn grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Grant>> {
+        self.grant_impl(id, now).await
+    }
+
+    async fn list_grants(
+        &self,
+        filter: &GrantFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Grant>> {
+        self.list_grants_impl(filter, now).await
+    }
+
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        actor: Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension> {
+        self.revoke_grant_impl(id, actor, reason, now).await
+    }
+
+    async fn suspend(
+        &self,
+        target: SuspendTarget,
+        reason: &str,
+        security: bool,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension> {
+        self.suspend_impl(target, reason, security, actor, now)
+            .await
+    }
+
+    async fn reactivate(
+        &self,
+        did: &str,
+        reason: &str,
+        may_lift_security: bool,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Agent> {
+        self.reactivate_impl(did, reason, may_lift_security, actor, now)
+            .await?;
+        self.agent(did, now).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn revoke_agent(
+        &self,
+        did: &str,
+        reason: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Suspension> {
+        self.revoke_agent_impl(did, reason, actor, now).await
+    }
+
+    async fn suspension_targets(&self, target: &SuspendTarget) -> StoreResult<Vec<String>> {
+        self.suspension_targets_impl(target).await
+    }
+
+    async fn trust_history(&self, did: &str, limit: u32) -> StoreResult<Vec<TrustPoint>> {
+        self.trust_history_impl(did, limit).await
     }
 
     async fn is_sponsor_of(&self, sponsor_id: &str, did: &str) -> StoreResult<bool> {
@@ -1060,7 +1236,7 @@ impl Store for SqliteStore {
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.writer.begin().await?;
         let seq = append(&mut tx, event, now).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(seq)
     }
 }
@@ -1155,6 +1331,56 @@ async fn revoke_family(
     )
     .bind(ms(now))
     .bind(family)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored answer to a repeated `Idempotency-Key` with the same body; a conflict when the
+/// body differs; `None` for a new key.
+pub(super) async fn replay(
+    tx: &mut Transaction<'_, Sqlite>,
+    idem: &Idempotency,
+) -> StoreResult<Option<StoredResponse>> {
+    let seen: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = ? AND key = ?",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match seen {
+        None => Ok(None),
+        Some((hash, status, body)) if hash == idem.request_hash => Ok(Some(StoredResponse {
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+        })),
+        Some(_) => Err(StoreError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )),
+    }
+}
+
+/// Stores the answer to replay for an `Idempotency-Key`, in the transaction that made it.
+pub(super) async fn remember<T: serde::Serialize>(
+    tx: &mut Transaction<'_, Sqlite>,
+    idem: &Idempotency,
+    status: u16,
+    answer: &T,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let body = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(ms(now))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -1,0 +1,181 @@
+//! Delegation rules (DESIGN §3), checked when a parent agent asks and again when a human
+//! approves: the child gets only a subset of the parent's effective capabilities (wildcards
+//! never broaden), the chain stays within the depth limit, the child's trust never exceeds the
+//! parent's, and no delegated capability outlives the parent's source of it.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::Invalid;
+use super::capability::Capability;
+
+/// A capability the parent holds through a grant that ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldGrant {
+    pub grant_id: String,
+    pub capabilities: Vec<Capability>,
+    pub not_after: DateTime<Utc>,
+}
+
+/// What the parent holds right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    pub depth: i64,
+    pub trust: i64,
+    pub standing: Vec<Capability>,
+    pub grants: Vec<HeldGrant>,
+}
+
+/// Where each delegated capability comes from: the parent's standing set (`None`) or one of its
+/// grants, whose end bounds the child's grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced {
+    pub capability: Capability,
+    pub source: Option<(String, DateTime<Utc>)>,
+}
+
+/// Checks a delegation of `capabilities` for `duration_seconds` from `parent` to a child whose
+/// trust is `child_trust`. Returns each capability with its source.
+pub fn check(
+    parent: &Parent,
+    child_trust: i64,
+    capabilities: &[Capability],
+    duration_seconds: i64,
+    max_depth: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Sourced>, Invalid> {
+    if parent.depth + 1 > max_depth {
+        return Err(Invalid::new(
+            "delegation_too_deep",
+            format!(
+                "the child would be at depth {}, beyond the limit of {max_depth}",
+                parent.depth + 1
+            ),
+        ));
+    }
+    if child_trust > parent.trust {
+        return Err(Invalid::new(
+            "delegation_trust_exceeds_parent",
+            format!(
+                "the child's trust ({child_trust}) is above the parent's ({})",
+                parent.trust
+            ),
+        ));
+    }
+    let ends = now + Duration::seconds(duration_seconds);
+    let mut out = Vec::with_capacity(capabilities.len());
+    for cap in capabilities {
+        if parent.standing.iter().any(|h| h.covers(cap)) {
+            out.push(Sourced {
+                capability: cap.clone(),
+                source: None,
+            });
+            continue;
+        }
+        let best = parent
+            .grants
+            .iter()
+            .filter(|g| g.not_after > now && g.capabilities.iter().any(|h| h.covers(cap)))
+            .max_by_key(|g| g.not_after);
+        let Some(grant) = best else {
+            return Err(Invalid::new(
+                "delegation_not_subset",
+                format!("the parent does not hold {cap}, so it cannot delegate it"),
+            ));
+        };
+        if ends > grant.not_after {
+            return Err(Invalid::new(
+                "delegation_outlives_source",
+                format!(
+                    "the parent holds {cap} only until {}; ask for at most {} seconds",
+                    crate::protocol::time::format(&grant.not_after),
+                    (grant.not_after - now).num_seconds().max(0)
+                ),
+            ));
+        }
+        out.push(Sourced {
+            capability: cap.clone(),
+            source: Some((grant.grant_id.clone(), grant.not_after)),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(s: &str) -> Capability {
+        Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    fn parent() -> Parent {
+        Parent {
+            depth: 0,
+            trust: 600,
+            standing: vec![cap("read:crm:*")],
+            grants: vec![HeldGrant {
+                grant_id: "g1".into(),
+                capabilities: vec![cap("write:crm:accounts")],
+                not_after: now() + Duration::hours(1),
+            }],
+        }
+    }
+
+    fn code<T>(r: Result<T, Invalid>) -> &'static str {
+        r.err().map(|e| e.code).unwrap_or("ok")
+    }
+
+    #[test]
+    fn subsets_are_sourced() {
+        let got = check(
+            &parent(),
+            500,
+            &[cap("read:crm:leads"), cap("write:crm:accounts")],
+            1800,
+            3,
+            now(),
+        )
+        .unwrap_or_default();
+        assert_eq!(got[0].source, None);
+        assert_eq!(got[1].source.as_ref().map(|s| s.0.as_str()), Some("g1"));
+    }
+
+    #[test]
+    fn the_four_refusals() {
+        assert_eq!(
+            code(check(&parent(), 500, &[cap("read:*")], 60, 3, now())),
+            "delegation_not_subset"
+        );
+        assert_eq!(
+            code(check(&parent(), 500, &[cap("delete:crm:x")], 60, 3, now())),
+            "delegation_not_subset"
+        );
+        let deep = Parent {
+            depth: 3,
+            ..parent()
+        };
+        assert_eq!(
+            code(check(&deep, 500, &[cap("read:crm:x")], 60, 3, now())),
+            "delegation_too_deep"
+        );
+        assert_eq!(
+            code(check(&parent(), 601, &[cap("read:crm:x")], 60, 3, now())),
+            "delegation_trust_exceeds_parent"
+        );
+        assert_eq!(
+            code(check(
+                &parent(),
+                500,
+                &[cap("write:crm:accounts")],
+                3601,
+                3,
+                now()
+            )),
+            "delegation_outlives_source"
+        );
+    }
+}
