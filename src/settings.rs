@@ -33,6 +33,10 @@ pub struct ServerSettings {
     pub rate_limits: RateLimits,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
+    /// The policy in force: set by [`ServerSettings::load`] from `server.policy` (or the shipped
+    /// `config/policy.default.toml`); tests set it directly.
+    #[serde(skip)]
+    pub policy: Option<crate::domain::policy::Policy>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +45,9 @@ pub struct Listen {
     pub bind: SocketAddr,
     pub issuer: String,
     pub database: String,
+    /// Policy file; empty: $XDG_CONFIG_HOME/sponsor-console/policy.toml if it exists, else the
+    /// shipped defaults.
+    pub policy: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +122,7 @@ impl Default for ServerSettings {
                 name: "Sponsor Console".into(),
             }],
             sponsors: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -125,6 +133,7 @@ impl Default for Listen {
             bind: SocketAddr::from(([127, 0, 0, 1], 7070)),
             issuer: String::new(),
             database: String::new(),
+            policy: String::new(),
         }
     }
 }
@@ -190,6 +199,38 @@ impl ServerSettings {
                     source,
                 })?;
                 Self::from_toml(&text, path)
+            }
+        }
+    }
+
+    /// The policy in force: the one set on these settings, else `server.policy`, else the
+    /// user's `policy.toml`, else the shipped defaults.
+    pub fn resolve_policy(&self) -> Result<crate::domain::policy::Policy, SettingsError> {
+        use crate::domain::policy::Policy;
+        if let Some(p) = &self.policy {
+            return Ok(p.clone());
+        }
+        let user = project_dirs()
+            .map(|d| d.config_dir().join("policy.toml"))
+            .filter(|p| p.exists());
+        let path = (!self.server.policy.is_empty())
+            .then(|| PathBuf::from(&self.server.policy))
+            .or(user);
+        match path {
+            None => Policy::shipped().map_err(|e| SettingsError::Parse {
+                path: PathBuf::from("config/policy.default.toml"),
+                message: e.message,
+            }),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| SettingsError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Policy::from_toml(&text).map_err(|e| SettingsError::Parse {
+                    path,
+                    message: e.message,
+                })
             }
         }
     }

@@ -16,6 +16,10 @@ use crate::protocol::oauth::{
     ASSERTION_TYPE_JWT_BEARER, DeviceAuthorization, Discovery, GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, JwkSet, OAuthError, TokenResponse,
 };
+use crate::protocol::requests::{
+    DecisionBody, DelegationBody, ElevationBody, Grant, GrantList, ReasonBody, Request,
+    RequestList, SuspendAllBody, SuspendBody, Suspension, TrustReport,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -334,6 +338,162 @@ impl ApiClient {
             .collect()
     }
 
+    // Requests.
+    pub async fn request_elevation(
+        &self,
+        body: &ElevationBody,
+        idempotency_key: Option<&str>,
+    ) -> ClientResult<Request> {
+        let mut builder = self
+            .request(Method::POST, "/v1/requests/elevation")
+            .json(body);
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        Self::api(builder).await
+    }
+
+    pub async fn request_delegation(
+        &self,
+        body: &DelegationBody,
+        idempotency_key: Option<&str>,
+    ) -> ClientResult<Request> {
+        let mut builder = self
+            .request(Method::POST, "/v1/requests/delegation")
+            .json(body);
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        Self::api(builder).await
+    }
+
+    /// Requests visible to the caller; `query` is a query string such as `status=pending`.
+    pub async fn requests(&self, query: &str) -> ClientResult<Vec<Request>> {
+        let path = if query.is_empty() {
+            "/v1/requests".to_owned()
+        } else {
+            format!("/v1/requests?{query}")
+        };
+        let list: RequestList = Self::api(self.request(Method::GET, &path)).await?;
+        Ok(list.requests)
+    }
+
+    pub async fn get_request(&self, id: &str) -> ClientResult<Request> {
+        Self::api(self.request(Method::GET, &format!("/v1/requests/{}", urlencode(id)))).await
+    }
+
+    pub async fn decide(&self, id: &str, body: &DecisionBody) -> ClientResult<Request> {
+        let path = format!("/v1/requests/{}/decision", urlencode(id));
+        Self::api(self.request(Method::POST, &path).json(body)).await
+    }
+
+    pub async fn cancel_request(&self, id: &str, reason: &str) -> ClientResult<Request> {
+        let path = format!("/v1/requests/{}/cancel", urlencode(id));
+        Self::api(self.request(Method::POST, &path).json(&ReasonBody {
+            reason: reason.into(),
+        }))
+        .await
+    }
+
+    /// Long-polls until the request is decided or `timeout_seconds` pass.
+    pub async fn wait_request(&self, id: &str, timeout_seconds: u64) -> ClientResult<Request> {
+        let path = format!(
+            "/v1/requests/{}/wait?timeout={timeout_seconds}",
+            urlencode(id)
+        );
+        Self::api(
+            self.request(Method::GET, &path)
+                .timeout(Duration::from_secs(timeout_seconds + 30)),
+        )
+        .await
+    }
+
+    // Grants.
+    pub async fn grants(&self, query: &str) -> ClientResult<Vec<Grant>> {
+        let path = if query.is_empty() {
+            "/v1/grants".to_owned()
+        } else {
+            format!("/v1/grants?{query}")
+        };
+        let list: GrantList = Self::api(self.request(Method::GET, &path)).await?;
+        Ok(list.grants)
+    }
+
+    pub async fn revoke_grant(&self, id: &str, reason: &str) -> ClientResult<Suspension> {
+        let path = format!("/v1/grants/{}/revoke", urlencode(id));
+        Self::api(self.request(Method::POST, &path).json(&ReasonBody {
+            reason: reason.into(),
+        }))
+        .await
+    }
+
+    // Kill switch and trust.
+    pub async fn suspend(
+        &self,
+        did: &str,
+        reason: &str,
+        security: bool,
+    ) -> ClientResult<Suspension> {
+        let path = format!("/v1/agents/{}/suspend", urlencode(did));
+        let body = SuspendBody {
+            reason: reason.into(),
+            security,
+        };
+        Self::api(self.request(Method::POST, &path).json(&body)).await
+    }
+
+    pub async fn suspend_all(&self, body: &SuspendAllBody) -> ClientResult<Suspension> {
+        Self::api(self.request(Method::POST, "/v1/agents/suspend").json(body)).await
+    }
+
+    pub async fn reactivate(&self, did: &str, reason: &str) -> ClientResult<Agent> {
+        let path = format!("/v1/agents/{}/reactivate", urlencode(did));
+        Self::api(self.request(Method::POST, &path).json(&ReasonBody {
+            reason: reason.into(),
+        }))
+        .await
+    }
+
+    pub async fn revoke_agent(&self, did: &str, reason: &str) -> ClientResult<Suspension> {
+        let path = format!("/v1/agents/{}/revoke", urlencode(did));
+        Self::api(self.request(Method::POST, &path).json(&ReasonBody {
+            reason: reason.into(),
+        }))
+        .await
+    }
+
+    pub async fn trust(&self, did: &str) -> ClientResult<TrustReport> {
+        let path = format!("/v1/agents/{}/trust", urlencode(did));
+        Self::api(self.request(Method::GET, &path)).await
+    }
+
+    /// Opens `/v1/events`, resuming after `last_event_id` when given.
+    pub async fn events(&self, last_event_id: Option<i64>) -> ClientResult<EventStream> {
+        let mut builder = self
+            .http
+            .get(self.url("/v1/events"))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(Duration::from_secs(60 * 60 * 24 * 365));
+        if let Some(token) = &self.token {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            builder = builder.header("Last-Event-ID", id.to_string());
+        }
+        let response = builder.send().await?;
+        if !response.status().is_success() {
+            let never: ClientResult<serde_json::Value> = decode_api(response).await;
+            return Err(never.err().unwrap_or(ClientError::Unexpected {
+                status: StatusCode::OK,
+                detail: "the event stream did not open".into(),
+            }));
+        }
+        use eventsource_stream::Eventsource;
+        Ok(EventStream {
+            inner: Box::pin(response.bytes_stream().eventsource()),
+        })
+    }
+
     /// A raw request for callers that need the response itself (tests, diagnostics).
     pub fn raw(&self, method: Method, path: &str) -> RequestBuilder {
         self.request(method, path)
@@ -367,5 +527,54 @@ pub async fn decode_api<T: DeserializeOwned>(response: Response) -> ClientResult
             message: body.error.message,
         }),
         Err(_) => Err(unexpected(status, &bytes)),
+    }
+}
+
+type SseInner = std::pin::Pin<
+    Box<
+        dyn futures::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// The live audit events of `/v1/events`.
+pub struct EventStream {
+    inner: SseInner,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventStream")
+    }
+}
+
+impl EventStream {
+    /// The next audit event; `None` when the server closed the stream. Keep-alive comments are
+    /// skipped.
+    pub async fn next(&mut self) -> Option<ClientResult<AuditEvent>> {
+        use futures::StreamExt;
+        loop {
+            match self.inner.next().await? {
+                Ok(event) if event.data.is_empty() => continue,
+                Ok(event) => {
+                    return Some(serde_json::from_str(&event.data).map_err(|e| {
+                        ClientError::Unexpected {
+                            status: StatusCode::OK,
+                            detail: format!("event {}: {e}", event.id),
+                        }
+                    }));
+                }
+                Err(e) => {
+                    return Some(Err(ClientError::Unexpected {
+                        status: StatusCode::OK,
+                        detail: format!("event stream: {e}"),
+                    }));
+                }
+            }
+        }
     }
 }

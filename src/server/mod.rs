@@ -75,6 +75,9 @@ pub async fn build_state(
             store.upsert_sponsor(&upsert, Actor::system(), now).await?;
         }
     }
+    let policy = settings
+        .resolve_policy()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let limits = &settings.rate_limits;
     Ok(AppState {
         store,
@@ -90,6 +93,7 @@ pub async fn build_state(
             limits.password_window_seconds,
         )),
         consents: Arc::new(Mutex::new(HashMap::new())),
+        policy: Arc::new(policy),
         settings: Arc::new(settings),
     })
 }
@@ -170,6 +174,19 @@ pub async fn start_with_store(
             }
         })
     };
+    // Pending requests past their TTL expire (a deny) whether or not anyone is looking.
+    let sweeper = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sweep(&state).await {
+                    tracing::warn!(error = %e, "expiring pending requests failed");
+                }
+            }
+        })
+    };
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -180,6 +197,7 @@ pub async fn start_with_store(
         })
         .await;
         refresher.abort();
+        sweeper.abort();
         served
     });
     tracing::info!(%addr, "governance server listening");
@@ -212,4 +230,12 @@ pub async fn rotate_keys(
         )
         .await?;
     Ok(kid)
+}
+
+/// Expires every pending request past its TTL; returns their ids.
+pub async fn sweep(state: &AppState) -> Result<Vec<String>, StoreError> {
+    state
+        .store
+        .expire_requests(state.clock.now(), state.policy.trust.expired)
+        .await
 }

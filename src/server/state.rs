@@ -9,6 +9,7 @@ use super::ratelimit::FailureLimiter;
 use super::store::Store;
 use super::tokens::KeyRing;
 use crate::clock::SharedClock;
+use crate::domain::policy::Policy;
 use crate::settings::ServerSettings;
 
 /// A signed-in human on the verification page who has not yet approved or denied.
@@ -25,6 +26,7 @@ pub struct AppState {
     pub keys: KeyRing,
     pub clock: SharedClock,
     pub settings: Arc<ServerSettings>,
+    pub policy: Arc<Policy>,
     /// Public base URL and token issuer.
     pub issuer: String,
     pub user_code_failures: Arc<FailureLimiter>,

@@ -13,4 +13,5 @@ mod device_flow;
 mod keys;
 mod login;
 mod refresh;
+mod requests;
 mod token_validation;

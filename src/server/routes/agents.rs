@@ -13,10 +13,14 @@ use sha2::{Digest, Sha256};
 use crate::domain::role::Role;
 use crate::domain::{Invalid, capability, did, text};
 use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
+use crate::protocol::audit::Actor;
+use crate::protocol::requests::{
+    ReasonBody, SuspendAllBody, SuspendBody, Suspension, TrustPoint, TrustReport,
+};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
 use crate::server::state::AppState;
-use crate::server::store::{Idempotency, NewAgent, Registered};
+use crate::server::store::{Idempotency, NewAgent, Registered, SuspendTarget};
 
 /// Decodes and checks an Ed25519 public key (base64url, 32 bytes, a valid curve point).
 pub fn parse_public_key(encoded: &str) -> Result<[u8; 32], Invalid> {
@@ -195,4 +199,171 @@ pub async fn read(
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
     Ok(Json(agent))
+}
+
+fn reason(text_in: &str) -> Result<(), ApiError> {
+    if text_in.trim().is_empty() {
+        return Err(Invalid::new("reason_required", "a reason is required").into());
+    }
+    text::free_text("reason", text_in)?;
+    Ok(())
+}
+
+/// Who may take an agent out of service: its sponsors, on-call staff (any agent), security
+/// leads and admins.
+async fn may_suspend(state: &AppState, caller: &Principal, did: &str) -> Result<bool, ApiError> {
+    caller.require_sponsor()?;
+    if caller.has_role(Role::OnCall) || caller.reads_all() {
+        return Ok(true);
+    }
+    Ok(state.store.is_sponsor_of(caller.sub(), did).await?)
+}
+
+/// `POST /v1/agents/{did}/suspend`: the agent and its delegated descendants, at once.
+pub async fn suspend(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<SuspendBody>,
+) -> Result<Json<Suspension>, ApiError> {
+    let did = did::parse(&raw)?;
+    reason(&body.reason)?;
+    if !may_suspend(&state, &caller, &did).await? {
+        return Err(ApiError::not_found("agent"));
+    }
+    let done = state
+        .store
+        .suspend(
+            SuspendTarget::Agent(did),
+            &body.reason,
+            body.security,
+            Actor::sponsor(caller.sub()),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(done))
+}
+
+/// `POST /v1/agents/suspend`: every agent of a sponsor (default: the caller's own).
+pub async fn suspend_all(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<SuspendAllBody>,
+) -> Result<Json<Suspension>, ApiError> {
+    caller.require_sponsor()?;
+    reason(&body.reason)?;
+    let sponsor = body
+        .sponsor_id
+        .clone()
+        .unwrap_or_else(|| caller.sub().to_owned());
+    if sponsor != caller.sub() && !caller.has_role(Role::OnCall) && !caller.reads_all() {
+        return Err(ApiError::forbidden(
+            "suspending another sponsor's agents needs the on-call, security-lead or admin role",
+        ));
+    }
+    let target = SuspendTarget::Sponsor(sponsor);
+    if let Some(expected) = body.expected_count {
+        let reach = state.store.suspension_targets(&target).await?;
+        if reach.len() != expected as usize {
+            return Err(ApiError::conflict(
+                "count_mismatch",
+                format!(
+                    "this would suspend {} agents, not {expected}; check and try again",
+                    reach.len()
+                ),
+            ));
+        }
+    }
+    let done = state
+        .store
+        .suspend(
+            target,
+            &body.reason,
+            body.security,
+            Actor::sponsor(caller.sub()),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(done))
+}
+
+/// `POST /v1/agents/{did}/reactivate`: this agent only; a security suspension needs a
+/// security lead.
+pub async fn reactivate(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<Agent>, ApiError> {
+    let did = did::parse(&raw)?;
+    reason(&body.reason)?;
+    caller.require_sponsor()?;
+    let sponsor = state.store.is_sponsor_of(caller.sub(), &did).await?;
+    let lead = caller.has_role(Role::SecurityLead) || caller.has_role(Role::Admin);
+    if !sponsor && !lead {
+        return Err(ApiError::not_found("agent"));
+    }
+    let agent = state
+        .store
+        .reactivate(
+            &did,
+            &body.reason,
+            caller.has_role(Role::SecurityLead),
+            Actor::sponsor(caller.sub()),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(agent))
+}
+
+/// `POST /v1/agents/{did}/revoke`: permanent, cascading to descendants.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<Suspension>, ApiError> {
+    let did = did::parse(&raw)?;
+    reason(&body.reason)?;
+    caller.require_sponsor()?;
+    let sponsor = state.store.is_sponsor_of(caller.sub(), &did).await?;
+    if !sponsor && !caller.reads_all() {
+        return Err(ApiError::not_found("agent"));
+    }
+    let done = state
+        .store
+        .revoke_agent(
+            &did,
+            &body.reason,
+            Actor::sponsor(caller.sub()),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(done))
+}
+
+/// `GET /v1/agents/{did}/trust`: score, tier and history (for the console's sparkline).
+pub async fn trust(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<TrustReport>, ApiError> {
+    let Json(agent) = read(State(state.clone()), caller, Path(raw)).await?;
+    let mut history = state.store.trust_history(&agent.did, 200).await?;
+    let now = state.clock.now();
+    let last = history.last().map_or(agent.created_at, |p| p.at);
+    if history.last().is_none_or(|p| p.score != agent.trust_score) || last < now {
+        history.push(TrustPoint {
+            at: now,
+            score: agent.trust_score,
+            delta: history.last().map_or(0, |p| agent.trust_score - p.score),
+            reason: "now".into(),
+        });
+    }
+    Ok(Json(TrustReport {
+        did: agent.did,
+        score: agent.trust_score,
+        tier: agent.trust_tier,
+        history,
+    }))
 }

@@ -4,8 +4,11 @@ mod agents;
 mod audit;
 mod device_page;
 mod discovery;
+mod events;
+mod grants;
 mod me;
 mod oauth;
+mod requests;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -42,7 +45,24 @@ pub fn router(state: AppState) -> Router {
         .route("/device/decision", post(device_page::decide))
         .route("/v1/me", get(me::me))
         .route("/v1/agents", get(agents::list).post(agents::register))
+        .route("/v1/agents/suspend", post(agents::suspend_all))
         .route("/v1/agents/{did}", get(agents::read))
+        .route("/v1/agents/{did}/suspend", post(agents::suspend))
+        .route("/v1/agents/{did}/reactivate", post(agents::reactivate))
+        .route("/v1/agents/{did}/revoke", post(agents::revoke))
+        .route("/v1/agents/{did}/trust", get(agents::trust))
+        .route("/v1/requests", get(requests::list))
+        .route("/v1/requests/elevation", post(requests::elevation))
+        .route("/v1/requests/delegation", post(requests::delegation))
+        .route("/v1/requests/{id}", get(requests::read))
+        .route("/v1/requests/{id}/decision", post(requests::decide))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/requests/{id}/wait", get(requests::wait))
+        .route("/v1/grants", get(grants::list))
+        .route("/v1/grants/{id}", get(grants::read))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke))
+        .route("/v1/policy", get(policy))
+        .route("/v1/events", get(events::events))
         .route("/v1/audit", get(audit::page))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/export", get(audit::export))
@@ -67,4 +87,30 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not accept that method",
     )
+}
+
+/// `GET /v1/policy`: the policy in force (what the console shows beside a decision).
+async fn policy(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: super::extract::Principal,
+) -> Json<Value> {
+    let _ = caller;
+    let p = &state.policy;
+    Json(json!({
+        "requests": {
+            "pending_ttl_seconds": p.requests.pending_ttl_seconds,
+            "fatigue_limit": p.requests.fatigue_limit,
+            "fatigue_window_seconds": p.requests.fatigue_window_seconds,
+            "min_trust": p.requests.min_trust,
+            "max_delegation_depth": p.requests.max_delegation_depth,
+            "max_requested_seconds": p.requests.max_requested_seconds,
+        },
+        "capabilities": p.capabilities.iter().map(|r| json!({
+            "pattern": r.pattern.as_str(),
+            "sensitivity": r.sensitivity.as_str(),
+            "max_seconds": r.max_seconds,
+            "approvals_required": r.approvals_required,
+            "approver_roles": r.approver_roles,
+        })).collect::<Vec<_>>(),
+    }))
 }

@@ -506,6 +506,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// The `seq` of the newest audit event (0 for an empty chain).
+    async fn audit_head(&self) -> StoreResult<i64>;
 
     // Requests.
     async fn submit_request(

@@ -1073,6 +1073,13 @@ impl Store for SqliteStore {
         self.agents_where("", None, now).await
     }
 
+    async fn audit_head(&self) -> StoreResult<i64> {
+        let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(head)
+    }
+
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

@@ -261,3 +261,59 @@ pub async fn start_real_clock(settings: ServerSettings) -> (RunningServer, tempf
     .unwrap_or_else(|e| unreachable!("start: {e}"));
     (server, dir)
 }
+
+impl TestServer {
+    /// A client holding a fresh access token of the agent with `key`.
+    pub async fn as_agent(&self, key: &AgentKey) -> ApiClient {
+        let token = self
+            .client
+            .client_credentials(&self.assertion(key), None)
+            .await
+            .unwrap_or_else(|e| unreachable!("agent token: {e}"));
+        self.client.with_token(token.access_token)
+    }
+
+    /// Expires what is due, as the server's sweeper does every second.
+    pub async fn sweep(&self) -> Vec<String> {
+        sponsor_console::server::sweep(&self.server.state)
+            .await
+            .unwrap_or_else(|e| unreachable!("sweep: {e}"))
+    }
+}
+
+/// An elevation request body.
+pub fn elevation(
+    caps: &[&str],
+    seconds: i64,
+) -> sponsor_console::protocol::requests::ElevationBody {
+    sponsor_console::protocol::requests::ElevationBody {
+        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        duration_seconds: seconds,
+        justification: "quarterly close needs the ledger".into(),
+        ticket: Some("FIN-1234".into()),
+        context: Some("tool call: crm.update_account(id=42)".into()),
+        on_behalf_of: None,
+    }
+}
+
+/// A decision body.
+pub fn approve(
+    seconds: Option<i64>,
+    caps: Option<&[&str]>,
+) -> sponsor_console::protocol::requests::DecisionBody {
+    sponsor_console::protocol::requests::DecisionBody {
+        decision: sponsor_console::protocol::requests::Decision::Approve,
+        duration_seconds: seconds,
+        capabilities: caps.map(|c| c.iter().map(|s| (*s).to_owned()).collect()),
+        justification: "checked the ticket".into(),
+    }
+}
+
+pub fn deny() -> sponsor_console::protocol::requests::DecisionBody {
+    sponsor_console::protocol::requests::DecisionBody {
+        decision: sponsor_console::protocol::requests::Decision::Deny,
+        duration_seconds: None,
+        capabilities: None,
+        justification: "not for this task".into(),
+    }
+}

@@ -1,0 +1,133 @@
+//! `/v1/grants`: time-bound grants, listed and revoked early.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+
+use crate::domain::{Invalid, did, text};
+use crate::protocol::audit::Actor;
+use crate::protocol::requests::{Grant, GrantList, ReasonBody, Suspension};
+use crate::server::error::ApiError;
+use crate::server::extract::{ApiJson, ApiQuery, Principal};
+use crate::server::state::AppState;
+use crate::server::store::GrantFilter;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    agent: Option<String>,
+    /// `true` (default): only grants in force now.
+    #[serde(default)]
+    active: Option<bool>,
+    /// `mine` (default) or `all`.
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `GET /v1/grants`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<GrantList>, ApiError> {
+    let mut filter = GrantFilter {
+        sponsor_id: None,
+        agent_did: query.agent.as_deref().map(did::parse).transpose()?,
+        active_only: query.active.unwrap_or(true),
+    };
+    if caller.is_sponsor() {
+        match query.scope.as_deref() {
+            None | Some("mine") => filter.sponsor_id = Some(caller.sub().to_owned()),
+            Some("all") if caller.reads_all() => {}
+            Some("all") => {
+                return Err(ApiError::forbidden(
+                    "listing every grant needs the security-lead or admin role",
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "scope must be mine or all",
+                ));
+            }
+        }
+    } else {
+        filter.agent_did = Some(caller.sub().to_owned());
+    }
+    let grants = state.store.list_grants(&filter, state.clock.now()).await?;
+    Ok(Json(GrantList { grants }))
+}
+
+fn check_id(raw: &str) -> Result<(), ApiError> {
+    let ok = raw.len() <= 64
+        && raw.starts_with("grt_")
+        && raw[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "invalid_grant_id",
+            "grant ids look like grt_ followed by 32 hex characters",
+        )
+        .into())
+    }
+}
+
+async fn visible(state: &AppState, caller: &Principal, raw: &str) -> Result<Grant, ApiError> {
+    check_id(raw)?;
+    let grant = state
+        .store
+        .grant(raw, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("grant"))?;
+    let ok = if caller.is_sponsor() {
+        caller.reads_all()
+            || state
+                .store
+                .is_sponsor_of(caller.sub(), &grant.agent_did)
+                .await?
+    } else {
+        grant.agent_did == caller.sub()
+    };
+    if ok {
+        Ok(grant)
+    } else {
+        Err(ApiError::not_found("grant"))
+    }
+}
+
+/// `GET /v1/grants/{id}`.
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Grant>, ApiError> {
+    Ok(Json(visible(&state, &caller, &id).await?))
+}
+
+/// `POST /v1/grants/{id}/revoke`: ends a grant now, with the grants delegated from it.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<Suspension>, ApiError> {
+    caller.require_sponsor()?;
+    if body.reason.trim().is_empty() {
+        return Err(Invalid::new("reason_required", "a reason is required").into());
+    }
+    text::free_text("reason", &body.reason)?;
+    let grant = visible(&state, &caller, &id).await?;
+    Ok(Json(
+        state
+            .store
+            .revoke_grant(
+                &grant.id,
+                Actor::sponsor(caller.sub()),
+                &body.reason,
+                state.clock.now(),
+            )
+            .await?,
+    ))
+}
