@@ -448,7 +448,7 @@ async fn take_down(
         .fetch_all(&mut **tx)
         .await?;
         let held: Vec<String> = held.into_iter().map(|g| g.0).collect();
-        let (grants, _) = revoke_grants(tx, &held, &by, reason, now).await?;
+        let (grants, grant_tokens) = revoke_grants(tx, &held, &by, reason, now).await?;
         // Pending requests by it, or delegating to it.
         let pending: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM requests WHERE status = 'pending' AND (agent_did = ? OR child_did = ?)",
@@ -477,7 +477,8 @@ async fn take_down(
         .bind(ms(now))
         .execute(&mut **tx)
         .await?
-        .rows_affected() as i64;
+        .rows_affected() as i64
+            + grant_tokens;
         // Trust is capped below probationary while out of service.
         let current = trust_now(tx, did, now).await?;
         let capped = current.min(trust::SUSPENSION_CAP);

@@ -1,0 +1,205 @@
+//! Delegation: a parent agent gives a child a subset of what it holds, approved by a human;
+//! the four refusals at submission; the chain is recorded.
+
+use sponsor_console::client::ApiClient;
+use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::protocol::requests::{DelegationBody, NewChild, RequestKind, RequestStatus};
+
+use crate::common::{TestServer, approve, code_of, deny, elevation};
+
+fn to_new(key: &AgentKey, name: &str, caps: &[&str], seconds: i64) -> DelegationBody {
+    DelegationBody {
+        child_did: None,
+        new_child: Some(NewChild {
+            public_key: key.public_key(),
+            name: name.into(),
+            model: Some("small-model".into()),
+            runtime: Some("worker".into()),
+        }),
+        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        duration_seconds: seconds,
+        justification: "split the crawl across workers".into(),
+        ticket: None,
+        context: Some("planner step 3 of 7".into()),
+    }
+}
+
+fn to_existing(did: &str, caps: &[&str], seconds: i64) -> DelegationBody {
+    DelegationBody {
+        child_did: Some(did.into()),
+        new_child: None,
+        ..to_new(&AgentKey::generate(), "x", caps, seconds)
+    }
+}
+
+/// Delegates `caps` to a new child and has `sponsor` approve; returns the child's key.
+async fn delegate(
+    t: &TestServer,
+    sponsor: &ApiClient,
+    parent: &AgentKey,
+    caps: &[&str],
+) -> AgentKey {
+    let child = AgentKey::generate();
+    let bot = t.as_agent(parent).await;
+    let asked = bot
+        .request_delegation(&to_new(&child, "worker", caps, 1800), None)
+        .await
+        .unwrap();
+    let done = sponsor
+        .decide(&asked.id, &approve(None, None))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RequestStatus::Approved, "{done:?}");
+    child
+}
+
+#[tokio::test]
+async fn a_parent_delegates_a_subset_to_a_new_child() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (parent_key, parent) = t
+        .agent(&alice, "planner", &["read:crm:*", "read:web:*"])
+        .await;
+    let child_key = AgentKey::generate();
+    let bot = t.as_agent(&parent_key).await;
+    let asked = bot
+        .request_delegation(
+            &to_new(&child_key, "crawler", &["read:web:docs"], 1800),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.kind, RequestKind::Delegation);
+    assert_eq!(asked.child_did.as_deref(), Some(child_key.did().as_str()));
+    assert_eq!(asked.child_name.as_deref(), Some("crawler"));
+    // The child exists already, sponsored like its parent, holding nothing yet.
+    let child = alice.agent(&child_key.did()).await.unwrap();
+    assert!(child.capabilities.is_empty());
+    assert_eq!(child.sponsors[0].username, "alice");
+    assert!(child.parent_did.is_none());
+
+    alice.decide(&asked.id, &approve(None, None)).await.unwrap();
+    let child = alice.agent(&child_key.did()).await.unwrap();
+    assert_eq!(child.parent_did.as_deref(), Some(parent.did.as_str()));
+    assert_eq!(child.delegation_depth, 1);
+    let token = t
+        .client
+        .client_credentials(&t.assertion(&child_key), None)
+        .await
+        .unwrap();
+    assert_eq!(token.scope.as_deref(), Some("read:web:docs"));
+    assert_eq!(token.expires_in, 900);
+}
+
+#[tokio::test]
+async fn the_four_refusals() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (root_key, _) = t.agent(&alice, "root", &["read:crm:*"]).await;
+    let root = t.as_agent(&root_key).await;
+
+    // 1. Not a subset: wildcards never broaden.
+    let broader = to_new(&AgentKey::generate(), "c", &["read:*"], 600);
+    assert_eq!(
+        code_of(root.request_delegation(&broader, None).await),
+        "delegation_not_subset"
+    );
+    let other = to_new(&AgentKey::generate(), "c", &["write:crm:x"], 600);
+    assert_eq!(
+        code_of(root.request_delegation(&other, None).await),
+        "delegation_not_subset"
+    );
+
+    // 2. Too deep: root → d1 → d2 → d3 is the limit (3); d3 cannot delegate further.
+    let d1 = delegate(&t, &alice, &root_key, &["read:crm:*"]).await;
+    let d2 = delegate(&t, &alice, &d1, &["read:crm:*"]).await;
+    let d3 = delegate(&t, &alice, &d2, &["read:crm:*"]).await;
+    assert_eq!(alice.agent(&d3.did()).await.unwrap().delegation_depth, 3);
+    let deep = t.as_agent(&d3).await;
+    let too_deep = to_new(&AgentKey::generate(), "d4", &["read:crm:x"], 600);
+    assert_eq!(
+        code_of(deep.request_delegation(&too_deep, None).await),
+        "delegation_too_deep"
+    );
+
+    // 3. Trust cap: an existing child trusted more than its parent.
+    let (low_key, _) = t.agent(&alice, "low", &["read:crm:*"]).await;
+    let low = t.as_agent(&low_key).await;
+    let asked = low
+        .request_elevation(&elevation(&["write:crm:x"], 600), None)
+        .await
+        .unwrap();
+    alice.decide(&asked.id, &deny()).await.unwrap(); // trust 500 → 475
+    let (_, high) = t.agent(&alice, "high", &[]).await; // 500
+    let capped = to_existing(&high.did, &["read:crm:x"], 600);
+    assert_eq!(
+        code_of(low.request_delegation(&capped, None).await),
+        "delegation_trust_exceeds_parent"
+    );
+
+    // 4. Lifetime: no delegated capability outlives the parent's source of it.
+    let asked = root
+        .request_elevation(&elevation(&["write:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    alice
+        .decide(&asked.id, &approve(Some(1800), None))
+        .await
+        .unwrap();
+    let root = t.as_agent(&root_key).await;
+    let outlives = to_new(&AgentKey::generate(), "c", &["write:crm:x"], 3600);
+    assert_eq!(
+        code_of(root.request_delegation(&outlives, None).await),
+        "delegation_outlives_source"
+    );
+    let fits = to_new(&AgentKey::generate(), "c", &["write:crm:x"], 1200);
+    assert_eq!(
+        root.request_delegation(&fits, None).await.unwrap().status,
+        RequestStatus::Pending
+    );
+
+    // And malformed asks: no child, both children, itself.
+    let mut neither = to_new(&AgentKey::generate(), "c", &["read:crm:x"], 600);
+    neither.new_child = None;
+    assert_eq!(
+        code_of(root.request_delegation(&neither, None).await),
+        "invalid_child"
+    );
+    let itself = to_existing(&root_key.did(), &["read:crm:x"], 600);
+    assert_eq!(
+        code_of(root.request_delegation(&itself, None).await),
+        "invalid_child"
+    );
+}
+
+#[tokio::test]
+async fn a_delegated_grant_ends_with_its_source() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (root_key, _) = t.agent(&alice, "root", &[]).await;
+    let root = t.as_agent(&root_key).await;
+    let asked = root
+        .request_elevation(&elevation(&["write:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    alice
+        .decide(&asked.id, &approve(Some(3600), None))
+        .await
+        .unwrap();
+    let child = delegate(&t, &alice, &root_key, &["write:crm:x"]).await;
+    let grants = alice.grants("").await.unwrap();
+    assert_eq!(grants.len(), 2);
+    let parent_grant = grants
+        .iter()
+        .find(|g| g.agent_did == root_key.did())
+        .unwrap();
+    let child_grant = grants.iter().find(|g| g.agent_did == child.did()).unwrap();
+    assert_eq!(
+        child_grant.source_grant_id.as_deref(),
+        Some(parent_grant.id.as_str())
+    );
+    // Revoking the parent's grant revokes the child's with it.
+    let done = alice.revoke_grant(&parent_grant.id, "done").await.unwrap();
+    assert_eq!(done.grants_revoked.len(), 2);
+    assert!(alice.grants("").await.unwrap().is_empty());
+}
