@@ -207,3 +207,102 @@ mod tests {
         assert!(parse_set(&many).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9-]{0,5}"
+    }
+
+    /// Any valid capability or pattern: verb, 0–3 resource segments, maybe a `:*` tail.
+    fn capability() -> impl Strategy<Value = Capability> {
+        (
+            segment(),
+            prop::collection::vec(segment(), 0..4),
+            any::<bool>(),
+        )
+            .prop_filter_map("needs a resource", |(verb, segs, wildcard)| {
+                let text = match (segs.is_empty(), wildcard) {
+                    (true, false) => return None,
+                    (true, true) => format!("{verb}:*"),
+                    (false, false) => format!("{verb}:{}", segs.join(":")),
+                    (false, true) => format!("{verb}:{}:*", segs.join(":")),
+                };
+                Capability::parse(&text).ok()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_round_trips(c in capability()) {
+            prop_assert_eq!(Capability::parse(c.as_str()).ok(), Some(c.clone()));
+        }
+
+        #[test]
+        fn covering_is_reflexive(c in capability()) {
+            prop_assert!(c.covers(&c));
+        }
+
+        #[test]
+        fn covering_is_transitive(a in capability(), b in capability(), c in capability()) {
+            if a.covers(&b) && b.covers(&c) {
+                prop_assert!(a.covers(&c));
+            }
+        }
+
+        #[test]
+        fn a_concrete_capability_covers_only_itself(a in capability(), b in capability()) {
+            if !a.is_pattern() && a.covers(&b) {
+                prop_assert_eq!(a, b);
+            }
+        }
+
+        #[test]
+        fn a_pattern_covers_exactly_what_extends_its_prefix(a in capability(), b in capability()) {
+            if a.is_pattern() {
+                let prefix = &a.as_str()[..a.as_str().len() - 1];
+                let extends = b.as_str().starts_with(prefix) && b.as_str().len() > prefix.len();
+                prop_assert_eq!(a.covers(&b), a == b || extends);
+            }
+        }
+
+        #[test]
+        fn wildcards_never_broaden(a in capability(), b in capability()) {
+            // If a pattern is covered by something, every capability it covers is too.
+            if a.is_pattern() && b.covers(&a) {
+                let prefix = &a.as_str()[..a.as_str().len() - 1];
+                let example = Capability::parse(&format!("{prefix}x")).ok();
+                if let Some(x) = example {
+                    prop_assert!(b.covers(&x));
+                }
+            }
+            // A concrete capability never covers a pattern.
+            if !b.is_pattern() && a.is_pattern() {
+                prop_assert!(!b.covers(&a));
+            }
+        }
+
+        #[test]
+        fn the_subset_rule(
+            wanted in prop::collection::vec(capability(), 0..6),
+            held in prop::collection::vec(capability(), 0..6),
+            extra in capability(),
+        ) {
+            let expected = wanted.iter().all(|w| held.iter().any(|h| h.covers(w)));
+            prop_assert_eq!(is_subset(&wanted, &held), expected);
+            // Holding more never makes a subset stop being one.
+            if expected {
+                let mut more = held.clone();
+                more.push(extra);
+                prop_assert!(is_subset(&wanted, &more));
+            }
+            // Everything is a subset of itself, and the empty set of anything.
+            prop_assert!(is_subset(&held, &held));
+            prop_assert!(is_subset(&[], &held));
+        }
+    }
+}

@@ -179,3 +179,69 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cap() -> impl Strategy<Value = Capability> {
+        prop::sample::select(vec![
+            "read:*",
+            "read:crm:*",
+            "read:crm:accounts",
+            "read:crm:leads",
+            "read:web:*",
+            "read:web:docs",
+            "write:crm:*",
+            "write:crm:accounts",
+            "send:email",
+            "delete:crm:old",
+        ])
+        .prop_map(|s| Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}")))
+    }
+
+    proptest! {
+        /// Whatever is accepted is covered by what the parent holds, and each capability's
+        /// source outlasts the delegation.
+        #[test]
+        fn accepted_delegations_never_exceed_the_parent(
+            standing in prop::collection::vec(cap(), 0..3),
+            granted in prop::collection::vec(cap(), 0..3),
+            grant_minutes in 1i64..240,
+            wanted in prop::collection::vec(cap(), 1..4),
+            minutes in 1i64..240,
+        ) {
+            let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+            let parent = Parent {
+                depth: 0,
+                trust: 500,
+                standing: standing.clone(),
+                grants: vec![HeldGrant {
+                    grant_id: "g".into(),
+                    capabilities: granted.clone(),
+                    not_after: now + Duration::minutes(grant_minutes),
+                }],
+            };
+            let mut held = standing.clone();
+            held.extend(granted.clone());
+            match check(&parent, 500, &wanted, minutes * 60, 3, now) {
+                Ok(sourced) => {
+                    prop_assert!(crate::domain::capability::is_subset(&wanted, &held));
+                    for s in sourced {
+                        if let Some((_, until)) = s.source {
+                            prop_assert!(now + Duration::minutes(minutes) <= until);
+                        } else {
+                            prop_assert!(standing.iter().any(|h| h.covers(&s.capability)));
+                        }
+                    }
+                }
+                Err(e) => prop_assert!(
+                    !crate::domain::capability::is_subset(&wanted, &held)
+                        || e.code == "delegation_outlives_source"
+                ),
+            }
+        }
+    }
+}

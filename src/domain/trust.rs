@@ -12,7 +12,19 @@ pub const DECAY_PER_IDLE_HOUR: i64 = 2;
 /// A suspended agent's score is capped here, below `probationary`.
 pub const SUSPENSION_CAP: i64 = 299;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Untrusted,

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
     /// `sponsor`, `agent` or `system`.
     pub kind: String,
@@ -33,7 +34,7 @@ impl Actor {
 }
 
 /// An event before it is sealed: exactly the fields the hash covers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UnhashedEvent {
     pub seq: i64,
     #[serde(with = "super::time")]
@@ -41,12 +42,13 @@ pub struct UnhashedEvent {
     pub actor: Actor,
     pub action: String,
     pub subject: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub prev_hash: String,
 }
 
 /// A sealed event, as stored and as served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     #[serde(flatten)]
     pub event: UnhashedEvent,
@@ -54,14 +56,14 @@ pub struct AuditEvent {
 }
 
 /// Where and why a chain breaks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChainFault {
     pub seq: i64,
     pub reason: String,
 }
 
 /// `GET /v1/audit/verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     /// Events that verified before the first fault (all of them when `ok`).
@@ -75,7 +77,7 @@ pub struct VerifyReport {
 }
 
 /// `GET /v1/audit?after=SEQ&limit=N`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `after` to read the next page; absent on the last page.

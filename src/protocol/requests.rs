@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::policy::Requirement;
 use crate::domain::trust::Tier;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     Elevation,
@@ -29,7 +30,7 @@ impl RequestKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Pending,
@@ -62,7 +63,7 @@ impl RequestStatus {
 }
 
 /// `POST /v1/requests/elevation` (agent token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ElevationBody {
     pub capabilities: Vec<String>,
@@ -79,7 +80,7 @@ pub struct ElevationBody {
 }
 
 /// A child agent registered in the same call as the delegation to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChild {
     pub public_key: String,
@@ -92,7 +93,7 @@ pub struct NewChild {
 
 /// `POST /v1/requests/delegation` (the parent agent's token). Exactly one of `child_did` and
 /// `new_child`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelegationBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +109,7 @@ pub struct DelegationBody {
     pub context: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Approve,
@@ -125,7 +126,7 @@ impl Decision {
 }
 
 /// `POST /v1/requests/{id}/decision` (sponsor token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub decision: Decision,
@@ -139,7 +140,7 @@ pub struct DecisionBody {
 }
 
 /// One human's decision on a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Approval {
     pub approver_id: String,
     pub approver_username: String,
@@ -153,7 +154,7 @@ pub struct Approval {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Request {
     pub id: String,
     pub kind: RequestKind,
@@ -194,19 +195,19 @@ pub struct Request {
     pub grant_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequestList {
     pub requests: Vec<Request>,
 }
 
 /// Cancelling, revoking, suspending: a reason is always required.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Grant {
     pub id: String,
     pub agent_did: String,
@@ -232,13 +233,13 @@ pub struct Grant {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GrantList {
     pub grants: Vec<Grant>,
 }
 
 /// `POST /v1/agents/{did}/suspend`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendBody {
     pub reason: String,
@@ -248,7 +249,7 @@ pub struct SuspendBody {
 }
 
 /// `POST /v1/agents/suspend`: every agent of a sponsor (default: the caller).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendAllBody {
     pub reason: String,
@@ -262,7 +263,7 @@ pub struct SuspendAllBody {
 }
 
 /// What a suspension or revocation actually did.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct Suspension {
     /// Agents whose status changed.
     pub agents: Vec<String>,
@@ -271,7 +272,7 @@ pub struct Suspension {
     pub tokens_revoked: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TrustPoint {
     #[serde(with = "super::time")]
     pub at: DateTime<Utc>,
@@ -281,7 +282,7 @@ pub struct TrustPoint {
 }
 
 /// `GET /v1/agents/{did}/trust`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TrustReport {
     pub did: String,
     /// Now, after idle decay.
@@ -289,4 +290,26 @@ pub struct TrustReport {
     pub tier: Tier,
     /// Oldest first; the last point is now.
     pub history: Vec<TrustPoint>,
+}
+
+/// One capability rule of the policy in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyRuleView {
+    pub pattern: String,
+    pub sensitivity: crate::domain::policy::Sensitivity,
+    pub max_seconds: i64,
+    pub approvals_required: u8,
+    pub approver_roles: Vec<crate::domain::role::Role>,
+}
+
+/// `GET /v1/policy`: what the console shows beside a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    pub pending_ttl_seconds: i64,
+    pub fatigue_limit: u32,
+    pub fatigue_window_seconds: i64,
+    pub min_trust: i64,
+    pub max_delegation_depth: i64,
+    pub max_requested_seconds: i64,
+    pub capabilities: Vec<PolicyRuleView>,
 }

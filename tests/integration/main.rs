@@ -15,6 +15,7 @@ mod events;
 mod keys;
 mod kill_switch;
 mod login;
+mod openapi;
 mod refresh;
 mod requests;
 mod token_validation;

@@ -14,6 +14,7 @@ use crate::domain::role::Role;
 use crate::domain::{Invalid, capability, did, text};
 use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
 use crate::protocol::audit::Actor;
+use crate::protocol::error::ErrorBody;
 use crate::protocol::requests::{
     ReasonBody, SuspendAllBody, SuspendBody, Suspension, TrustPoint, TrustReport,
 };
@@ -76,6 +77,10 @@ pub fn request_hash<T: serde::Serialize>(body: &T) -> Result<String, ApiError> {
     Ok(hex::encode(Sha256::digest(canonical)))
 }
 
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = RegisterAgent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn register(
     State(state): State<AppState>,
     caller: Principal,
@@ -140,7 +145,8 @@ pub async fn register(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `mine` (default) or `all` (security leads and admins).
@@ -148,6 +154,8 @@ pub struct ListQuery {
     scope: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(ListQuery),
+    responses((status = 200, body = AgentList), (status = 403, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -179,6 +187,8 @@ pub async fn list(
 
 /// Reads one agent. Whoever may not see it gets the same 404 as for an agent that does not
 /// exist, so DIDs cannot be probed.
+#[utoipa::path(get, path = "/v1/agents/{did}", tag = "agents", params(("did" = String, Path)),
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -220,6 +230,9 @@ async fn may_suspend(state: &AppState, caller: &Principal, did: &str) -> Result<
 }
 
 /// `POST /v1/agents/{did}/suspend`: the agent and its delegated descendants, at once.
+#[utoipa::path(post, path = "/v1/agents/{did}/suspend", tag = "kill switch", params(("did" = String, Path)),
+    request_body = SuspendBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Principal,
@@ -245,6 +258,9 @@ pub async fn suspend(
 }
 
 /// `POST /v1/agents/suspend`: every agent of a sponsor (default: the caller's own).
+#[utoipa::path(post, path = "/v1/agents/suspend", tag = "kill switch", request_body = SuspendAllBody,
+    responses((status = 200, body = Suspension), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn suspend_all(
     State(state): State<AppState>,
     caller: Principal,
@@ -289,6 +305,9 @@ pub async fn suspend_all(
 
 /// `POST /v1/agents/{did}/reactivate`: this agent only; a security suspension needs a
 /// security lead.
+#[utoipa::path(post, path = "/v1/agents/{did}/reactivate", tag = "kill switch", params(("did" = String, Path)),
+    request_body = ReasonBody, responses((status = 200, body = Agent), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn reactivate(
     State(state): State<AppState>,
     caller: Principal,
@@ -317,6 +336,9 @@ pub async fn reactivate(
 }
 
 /// `POST /v1/agents/{did}/revoke`: permanent, cascading to descendants.
+#[utoipa::path(post, path = "/v1/agents/{did}/revoke", tag = "kill switch", params(("did" = String, Path)),
+    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
@@ -343,6 +365,8 @@ pub async fn revoke(
 }
 
 /// `GET /v1/agents/{did}/trust`: score, tier and history (for the console's sparkline).
+#[utoipa::path(get, path = "/v1/agents/{did}/trust", tag = "agents", params(("did" = String, Path)),
+    responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn trust(
     State(state): State<AppState>,
     caller: Principal,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::domain::audit::ChainVerifier;
 use crate::protocol::audit::{AuditPage, VerifyReport};
+use crate::protocol::error::ErrorBody;
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiQuery, Principal};
 use crate::server::state::AppState;
@@ -18,7 +19,8 @@ use crate::server::store::{AuditScope, Store};
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     #[serde(default)]
@@ -36,6 +38,8 @@ fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(PageQuery),
+    responses((status = 200, body = AuditPage), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn page(
     State(state): State<AppState>,
     caller: Principal,
@@ -95,6 +99,8 @@ pub async fn verify_chain(store: &dyn Store) -> Result<VerifyReport, ApiError> {
 }
 
 /// Any signed-in human may verify: the answer reveals no event content.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyReport), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Principal,
@@ -104,6 +110,9 @@ pub async fn verify(
 }
 
 /// The whole chain as JSON Lines, streamed page by page (security leads and admins).
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
+    responses((status = 200, description = "the whole chain as JSON Lines, one AuditEvent per line", content_type = "application/jsonl", body = String),
+              (status = 403, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
     caller: Principal,

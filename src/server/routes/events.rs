@@ -14,6 +14,7 @@ use futures::Stream;
 use serde::Deserialize;
 
 use crate::protocol::audit::AuditEvent;
+use crate::protocol::error::ErrorBody;
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiQuery, Principal};
 use crate::server::state::AppState;
@@ -21,7 +22,8 @@ use crate::server::store::AuditScope;
 
 const PAGE: u32 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Start after this `seq` (as `Last-Event-ID` does; the header wins). Default: only new
@@ -56,6 +58,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         })
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "resume after this audit seq")),
+    responses((status = 200, description = "Server-Sent Events: id = audit seq, event = action, data = AuditEvent", content_type = "text/event-stream", body = AuditEvent),
+              (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Principal,

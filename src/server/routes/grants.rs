@@ -6,13 +6,15 @@ use serde::Deserialize;
 
 use crate::domain::{Invalid, did, text};
 use crate::protocol::audit::Actor;
+use crate::protocol::error::ErrorBody;
 use crate::protocol::requests::{Grant, GrantList, ReasonBody, Suspension};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
 use crate::server::state::AppState;
 use crate::server::store::GrantFilter;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -26,6 +28,8 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/grants`.
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", params(ListQuery),
+    responses((status = 200, body = GrantList), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -98,6 +102,8 @@ async fn visible(state: &AppState, caller: &Principal, raw: &str) -> Result<Gran
 }
 
 /// `GET /v1/grants/{id}`.
+#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
+    responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -107,6 +113,9 @@ pub async fn read(
 }
 
 /// `POST /v1/grants/{id}/revoke`: ends a grant now, with the grants delegated from it.
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "grants", params(("id" = String, Path)),
+    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,

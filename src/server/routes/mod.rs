@@ -10,18 +10,95 @@ mod me;
 mod oauth;
 mod requests;
 
-use axum::extract::DefaultBodyLimit;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::MAX_BODY_BYTES;
+use super::extract::{MAX_BODY_BYTES, Principal};
 use super::state::AppState;
+use crate::protocol::error::ErrorBody;
+use crate::protocol::requests::{PolicyRuleView, PolicyView};
+
+/// The OpenAPI document's frame; paths are added by the routes themselves.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Governance server",
+        description = "Agent identities, just-in-time elevation and delegation, grants, the kill switch, trust and the audit chain."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity"), (name = "agents"), (name = "requests"), (name = "grants"),
+        (name = "kill switch"), (name = "audit"), (name = "events"), (name = "policy")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every `/v1` route, registered together with its OpenAPI description so the document cannot
+/// miss one.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(me::me))
+        .routes(routes!(agents::list, agents::register))
+        .routes(routes!(agents::suspend_all))
+        .routes(routes!(agents::read))
+        .routes(routes!(agents::suspend))
+        .routes(routes!(agents::reactivate))
+        .routes(routes!(agents::revoke))
+        .routes(routes!(agents::trust))
+        .routes(routes!(requests::list))
+        .routes(routes!(requests::elevation))
+        .routes(routes!(requests::delegation))
+        .routes(routes!(requests::read))
+        .routes(routes!(requests::decide))
+        .routes(routes!(requests::cancel))
+        .routes(routes!(requests::wait))
+        .routes(routes!(grants::list))
+        .routes(routes!(grants::read))
+        .routes(routes!(grants::revoke))
+        .routes(routes!(audit::page))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::export))
+        .routes(routes!(events::events))
+        .routes(routes!(policy))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the `/v1` API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
 
 pub fn router(state: AppState) -> Router {
+    let (v1, doc) = api();
+    let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(health))
         .route(
@@ -43,29 +120,14 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/userinfo", get(oauth::userinfo))
         .route("/device", get(device_page::show).post(device_page::sign_in))
         .route("/device/decision", post(device_page::decide))
-        .route("/v1/me", get(me::me))
-        .route("/v1/agents", get(agents::list).post(agents::register))
-        .route("/v1/agents/suspend", post(agents::suspend_all))
-        .route("/v1/agents/{did}", get(agents::read))
-        .route("/v1/agents/{did}/suspend", post(agents::suspend))
-        .route("/v1/agents/{did}/reactivate", post(agents::reactivate))
-        .route("/v1/agents/{did}/revoke", post(agents::revoke))
-        .route("/v1/agents/{did}/trust", get(agents::trust))
-        .route("/v1/requests", get(requests::list))
-        .route("/v1/requests/elevation", post(requests::elevation))
-        .route("/v1/requests/delegation", post(requests::delegation))
-        .route("/v1/requests/{id}", get(requests::read))
-        .route("/v1/requests/{id}/decision", post(requests::decide))
-        .route("/v1/requests/{id}/cancel", post(requests::cancel))
-        .route("/v1/requests/{id}/wait", get(requests::wait))
-        .route("/v1/grants", get(grants::list))
-        .route("/v1/grants/{id}", get(grants::read))
-        .route("/v1/grants/{id}/revoke", post(grants::revoke))
-        .route("/v1/policy", get(policy))
-        .route("/v1/events", get(events::events))
-        .route("/v1/audit", get(audit::page))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/export", get(audit::export))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        )
+        .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -90,27 +152,29 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// `GET /v1/policy`: the policy in force (what the console shows beside a decision).
-async fn policy(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    caller: super::extract::Principal,
-) -> Json<Value> {
-    let _ = caller;
+#[utoipa::path(get, path = "/v1/policy", tag = "policy",
+    responses((status = 200, body = PolicyView),
+              (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn policy(State(state): State<AppState>, _caller: Principal) -> Json<PolicyView> {
     let p = &state.policy;
-    Json(json!({
-        "requests": {
-            "pending_ttl_seconds": p.requests.pending_ttl_seconds,
-            "fatigue_limit": p.requests.fatigue_limit,
-            "fatigue_window_seconds": p.requests.fatigue_window_seconds,
-            "min_trust": p.requests.min_trust,
-            "max_delegation_depth": p.requests.max_delegation_depth,
-            "max_requested_seconds": p.requests.max_requested_seconds,
-        },
-        "capabilities": p.capabilities.iter().map(|r| json!({
-            "pattern": r.pattern.as_str(),
-            "sensitivity": r.sensitivity.as_str(),
-            "max_seconds": r.max_seconds,
-            "approvals_required": r.approvals_required,
-            "approver_roles": r.approver_roles,
-        })).collect::<Vec<_>>(),
-    }))
+    Json(PolicyView {
+        pending_ttl_seconds: p.requests.pending_ttl_seconds,
+        fatigue_limit: p.requests.fatigue_limit,
+        fatigue_window_seconds: p.requests.fatigue_window_seconds,
+        min_trust: p.requests.min_trust,
+        max_delegation_depth: p.requests.max_delegation_depth,
+        max_requested_seconds: p.requests.max_requested_seconds,
+        capabilities: p
+            .capabilities
+            .iter()
+            .map(|r| PolicyRuleView {
+                pattern: r.pattern.as_str().to_owned(),
+                sensitivity: r.sensitivity,
+                max_seconds: r.max_seconds,
+                approvals_required: r.approvals_required,
+                approver_roles: r.approver_roles.clone(),
+            })
+            .collect(),
+    })
 }

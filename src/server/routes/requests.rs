@@ -15,6 +15,7 @@ use crate::domain::capability;
 use crate::domain::delegation::{self, HeldGrant, Parent};
 use crate::domain::{Invalid, did, text, trust};
 use crate::protocol::agents::{Agent, AgentStatus};
+use crate::protocol::error::ErrorBody;
 use crate::protocol::requests::{
     DecisionBody, DelegationBody, ElevationBody, ReasonBody, Request, RequestKind, RequestList,
     RequestStatus,
@@ -146,6 +147,10 @@ async fn submit(
 }
 
 /// `POST /v1/requests/elevation`.
+#[utoipa::path(post, path = "/v1/requests/elevation", tag = "requests", request_body = ElevationBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
+    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn elevation(
     State(state): State<AppState>,
     caller: Principal,
@@ -220,6 +225,10 @@ async fn parent_view(state: &AppState, agent: &Agent) -> Result<Parent, ApiError
 }
 
 /// `POST /v1/requests/delegation`: the caller is the parent.
+#[utoipa::path(post, path = "/v1/requests/delegation", tag = "requests", request_body = DelegationBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
+    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delegation(
     State(state): State<AppState>,
     caller: Principal,
@@ -364,7 +373,8 @@ async fn is_ancestor(state: &AppState, candidate: &str, agent: &Agent) -> Result
     Ok(false)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -380,6 +390,8 @@ pub struct ListQuery {
 
 /// `GET /v1/requests`: a sponsor's agents' requests (or all, for readers of everything); an
 /// agent's own.
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(ListQuery),
+    responses((status = 200, body = RequestList), (status = 400, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -499,6 +511,8 @@ fn check_id(raw: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/requests/{id}`.
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
+    responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -508,6 +522,11 @@ pub async fn read(
 }
 
 /// `POST /v1/requests/{id}/decision`.
+#[utoipa::path(post, path = "/v1/requests/{id}/decision", tag = "requests", params(("id" = String, Path)),
+    request_body = DecisionBody,
+    responses((status = 200, body = Request), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "already_decided, expired or cancelled", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn decide(
     State(state): State<AppState>,
     caller: Principal,
@@ -553,6 +572,9 @@ pub async fn decide(
 }
 
 /// `POST /v1/requests/{id}/cancel`: the asking agent withdraws a pending request.
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", params(("id" = String, Path)),
+    request_body = ReasonBody, responses((status = 200, body = Request), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Principal,
@@ -573,7 +595,8 @@ pub async fn cancel(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// Seconds to wait for a decision, 0–60 (default 30).
@@ -583,6 +606,9 @@ pub struct WaitQuery {
 
 /// `GET /v1/requests/{id}/wait`: answers as soon as the request is no longer pending, or with
 /// the pending request when the timeout passes.
+#[utoipa::path(get, path = "/v1/requests/{id}/wait", tag = "requests", params(("id" = String, Path), WaitQuery),
+    responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn wait(
     State(state): State<AppState>,
     caller: Principal,
