@@ -9,10 +9,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::client::fleet::{Fleet, FleetConfig};
 use sponsor_console::clock::{SharedClock, SystemClock};
 use sponsor_console::console::login;
 use sponsor_console::console::session::SessionStore;
 use sponsor_console::protocol::agents::RegisterAgent;
+use sponsor_console::protocol::requests::{DelegationBody, ElevationBody, NewChild, RequestStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +80,130 @@ enum Command {
         /// The token to introspect; an agent may introspect only its own tokens.
         token: Option<String>,
     },
+    /// Ask a human for more: elevation for this agent, or delegation to a child.
+    Request {
+        #[command(subcommand)]
+        kind: RequestCommand,
+    },
+    /// Wait until a request is decided (long polls), then print it.
+    Wait {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        id: String,
+        /// Give up after this long (e.g. 10m); exit code 3 if still pending.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Withdraw a pending request.
+    Cancel {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Fetch a token and show which capabilities it carries and until when.
+    Use {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Simulate a fleet of agents submitting requests (demo and load generator). Registers the
+    /// agents with a sponsor's token (SPONSOR_TOKEN or the console session).
+    Fleet {
+        #[arg(long, default_value_t = 8)]
+        agents: usize,
+        /// Submissions per second across the fleet.
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        /// Stop after this many submissions.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this long (e.g. 5m). Without --count or --duration: until Ctrl-C.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Share of submissions that delegate to a new child (0–1).
+        #[arg(long, default_value_t = 0.15)]
+        delegation_share: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, env = "SPONSOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestCommand {
+    /// Ask for capabilities for this agent, for a bounded time.
+    Elevation {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        #[arg(long = "capability", required = true)]
+        capabilities: Vec<String>,
+        /// How long, e.g. 30m or 2h.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long)]
+        context: Option<String>,
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Give a child agent a subset of this agent's capabilities.
+    Delegation {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        /// An existing child agent.
+        #[arg(long, conflicts_with = "child_key")]
+        child_did: Option<String>,
+        /// A new child: its key file (see keygen) …
+        #[arg(long, requires = "child_name")]
+        child_key: Option<PathBuf>,
+        /// … and its name.
+        #[arg(long)]
+        child_name: Option<String>,
+        #[arg(long = "capability", required = true)]
+        capabilities: Vec<String>,
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long)]
+        context: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+}
+
+async fn sponsor_client(api: &ApiClient, token: Option<String>) -> anyhow::Result<ApiClient> {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let clock: SharedClock = Arc::new(SystemClock);
+            let store = SessionStore::default_location()?;
+            login::current_session(api, &store, &clock)
+                .await?
+                .access_token
+        }
+    };
+    Ok(api.with_token(token))
+}
+
+fn seconds(d: std::time::Duration) -> anyhow::Result<i64> {
+    Ok(i64::try_from(d.as_secs())?)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 async fn agent_token(
@@ -161,9 +287,194 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let answer = api.with_token(own).introspect(&target).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
+        Command::Request { kind } => match kind {
+            RequestCommand::Elevation {
+                key,
+                capabilities,
+                duration,
+                justification,
+                ticket,
+                context,
+                on_behalf_of,
+                idempotency_key,
+            } => {
+                let key = AgentKey::load(&key)?;
+                let me = api.with_token(agent_token(&api, &key, None).await?);
+                let body = ElevationBody {
+                    capabilities,
+                    duration_seconds: seconds(duration)?,
+                    justification,
+                    ticket,
+                    context,
+                    on_behalf_of,
+                };
+                print_json(
+                    &me.request_elevation(&body, idempotency_key.as_deref())
+                        .await?,
+                )?;
+            }
+            RequestCommand::Delegation {
+                key,
+                child_did,
+                child_key,
+                child_name,
+                capabilities,
+                duration,
+                justification,
+                ticket,
+                context,
+                idempotency_key,
+            } => {
+                let key = AgentKey::load(&key)?;
+                let new_child = match (child_key, child_name) {
+                    (Some(path), Some(name)) => Some(NewChild {
+                        public_key: AgentKey::load(&path)?.public_key(),
+                        name,
+                        model: None,
+                        runtime: None,
+                    }),
+                    _ => None,
+                };
+                let me = api.with_token(agent_token(&api, &key, None).await?);
+                let body = DelegationBody {
+                    child_did,
+                    new_child,
+                    capabilities,
+                    duration_seconds: seconds(duration)?,
+                    justification,
+                    ticket,
+                    context,
+                };
+                print_json(
+                    &me.request_delegation(&body, idempotency_key.as_deref())
+                        .await?,
+                )?;
+            }
+        },
+        Command::Wait { key, id, timeout } => {
+            let key = AgentKey::load(&key)?;
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                // Tokens live 15 minutes; take a fresh one for each long poll.
+                let me = api.with_token(agent_token(&api, &key, None).await?);
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let request = me.wait_request(&id, left.as_secs().min(60)).await?;
+                if request.status != RequestStatus::Pending {
+                    print_json(&request)?;
+                    return Ok(());
+                }
+                if left.is_zero() {
+                    print_json(&request)?;
+                    anyhow::bail!(StillPending);
+                }
+            }
+        }
+        Command::Cancel { key, id, reason } => {
+            let key = AgentKey::load(&key)?;
+            let me = api.with_token(agent_token(&api, &key, None).await?);
+            print_json(&me.cancel_request(&id, &reason).await?)?;
+        }
+        Command::Use { key, scope } => {
+            let key = AgentKey::load(&key)?;
+            let assertion = key.assertion(
+                &api.token_endpoint(),
+                chrono::Utc::now(),
+                chrono::Duration::seconds(60),
+            )?;
+            let tokens = api.client_credentials(&assertion, scope.as_deref()).await?;
+            let me = api.with_token(tokens.access_token.clone());
+            let agent = me.agent(&key.did()).await?;
+            let grants = me.grants("").await?;
+            let until =
+                chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(tokens.expires_in)?);
+            println!("agent   {} ({})", agent.name, agent.did);
+            println!(
+                "token   valid until {} ({} s)",
+                until.format("%Y-%m-%d %H:%M:%S UTC"),
+                tokens.expires_in
+            );
+            for cap in tokens
+                .scope
+                .as_deref()
+                .unwrap_or("")
+                .split(' ')
+                .filter(|c| !c.is_empty())
+            {
+                let source = grants
+                    .iter()
+                    .find(|g| g.capabilities.iter().any(|c| c == cap))
+                    .map(|g| {
+                        format!(
+                            "grant {} until {}",
+                            g.id,
+                            g.not_after.format("%H:%M:%S UTC")
+                        )
+                    })
+                    .unwrap_or_else(|| "standing".into());
+                println!("carries {cap:<32} {source}");
+            }
+        }
+        Command::Fleet {
+            agents,
+            rate,
+            count,
+            duration,
+            delegation_share,
+            seed,
+            token,
+        } => {
+            let sponsor = sponsor_client(&api, token).await?;
+            eprintln!("registering {agents} agents…");
+            let fleet =
+                Arc::new(Fleet::register(&sponsor, agents, seed, Arc::new(SystemClock)).await?);
+            for a in &fleet.agents {
+                eprintln!("  {} {}", a.did, a.name);
+            }
+            let config = FleetConfig {
+                agents,
+                rate,
+                delegation_share,
+                seed,
+                count,
+                duration,
+                concurrency: 64,
+            };
+            eprintln!("submitting at {rate}/s…");
+            let stats = tokio::select! {
+                stats = fleet.run(&config) => stats,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted");
+                    return Ok(());
+                }
+            };
+            let mut lat = stats.latencies.clone();
+            lat.sort();
+            let pct = |q: f64| {
+                lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+                    .map(|d| d.as_secs_f64() * 1e3)
+                    .unwrap_or(0.0)
+            };
+            println!(
+                "submitted {}  pending {}  auto-denied {}  errors {}  ack median {:.1} ms  p99 {:.1} ms",
+                stats.submitted,
+                stats.pending,
+                stats.auto_denied,
+                stats.errors,
+                pct(0.5),
+                pct(0.99)
+            );
+            if let Some(e) = stats.last_error {
+                eprintln!("last error: {e}");
+            }
+        }
     }
     Ok(())
 }
+
+/// `wait` gave up while the request was still pending.
+#[derive(Debug, thiserror::Error)]
+#[error("still pending")]
+struct StillPending;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -171,6 +482,10 @@ async fn main() -> ExitCode {
     sponsor_console::telemetry::init_stderr("warn");
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<StillPending>() => {
+            eprintln!("still pending");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

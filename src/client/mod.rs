@@ -2,6 +2,7 @@
 //! benchmarks and the tests, so every caller speaks the same wire types as the server.
 
 pub mod agent_key;
+pub mod fleet;
 
 use std::time::Duration;
 
@@ -123,6 +124,15 @@ impl ApiClient {
             http: self.http.clone(),
             base: self.base.clone(),
             token: Some(token.into()),
+        }
+    }
+
+    /// A client sharing this one's connection pool, without a token.
+    pub fn anonymous(&self) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: None,
         }
     }
 

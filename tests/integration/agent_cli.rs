@@ -86,6 +86,54 @@ async fn keygen_register_token_introspect() {
     assert_eq!(seen["active"], true);
     assert_eq!(seen["sub"], did.as_str());
 
+    // Ask for more, wait for the human, use what was granted.
+    let asked: serde_json::Value = serde_json::from_str(&ok(&run(&[
+        "request",
+        "elevation",
+        "--key",
+        key,
+        "--capability",
+        "send:email:vendors",
+        "--for",
+        "30m",
+        "--justification",
+        "remittance advice for run 7",
+        "--ticket",
+        "FIN-7",
+    ])
+    .output()
+    .await
+    .unwrap()))
+    .unwrap();
+    assert_eq!(asked["status"], "pending");
+    let id = asked["id"].as_str().unwrap().to_owned();
+    let still = run(&["wait", "--key", key, &id, "--timeout", "0s"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(still.status.code(), Some(3), "still pending");
+    let alice = client.with_token(&sponsor_token);
+    alice
+        .decide(&id, &crate::common::approve(None, None))
+        .await
+        .unwrap();
+    let waited: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["wait", "--key", key, &id, "--timeout", "10s"])
+            .output()
+            .await
+            .unwrap()))
+        .unwrap();
+    assert_eq!(waited["status"], "approved");
+    let used = ok(&run(&["use", "--key", key]).output().await.unwrap());
+    assert!(
+        used.contains("send:email:vendors") && used.contains("grant grt_"),
+        "{used}"
+    );
+    assert!(
+        used.contains("read:invoices") && used.contains("standing"),
+        "{used}"
+    );
+
     // A bad capability is refused with the server's explanation and a failing exit code.
     let refused = run(&["register", "--key", key, "--name", "x", "--capability", "*"])
         .output()

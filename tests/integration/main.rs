@@ -12,6 +12,7 @@ mod client_credentials;
 mod delegation;
 mod device_flow;
 mod events;
+mod fleet;
 mod keys;
 mod kill_switch;
 mod login;
