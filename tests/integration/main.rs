@@ -18,5 +18,6 @@ mod kill_switch;
 mod login;
 mod openapi;
 mod refresh;
+mod reliability;
 mod requests;
 mod token_validation;

@@ -1,0 +1,260 @@
+//! Reliability: a thousand concurrent submissions with retries under the same idempotency keys
+//! are each stored exactly once; and the real server binary killed with SIGKILL mid-traffic
+//! loses nothing it acknowledged, with its audit chain intact after restart.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use sponsor_console::client::ApiClient;
+use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::domain::policy::Policy;
+use sponsor_console::protocol::requests::{Decision, RequestStatus};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::{PASSWORD, TestServer, approve, elevation, settings, sign_in};
+
+fn relaxed_policy() -> Policy {
+    let mut policy = Policy::shipped().unwrap();
+    policy.requests.fatigue_limit = 100_000;
+    policy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_submissions_with_retries_are_each_stored_once() {
+    let mut s = settings();
+    s.policy = Some(relaxed_policy());
+    let t = TestServer::start_with(s).await;
+    let alice = t.as_user("alice").await;
+    let mut bots = Vec::new();
+    for i in 0..10 {
+        let (key, _) = t.agent(&alice, &format!("bot-{i}"), &[]).await;
+        bots.push(t.as_agent(&key).await);
+    }
+    let bots = Arc::new(bots);
+    // Each submission goes out twice at once (a client retrying after a timeout), then once
+    // more afterwards.
+    let results: Vec<(String, Vec<String>)> = futures::stream::iter(0..1000)
+        .map(|i| {
+            let bots = bots.clone();
+            async move {
+                let bot = &bots[i % bots.len()];
+                let body = elevation(&[&format!("read:crm:item-{i}")], 3600);
+                let key = format!("submit-{i}");
+                let (a, b) = tokio::join!(
+                    bot.request_elevation(&body, Some(&key)),
+                    bot.request_elevation(&body, Some(&key))
+                );
+                let c = bot.request_elevation(&body, Some(&key)).await;
+                let ids = [a, b, c]
+                    .into_iter()
+                    .map(|r| {
+                        r.map(|r| r.id)
+                            .unwrap_or_else(|e| panic!("submission {i}: {e}"))
+                    })
+                    .collect();
+                (key, ids)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut by_key: HashMap<String, String> = HashMap::new();
+    for (key, ids) in &results {
+        assert!(ids.iter().all(|id| id == &ids[0]), "{key}: {ids:?}");
+        by_key.insert(key.clone(), ids[0].clone());
+    }
+    let acknowledged: HashSet<&String> = by_key.values().collect();
+    assert_eq!(acknowledged.len(), 1000);
+    let stored = alice.requests("status=all&limit=10000").await.unwrap();
+    assert_eq!(stored.len(), 1000, "each exactly once");
+    let stored_ids: HashSet<&String> = stored.iter().map(|r| &r.id).collect();
+    assert_eq!(stored_ids, acknowledged);
+    let sam = t.as_user("sam").await;
+    let report = sam.audit_verify().await.unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
+/// Starts the real `governance-server` on a free port; returns it and its base URL.
+async fn spawn_server(config: &std::path::Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_governance-server"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server printed its address");
+        if let Some(rest) = line.strip_prefix("governance-server listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = sponsor_console::server::passwords::hash_password(PASSWORD).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        sponsor_console::domain::policy::SHIPPED
+            .replace("fatigue_limit = 5", "fatigue_limit = 100000"),
+    )
+    .unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\ndatabase = \"{}\"\npolicy = \"{}\"\n\n\
+             [[sponsors]]\nusername = \"alice\"\nroles = [\"sponsor\"]\npassword_hash = \"{hash}\"\n",
+            dir.path().join("g.db").display(),
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let (mut server, base) = spawn_server(&config).await;
+    let client = ApiClient::new(&base).unwrap();
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let mut keys = Vec::new();
+    for i in 0..4 {
+        let key = AgentKey::generate();
+        alice
+            .register_agent(
+                &sponsor_console::protocol::agents::RegisterAgent {
+                    public_key: key.public_key(),
+                    name: format!("bot-{i}"),
+                    capabilities: vec![],
+                    entra_object_id: None,
+                    model: None,
+                    runtime: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let mut bots = Vec::new();
+    for key in &keys {
+        let a = key
+            .assertion(
+                &client.token_endpoint(),
+                chrono::Utc::now(),
+                chrono::Duration::seconds(60),
+            )
+            .unwrap();
+        bots.push(
+            client.with_token(
+                client
+                    .client_credentials(&a, None)
+                    .await
+                    .unwrap()
+                    .access_token,
+            ),
+        );
+    }
+
+    // Submitters and a decider run until the server dies under them.
+    let acked_requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let acked_decisions = Arc::new(std::sync::Mutex::new(Vec::<(String, Decision)>::new()));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, bot) in bots.into_iter().enumerate() {
+        let (acked, progress) = (acked_requests.clone(), progress.clone());
+        tasks.spawn(async move {
+            for i in 0.. {
+                let body = elevation(&[&format!("read:crm:{n}-{i}")], 3600);
+                match bot.request_elevation(&body, None).await {
+                    Ok(r) => {
+                        acked.lock().unwrap().push(r.id);
+                        progress.notify_one();
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    {
+        let (alice, decided, progress) = (alice.clone(), acked_decisions.clone(), progress.clone());
+        tasks.spawn(async move {
+            loop {
+                let Ok(pending) = alice.requests("status=pending&limit=20").await else {
+                    break;
+                };
+                for r in pending {
+                    match alice.decide(&r.id, &approve(None, None)).await {
+                        Ok(done) if done.status == RequestStatus::Approved => {
+                            decided.lock().unwrap().push((done.id, Decision::Approve));
+                            progress.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.status().is_some() => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
+    // Let traffic build up, then kill -9.
+    loop {
+        let (r, d) = (
+            acked_requests.lock().unwrap().len(),
+            acked_decisions.lock().unwrap().len(),
+        );
+        if r >= 150 && d >= 20 {
+            break;
+        }
+        progress.notified().await;
+    }
+    server.start_kill().unwrap(); // SIGKILL
+    server.wait().await.unwrap();
+    while tasks.join_next().await.is_some() {}
+
+    let (mut server, base) = spawn_server(&config).await;
+    let client = ApiClient::new(&base).unwrap();
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let stored: HashMap<String, RequestStatus> = alice
+        .requests("status=all&limit=10000")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    let acked = acked_requests.lock().unwrap().clone();
+    for id in &acked {
+        assert!(
+            stored.contains_key(id),
+            "acknowledged request {id} was lost"
+        );
+    }
+    for (id, _) in acked_decisions.lock().unwrap().iter() {
+        assert_eq!(
+            stored.get(id),
+            Some(&RequestStatus::Approved),
+            "acknowledged approval of {id} was lost"
+        );
+    }
+    let report = alice.audit_verify().await.unwrap();
+    assert!(report.ok, "{report:?}");
+    eprintln!(
+        "killed mid-traffic: {} acknowledged requests, {} acknowledged approvals, all present; chain of {} verifies",
+        acked.len(),
+        acked_decisions.lock().unwrap().len(),
+        report.count
+    );
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+}
