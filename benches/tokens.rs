@@ -8,16 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
-use sponsor_console::clock::SystemClock;
-use sponsor_console::domain::role::Role;
-use sponsor_console::protocol::audit::Actor;
-use sponsor_console::protocol::oauth::{AccessClaims, SubjectKind};
-use sponsor_console::server::passwords::hash_password;
-use sponsor_console::server::start;
-use sponsor_console::server::store::{NewAgent, SponsorUpsert};
+use sponsor_console::server::store::NewAgent;
 use sponsor_console::settings::ServerSettings;
+
+mod support;
 
 struct Options {
     agents: usize,
@@ -26,44 +21,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Options {
-        agents: get("--agents", 32),
-        requests: get("--requests", 4000),
-        concurrency: get("--concurrency", 16),
+        agents: support::arg("--agents", 32),
+        requests: support::arg("--requests", 4000),
+        concurrency: support::arg("--concurrency", 16),
     }
-}
-
-struct Summary {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn summarize(mut samples: Vec<Duration>, wall: Duration) -> Summary {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Summary {
-        median: at(0.5),
-        p99: at(0.99),
-        per_second: samples.len() as f64 / wall.as_secs_f64(),
-    }
-}
-
-fn report(name: &str, s: &Summary) {
-    println!(
-        "{name:<44} median {:>9.3} ms   p99 {:>9.3} ms   {:>9.0} /s",
-        s.median.as_secs_f64() * 1e3,
-        s.p99.as_secs_f64() * 1e3,
-        s.per_second
-    );
 }
 
 /// Runs `total` calls of `call` with `concurrency` workers; returns per-call latencies.
@@ -109,31 +71,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(opts: Options) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = start(
-        ServerSettings::default(),
-        &dir.path().join("bench.db"),
-        listener,
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let bench = support::start_server(ServerSettings::default()).await?;
+    let (server, sponsor) = (&bench.server, &bench.sponsor);
     let state = server.state.clone();
     let now = Utc::now();
-    let sponsor = state
-        .store
-        .upsert_sponsor(
-            &SponsorUpsert {
-                username: "bench".into(),
-                display_name: "Bench".into(),
-                roles: vec![Role::Sponsor, Role::SecurityLead],
-                password_hash: hash_password("bench-password-123")?,
-                source: "cli".into(),
-            },
-            Actor::system(),
-            now,
-        )
-        .await?;
     let mut keys = Vec::new();
     for i in 0..opts.agents {
         let key = AgentKey::generate();
@@ -157,23 +98,9 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             .await?;
         keys.push(key);
     }
-    // The introspecting caller: a sponsor token signed by the server's own key ring.
-    let caller_claims = AccessClaims {
-        iss: state.issuer.clone(),
-        sub: sponsor.id.clone(),
-        aud: state.settings.tokens.audience.clone(),
-        exp: now.timestamp() + 3600,
-        iat: now.timestamp(),
-        nbf: now.timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
-        scope: "governance".into(),
-        client_id: "sponsor-console".into(),
-        kind: SubjectKind::Sponsor,
-        roles: vec!["sponsor".into(), "security-lead".into()],
-        preferred_username: Some("bench".into()),
-    };
-    let caller_token = state.keys.sign(&caller_claims)?;
-    let api = ApiClient::new(&server.base_url())?;
+    // The introspecting caller: the bench sponsor.
+    let caller = bench.sponsor_client.clone();
+    let api = caller.anonymous();
 
     println!(
         "governance-server on {} — {} agents, {} requests per run, {} concurrent clients, 2 worker threads",
@@ -217,15 +144,15 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         })
         .await
     };
-    let issuance = summarize(samples, wall);
-    report("token issuance (client credentials)", &issuance);
+    let issuance = support::summarize(samples, wall);
+    support::report("token issuance (client credentials)", &issuance);
     let tokens = Arc::new(std::mem::take(&mut *issued.lock().await));
     anyhow::ensure!(tokens.len() == opts.requests, "some issuances failed");
 
     // 2. Introspection: in-memory JWT check, then one primary-key lookup.
     let introspections = opts.requests * 4;
     let (samples, wall) = {
-        let (api, tokens) = (api.with_token(caller_token.clone()), tokens.clone());
+        let (api, tokens) = (caller.clone(), tokens.clone());
         load(introspections, opts.concurrency, move |i| {
             let (api, tokens) = (api.clone(), tokens.clone());
             async move {
@@ -238,8 +165,8 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         })
         .await
     };
-    let introspection = summarize(samples, wall);
-    report("introspection (RFC 7662)", &introspection);
+    let introspection = support::summarize(samples, wall);
+    support::report("introspection (RFC 7662)", &introspection);
 
     // 3. In-memory JWT validation, as every /v1 call does (no database).
     let mut samples = Vec::with_capacity(20_000);
@@ -259,7 +186,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         samples.push(t.elapsed());
         anyhow::ensure!(ok, "validation failed");
     }
-    let validation = summarize(samples, started.elapsed());
+    let validation = support::summarize(samples, started.elapsed());
     println!(
         "{:<44} median {:>9.1} µs   p99 {:>9.1} µs   {:>9.0} /s (one thread)",
         "JWT validation in memory (EdDSA)",
@@ -267,6 +194,6 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         validation.p99.as_secs_f64() * 1e6,
         validation.per_second
     );
-    server.shutdown().await?;
+    bench.server.shutdown().await?;
     Ok(())
 }

@@ -524,3 +524,50 @@ async fn humans_cannot_submit_and_agents_cannot_decide() {
         "invalid_request_id"
     );
 }
+
+#[tokio::test]
+async fn every_decision_writes_exactly_one_audit_event() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let sam = t.as_user("sam").await;
+    let (key, agent) = t.agent(&alice, "bot", &[]).await;
+    let bot = t.as_agent(&key).await;
+    let store = &t.server.state.store;
+    let single = bot
+        .request_elevation(&elevation(&["write:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    let denied = bot
+        .request_elevation(&elevation(&["write:crm:y"], 3600), None)
+        .await
+        .unwrap();
+    let double = bot
+        .request_elevation(&elevation(&["delete:crm:z"], 3600), None)
+        .await
+        .unwrap();
+    let cases = [
+        (&alice, &single.id, approve(None, None), "request.approved"),
+        (&alice, &denied.id, deny(), "request.denied"),
+        (
+            &alice,
+            &double.id,
+            approve(None, None),
+            "request.approval_recorded",
+        ),
+        (&sam, &double.id, approve(None, None), "request.approved"),
+    ];
+    for (who, id, body, action) in cases {
+        let before = store.audit_head().await.unwrap();
+        who.decide(id, &body).await.unwrap();
+        let after = sam.audit_page(before, 100).await.unwrap().events;
+        assert_eq!(after.len(), 1, "{action}: {after:?}");
+        assert_eq!(after[0].event.action, action);
+        assert_eq!(after[0].event.subject, agent.did);
+        assert_eq!(after[0].event.details["request_id"], id.as_str());
+    }
+    // A refused decision writes nothing.
+    let before = store.audit_head().await.unwrap();
+    assert!(alice.decide(&single.id, &deny()).await.is_err());
+    assert_eq!(store.audit_head().await.unwrap(), before);
+    assert!(sam.audit_verify().await.unwrap().ok);
+}
