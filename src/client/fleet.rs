@@ -327,6 +327,74 @@ impl Fleet {
         })
     }
 
+    /// The fleet whose keys are kept in `dir` (one `*.pem` per agent, mode 0600): agents still
+    /// registered and active are reused, and new ones are registered up to `n`.
+    pub async fn load_or_register(
+        sponsor: &ApiClient,
+        dir: &std::path::Path,
+        n: usize,
+        seed: u64,
+        clock: SharedClock,
+    ) -> ClientResult<Self> {
+        let io = |e: std::io::Error| ClientError::Url(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mine = sponsor.agents(false).await?;
+        let mut agents = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let Ok(key) = AgentKey::load(&path) else {
+                continue;
+            };
+            let did = key.did();
+            let Some(agent) = mine
+                .iter()
+                .find(|a| a.did == did && a.status == crate::protocol::agents::AgentStatus::Active)
+            else {
+                continue;
+            };
+            let profile = PROFILES
+                .iter()
+                .position(|p| agent.name.starts_with(p.name))
+                .unwrap_or(0);
+            agents.push(Arc::new(SimAgent {
+                key,
+                did,
+                name: agent.name.clone(),
+                profile,
+                token: Mutex::new(None),
+            }));
+            if agents.len() == n {
+                break;
+            }
+        }
+        if agents.len() < n {
+            let fresh = Self::register(
+                sponsor,
+                n - agents.len(),
+                seed.wrapping_add(agents.len() as u64),
+                clock.clone(),
+            )
+            .await?;
+            for a in fresh.agents {
+                a.key
+                    .save_new(&dir.join(format!("{}.pem", a.did.trim_start_matches("did:mesh:"))))
+                    .map_err(|e| ClientError::Url(e.to_string()))?;
+                agents.push(a);
+            }
+        }
+        Ok(Self {
+            api: sponsor.anonymous(),
+            clock,
+            agents,
+        })
+    }
+
     /// A client holding a valid token of `agent` (cached until a minute before it expires).
     pub async fn agent_client(&self, agent: &SimAgent) -> ClientResult<ApiClient> {
         let mut cached = agent.token.lock().await;

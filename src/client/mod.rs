@@ -325,6 +325,13 @@ impl ApiClient {
         Self::api(self.request(Method::GET, &path)).await
     }
 
+    /// The newest `n` audit events visible to the caller, oldest first.
+    pub async fn audit_tail(&self, n: u32) -> ClientResult<Vec<AuditEvent>> {
+        let page: AuditPage =
+            Self::api(self.request(Method::GET, &format!("/v1/audit?tail={n}"))).await?;
+        Ok(page.events)
+    }
+
     pub async fn audit_verify(&self) -> ClientResult<VerifyReport> {
         Self::api(self.request(Method::GET, "/v1/audit/verify")).await
     }

@@ -80,15 +80,17 @@ fn url_error(e: url::ParseError) -> LoginError {
 
 /// Signs in to `api`'s server: starts the device flow, hands the prompt to `show`, polls with
 /// `sleep` between attempts, and returns the session (not yet saved).
-pub async fn device_login<S, SF>(
+pub async fn device_login<S, SF, H, HF>(
     api: &ApiClient,
     clock: SharedClock,
     sleep: S,
-    show: impl FnOnce(&LoginPrompt),
+    show: H,
 ) -> Result<Session, LoginError>
 where
     S: Fn(Duration) -> SF,
     SF: Future<Output = ()>,
+    H: FnOnce(LoginPrompt) -> HF,
+    HF: Future<Output = ()>,
 {
     let client = BasicClient::new(ClientId::new(CLIENT_ID.to_owned()))
         .set_auth_type(AuthType::RequestBody)
@@ -107,14 +109,15 @@ where
         .request_async(&http)
         .await
         .map_err(oauth_error)?;
-    show(&LoginPrompt {
+    show(LoginPrompt {
         verification_uri: details.verification_uri().to_string(),
         verification_uri_complete: details
             .verification_uri_complete()
             .map(|u| u.secret().to_owned()),
         user_code: details.user_code().secret().to_owned(),
         expires_in: details.expires_in(),
-    });
+    })
+    .await;
     let time = clock.clone();
     let token = client
         .exchange_device_access_token(&details)
@@ -162,6 +165,27 @@ pub async fn current_session(
     if session.expires_at - now > chrono::Duration::seconds(REFRESH_MARGIN_SECONDS) {
         return Ok(session);
     }
+    match refresh(api, &session, clock).await {
+        Ok(renewed) => {
+            store.save(&renewed)?;
+            Ok(renewed)
+        }
+        Err(LoginError::SessionEnded(server)) => {
+            // Rotated elsewhere, revoked, or expired: this session is over.
+            store.remove(&server)?;
+            Err(LoginError::SessionEnded(server))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Exchanges the session's refresh token for fresh tokens (the old refresh token is spent).
+pub async fn refresh(
+    api: &ApiClient,
+    session: &Session,
+    clock: &SharedClock,
+) -> Result<Session, LoginError> {
+    let server = session.server.clone();
     let Some(refresh) = session.refresh_token.clone() else {
         return Err(LoginError::SessionEnded(server));
     };
@@ -174,25 +198,20 @@ pub async fn current_session(
         .await
     {
         Ok(token) => token,
-        Err(RequestTokenError::ServerResponse(_)) => {
-            // Rotated elsewhere, revoked, or expired: this session is over.
-            store.remove(&server)?;
-            return Err(LoginError::SessionEnded(server));
-        }
+        Err(RequestTokenError::ServerResponse(_)) => return Err(LoginError::SessionEnded(server)),
         Err(e) => return Err(oauth_error(e)),
     };
+    let now = clock.now();
     let lifetime = token.expires_in().unwrap_or(Duration::from_secs(0));
-    let renewed = Session {
+    Ok(Session {
         access_token: token.access_token().secret().to_owned(),
         refresh_token: token
             .refresh_token()
             .map(|r| r.secret().to_owned())
-            .or(session.refresh_token),
+            .or_else(|| session.refresh_token.clone()),
         expires_at: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
-        ..session
-    };
-    store.save(&renewed)?;
-    Ok(renewed)
+        ..session.clone()
+    })
 }
 
 /// Revokes the session's tokens at the server (best effort) and forgets it locally.

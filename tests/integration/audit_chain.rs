@@ -137,3 +137,17 @@ async fn the_server_itself_cannot_rewrite_history() {
         .unwrap();
     assert_eq!(agent_token.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_tail_is_the_newest_events_oldest_first() {
+    let (t, sam) = busy_server().await;
+    let all = sam.audit_export().await.unwrap();
+    let tail = sam.audit_tail(3).await.unwrap();
+    assert_eq!(tail, all[all.len() - 3..].to_vec());
+    let everything = sam.audit_tail(1000).await.unwrap();
+    assert_eq!(everything, all);
+    let alice = t.as_user("alice").await;
+    let mine = alice.audit_tail(1000).await.unwrap();
+    assert!(mine.len() > 3 && mine.len() < everything.len());
+    assert!(mine.windows(2).all(|w| w[0].event.seq < w[1].event.seq));
+}

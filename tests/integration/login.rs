@@ -52,6 +52,7 @@ async fn login_honours_slow_down_then_refreshes_and_logs_out() {
     let signing_in = login::device_login(&t.client, clock.clone(), sleep, move |prompt| {
         assert!(prompt.verification_uri.ends_with("/device"));
         code_tx.send(prompt.user_code.clone()).unwrap();
+        async {}
     });
     let (session, ()) = tokio::join!(signing_in, human);
     let session = session.unwrap();
@@ -122,6 +123,7 @@ async fn a_denied_login_says_so() {
     };
     let signing_in = login::device_login(&t.client, clock, sleep, move |p| {
         code_tx.send(p.user_code.clone()).unwrap();
+        async {}
     });
     let (result, ()) = tokio::join!(signing_in, human);
     assert!(matches!(result, Err(LoginError::Denied)), "{result:?}");

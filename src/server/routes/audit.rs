@@ -27,6 +27,9 @@ pub struct PageQuery {
     after: Option<i64>,
     #[serde(default)]
     limit: Option<u32>,
+    /// The newest N events instead (what a console shows first); excludes `after`.
+    #[serde(default)]
+    tail: Option<u32>,
 }
 
 fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
@@ -46,6 +49,19 @@ pub async fn page(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let scope = scope_of(&caller)?;
+    if let Some(n) = query.tail {
+        if query.after.is_some() || !(1..=MAX_PAGE).contains(&n) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("tail takes 1 to {MAX_PAGE} and no after"),
+            ));
+        }
+        let events = state.store.audit_tail(&scope, n).await?;
+        return Ok(Json(AuditPage {
+            events,
+            next_after: None,
+        }));
+    }
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::bad_request(

@@ -506,6 +506,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// The newest `limit` events in scope, oldest first.
+    async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     /// The `seq` of the newest audit event (0 for an empty chain).
     async fn audit_head(&self) -> StoreResult<i64>;
 

@@ -1073,6 +1073,36 @@ impl Store for SqliteStore {
         self.agents_where("", None, now).await
     }
 
+    async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = match scope {
+            AuditScope::All => {
+                sqlx::query("SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            AuditScope::Sponsor(id) => {
+                sqlx::query(
+                    "SELECT * FROM audit_events WHERE actor_id = ? OR subject = ?
+                          OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)
+                     ORDER BY seq DESC LIMIT ?",
+                )
+                .bind(id)
+                .bind(id)
+                .bind(id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        let mut events: Vec<AuditEvent> = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<_>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
     async fn audit_head(&self) -> StoreResult<i64> {
         let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
             .fetch_one(&self.reader)

@@ -1,0 +1,279 @@
+//! The app loop: terminal in, actions through `State::update`, effects out to tasks, a frame
+//! drawn after each batch. The UI never waits on the network: every request runs in a task and
+//! comes back as an `Action`; the event stream reconnects on its own with `Last-Event-ID`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{FixedOffset, Local, Utc};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::{Mutex, mpsc};
+
+use super::login::{self, LoginError};
+use super::session::{Session, SessionStore};
+use super::state::{Action, Connection, Effect, State};
+use super::theme::Theme;
+use super::view::{self, Frame2};
+use crate::client::ApiClient;
+use crate::clock::SharedClock;
+
+/// Keeps the session's access token fresh, refreshing (and, when it came from the session
+/// store, saving) it shortly before it expires.
+#[derive(Debug, Clone)]
+pub struct Keeper {
+    api: ApiClient,
+    session: Arc<Mutex<Session>>,
+    store: Option<SessionStore>,
+    clock: SharedClock,
+}
+
+impl Keeper {
+    pub fn new(
+        api: ApiClient,
+        session: Session,
+        store: Option<SessionStore>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            api,
+            session: Arc::new(Mutex::new(session)),
+            store,
+            clock,
+        }
+    }
+
+    /// A client with a valid access token.
+    pub async fn client(&self) -> Result<ApiClient, LoginError> {
+        let mut session = self.session.lock().await;
+        let left = session.expires_at - self.clock.now();
+        if left <= chrono::Duration::seconds(login::REFRESH_MARGIN_SECONDS) {
+            let renewed = login::refresh(&self.api, &session, &self.clock).await?;
+            if let Some(store) = &self.store {
+                store.save(&renewed)?;
+            }
+            *session = renewed;
+        }
+        Ok(self.api.with_token(session.access_token.clone()))
+    }
+
+    pub async fn expires_at(&self) -> chrono::DateTime<Utc> {
+        self.session.lock().await.expires_at
+    }
+}
+
+/// How new requests are announced.
+#[derive(Debug, Clone, Copy)]
+pub struct Alerts {
+    pub bell: bool,
+    pub osc: bool,
+}
+
+/// Strips everything but printable text from a notification (it is agent-controlled).
+fn notification_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && !crate::domain::text::is_bidi_control(*c) && *c != ';')
+        .take(200)
+        .collect()
+}
+
+fn alert(alerts: Alerts, title: &str, body: &str) {
+    let mut out = std::io::stdout();
+    if alerts.bell {
+        let _ = out.write_all(b"\x07");
+    }
+    if alerts.osc {
+        let (t, b) = (notification_text(title), notification_text(body));
+        let _ = write!(out, "\x1b]9;{t}: {b}\x07\x1b]777;notify;{t};{b}\x07");
+    }
+    let _ = out.flush();
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Runs one effect in a task; its answer comes back on `tx`.
+fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
+    let (keeper, tx) = (keeper.clone(), tx.clone());
+    tokio::spawn(async move {
+        let client = match keeper.client().await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Action::Requests(Err(format!("session: {e}"))));
+                return;
+            }
+        };
+        let _ = tx.send(Action::TokenExpiry(keeper.expires_at().await));
+        let action = match effect {
+            Effect::LoadRequests => Action::Requests(
+                client
+                    .requests("status=pending&limit=10000")
+                    .await
+                    .map_err(err),
+            ),
+            Effect::LoadRequest(id) => Action::Request(client.get_request(&id).await.map_err(err)),
+            Effect::LoadAgents => Action::Agents(client.agents(false).await.map_err(err)),
+            Effect::LoadGrants => Action::Grants(client.grants("").await.map_err(err)),
+            Effect::LoadAudit => Action::Audit(client.audit_tail(500).await.map_err(err)),
+            Effect::LoadTrust(did) => match client.trust(&did).await {
+                Ok(t) => Action::Trust(did, t),
+                Err(_) => return,
+            },
+            Effect::Decide { id, body } => {
+                Action::Decided(client.decide(&id, &body).await.map_err(err))
+            }
+            Effect::Suspend {
+                did,
+                reason,
+                security,
+            } => Action::Suspended(client.suspend(&did, &reason, security).await.map_err(err)),
+            Effect::SuspendAll { reason, expected } => Action::Suspended(
+                client
+                    .suspend_all(&crate::protocol::requests::SuspendAllBody {
+                        reason,
+                        security: false,
+                        sponsor_id: None,
+                        expected_count: u32::try_from(expected).ok(),
+                    })
+                    .await
+                    .map_err(err),
+            ),
+            Effect::Reactivate { did, reason } => {
+                Action::Reactivated(client.reactivate(&did, &reason).await.map_err(err))
+            }
+            Effect::RevokeGrant { id, reason } => {
+                Action::GrantRevoked(client.revoke_grant(&id, &reason).await.map_err(err))
+            }
+            Effect::Verify => Action::Verified(client.audit_verify().await.map_err(err)),
+            Effect::Notify { .. } | Effect::Quit => return,
+        };
+        let _ = tx.send(action);
+    });
+}
+
+/// Follows `/v1/events` for ever, resuming after the last seq seen.
+fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: Option<i64> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            let opened = match keeper.client().await {
+                Ok(client) => client.events(last).await.map_err(err),
+                Err(e) => Err(e.to_string()),
+            };
+            let error = match opened {
+                Ok(mut stream) => {
+                    attempt = 0;
+                    if tx.send(Action::Connection(Connection::Live)).is_err() {
+                        return;
+                    }
+                    loop {
+                        match stream.next().await {
+                            Some(Ok(event)) => {
+                                last = Some(event.event.seq);
+                                if tx.send(Action::Event(Box::new(event))).is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "the server closed the stream".to_owned(),
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            attempt += 1;
+            if tx
+                .send(Action::Connection(Connection::Reconnecting {
+                    attempt,
+                    error,
+                }))
+                .is_err()
+            {
+                return;
+            }
+            let backoff = Duration::from_millis((250u64 << attempt.min(7)).min(15_000));
+            tokio::time::sleep(backoff).await;
+        }
+    })
+}
+
+/// Runs the console until the user quits.
+pub async fn run(
+    mut state: State,
+    keeper: Keeper,
+    theme: Theme,
+    alerts: Alerts,
+) -> std::io::Result<()> {
+    let offset: FixedOffset = *Local::now().offset();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    let mut terminal = ratatui::init();
+    let events = follow_events(keeper.clone(), tx.clone());
+    let ticker = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if tx.send(Action::Tick).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    for effect in state.start() {
+        run_effect(effect, &keeper, &tx);
+    }
+    let mut input = EventStream::new();
+    let result = loop {
+        let now = Utc::now();
+        let drawn = terminal.draw(|f| {
+            view::render(
+                f,
+                &state,
+                Frame2 {
+                    now,
+                    offset,
+                    theme: &theme,
+                },
+            );
+        });
+        if let Err(e) = drawn {
+            break Err(e);
+        }
+        let action = tokio::select! {
+            key = input.next() => match key {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Some(Action::Key(k)),
+                Some(Ok(_)) => None,
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            },
+            action = rx.recv() => action,
+        };
+        let mut batch: Vec<Action> = action.into_iter().collect();
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+            if batch.len() > 256 {
+                break;
+            }
+        }
+        for action in batch {
+            for effect in state.update(action, Utc::now()) {
+                match effect {
+                    Effect::Quit => {}
+                    Effect::Notify { title, body } => alert(alerts, &title, &body),
+                    other => run_effect(other, &keeper, &tx),
+                }
+            }
+        }
+        if state.quit {
+            break Ok(());
+        }
+    };
+    events.abort();
+    ticker.abort();
+    ratatui::restore();
+    result
+}

@@ -1,0 +1,544 @@
+//! What keys mean. A `Command` is what a key can be bound to; the keymap binds keys to
+//! commands per context, with the shipped defaults overlaid by the user's `[keys]` table. The
+//! hint footer and the help screen are generated from it, so they cannot disagree with what
+//! the keys do. In read-only mode the acting commands are not in the keymap at all.
+
+use std::collections::BTreeMap;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Context {
+    Global,
+    Inbox,
+    Detail,
+    Agents,
+    Grants,
+    Audit,
+}
+
+/// Everything a key can mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    Quit,
+    Help,
+    Back,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    Inbox,
+    Agents,
+    Grants,
+    Audit,
+    NextScreen,
+    Filter,
+    CommandLine,
+    Refresh,
+    Open,
+    Mark,
+    ClearMarks,
+    Sort,
+    Approve,
+    Deny,
+    Suspend,
+    SuspendAll,
+    Reactivate,
+    RevokeGrant,
+    Verify,
+}
+
+struct Spec {
+    command: Command,
+    name: &'static str,
+    help: &'static str,
+    contexts: &'static [Context],
+    keys: &'static [&'static str],
+    /// Changes something at the server: gone in read-only mode.
+    acting: bool,
+}
+
+use Context as C;
+
+const SPECS: &[Spec] = &[
+    Spec {
+        command: Command::Quit,
+        name: "quit",
+        help: "quit",
+        contexts: &[C::Global],
+        keys: &["q", "ctrl-c"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Help,
+        name: "help",
+        help: "keys",
+        contexts: &[C::Global],
+        keys: &["?"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Back,
+        name: "back",
+        help: "back",
+        contexts: &[C::Global],
+        keys: &["esc"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Up,
+        name: "up",
+        help: "up",
+        contexts: &[C::Global],
+        keys: &["k", "up"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Down,
+        name: "down",
+        help: "down",
+        contexts: &[C::Global],
+        keys: &["j", "down"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Top,
+        name: "top",
+        help: "first",
+        contexts: &[C::Global],
+        keys: &["g", "home"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Bottom,
+        name: "bottom",
+        help: "last",
+        contexts: &[C::Global],
+        keys: &["G", "end"],
+        acting: false,
+    },
+    Spec {
+        command: Command::PageUp,
+        name: "page_up",
+        help: "page up",
+        contexts: &[C::Global],
+        keys: &["pageup", "ctrl-b"],
+        acting: false,
+    },
+    Spec {
+        command: Command::PageDown,
+        name: "page_down",
+        help: "page down",
+        contexts: &[C::Global],
+        keys: &["pagedown", "ctrl-f"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Inbox,
+        name: "inbox",
+        help: "inbox",
+        contexts: &[C::Global],
+        keys: &["1"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Agents,
+        name: "agents",
+        help: "agents",
+        contexts: &[C::Global],
+        keys: &["2"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Grants,
+        name: "grants",
+        help: "grants",
+        contexts: &[C::Global],
+        keys: &["3"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Audit,
+        name: "audit",
+        help: "audit",
+        contexts: &[C::Global],
+        keys: &["4"],
+        acting: false,
+    },
+    Spec {
+        command: Command::NextScreen,
+        name: "next_screen",
+        help: "next screen",
+        contexts: &[C::Global],
+        keys: &["tab"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Filter,
+        name: "filter",
+        help: "filter",
+        contexts: &[C::Inbox, C::Agents, C::Grants, C::Audit],
+        keys: &["/"],
+        acting: false,
+    },
+    Spec {
+        command: Command::CommandLine,
+        name: "command_line",
+        help: "command",
+        contexts: &[C::Global],
+        keys: &[":"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Refresh,
+        name: "refresh",
+        help: "refresh",
+        contexts: &[C::Global],
+        keys: &["ctrl-r"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Open,
+        name: "open",
+        help: "open",
+        contexts: &[C::Inbox],
+        keys: &["enter"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Mark,
+        name: "mark",
+        help: "mark",
+        contexts: &[C::Inbox],
+        keys: &["space"],
+        acting: false,
+    },
+    Spec {
+        command: Command::ClearMarks,
+        name: "clear_marks",
+        help: "clear marks",
+        contexts: &[C::Inbox],
+        keys: &["u"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Sort,
+        name: "sort",
+        help: "sort",
+        contexts: &[C::Inbox],
+        keys: &["o"],
+        acting: false,
+    },
+    Spec {
+        command: Command::Approve,
+        name: "approve",
+        help: "approve",
+        contexts: &[C::Inbox, C::Detail],
+        keys: &["a"],
+        acting: true,
+    },
+    Spec {
+        command: Command::Deny,
+        name: "deny",
+        help: "deny",
+        contexts: &[C::Inbox, C::Detail],
+        keys: &["d"],
+        acting: true,
+    },
+    Spec {
+        command: Command::Suspend,
+        name: "suspend",
+        help: "suspend agent",
+        contexts: &[C::Inbox, C::Detail, C::Agents],
+        keys: &["s"],
+        acting: true,
+    },
+    Spec {
+        command: Command::SuspendAll,
+        name: "suspend_all",
+        help: "suspend all mine",
+        contexts: &[C::Agents],
+        keys: &["S"],
+        acting: true,
+    },
+    Spec {
+        command: Command::Reactivate,
+        name: "reactivate",
+        help: "reactivate",
+        contexts: &[C::Agents],
+        keys: &["r"],
+        acting: true,
+    },
+    Spec {
+        command: Command::RevokeGrant,
+        name: "revoke_grant",
+        help: "revoke grant",
+        contexts: &[C::Grants],
+        keys: &["x"],
+        acting: true,
+    },
+    Spec {
+        command: Command::Verify,
+        name: "verify",
+        help: "verify chain",
+        contexts: &[C::Audit],
+        keys: &["v"],
+        acting: false,
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeymapError {
+    #[error("[keys]: unknown command {0:?}")]
+    UnknownCommand(String),
+    #[error(
+        "[keys] {command}: cannot read key {key:?} (examples: a, A, ctrl-r, enter, esc, space, f5)"
+    )]
+    BadKey { command: String, key: String },
+}
+
+/// One or several keys in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A binding: which key, in which context, means which command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub key: String,
+    pub context: Context,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    bindings: Vec<Binding>,
+}
+
+/// The canonical name of a key press: `a`, `A`, `ctrl-r`, `enter`, `shift-tab`.
+pub fn key_name(key: &KeyEvent) -> Option<String> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let base = match key.code {
+        KeyCode::Char(' ') => "space".to_owned(),
+        KeyCode::Char(c) => {
+            if ctrl {
+                c.to_ascii_lowercase().to_string()
+            } else {
+                c.to_string()
+            }
+        }
+        KeyCode::Enter => "enter".into(),
+        KeyCode::Esc => "esc".into(),
+        KeyCode::Tab => "tab".into(),
+        KeyCode::BackTab => "shift-tab".into(),
+        KeyCode::Backspace => "backspace".into(),
+        KeyCode::Delete => "delete".into(),
+        KeyCode::Up => "up".into(),
+        KeyCode::Down => "down".into(),
+        KeyCode::Left => "left".into(),
+        KeyCode::Right => "right".into(),
+        KeyCode::Home => "home".into(),
+        KeyCode::End => "end".into(),
+        KeyCode::PageUp => "pageup".into(),
+        KeyCode::PageDown => "pagedown".into(),
+        KeyCode::F(n) => format!("f{n}"),
+        _ => return None,
+    };
+    let mut name = String::new();
+    if ctrl {
+        name.push_str("ctrl-");
+    }
+    if alt {
+        name.push_str("alt-");
+    }
+    name.push_str(&base);
+    Some(name)
+}
+
+fn valid_key(key: &str) -> bool {
+    let base = key.trim_start_matches("ctrl-").trim_start_matches("alt-");
+    base.chars().count() == 1
+        || matches!(
+            base,
+            "space"
+                | "enter"
+                | "esc"
+                | "tab"
+                | "shift-tab"
+                | "backspace"
+                | "delete"
+                | "up"
+                | "down"
+                | "left"
+                | "right"
+                | "home"
+                | "end"
+                | "pageup"
+                | "pagedown"
+        )
+        || (base.starts_with('f') && base[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)))
+}
+
+impl Keymap {
+    /// The shipped bindings, overlaid by `overrides` (command name → keys; an empty list unbinds).
+    pub fn new(
+        overrides: &BTreeMap<String, KeyList>,
+        read_only: bool,
+    ) -> Result<Self, KeymapError> {
+        for name in overrides.keys() {
+            if !SPECS.iter().any(|s| s.name == name) {
+                return Err(KeymapError::UnknownCommand(name.clone()));
+            }
+        }
+        let mut bindings = Vec::new();
+        for spec in SPECS {
+            if read_only && spec.acting {
+                continue;
+            }
+            let keys: Vec<String> = match overrides.get(spec.name) {
+                None => spec.keys.iter().map(|k| (*k).to_owned()).collect(),
+                Some(KeyList::One(k)) => vec![k.clone()],
+                Some(KeyList::Many(ks)) => ks.clone(),
+            };
+            for key in keys {
+                if !valid_key(&key) {
+                    return Err(KeymapError::BadKey {
+                        command: spec.name.into(),
+                        key,
+                    });
+                }
+                for context in spec.contexts {
+                    bindings.push(Binding {
+                        key: key.clone(),
+                        context: *context,
+                        command: spec.command,
+                    });
+                }
+            }
+        }
+        Ok(Self { bindings })
+    }
+
+    /// The shipped defaults.
+    pub fn defaults(read_only: bool) -> Self {
+        Self::new(&BTreeMap::new(), read_only).unwrap_or(Self {
+            bindings: Vec::new(),
+        })
+    }
+
+    /// What `key` means in `context` (screen bindings win over global ones).
+    pub fn lookup(&self, key: &KeyEvent, context: Context) -> Option<Command> {
+        let name = key_name(key)?;
+        self.bindings
+            .iter()
+            .find(|b| b.context == context && b.key == name)
+            .or_else(|| {
+                self.bindings
+                    .iter()
+                    .find(|b| b.context == Context::Global && b.key == name)
+            })
+            .map(|b| b.command)
+    }
+
+    pub fn has(&self, command: Command) -> bool {
+        self.bindings.iter().any(|b| b.command == command)
+    }
+
+    /// `(keys, description)` for each command active in `context`, screen commands first.
+    pub fn hints(&self, context: Context) -> Vec<(String, &'static str)> {
+        let mut out: Vec<(String, &'static str)> = Vec::new();
+        for ctx in [context, Context::Global] {
+            for spec in SPECS {
+                if !spec.contexts.contains(&ctx) {
+                    continue;
+                }
+                let keys: Vec<&str> = self
+                    .bindings
+                    .iter()
+                    .filter(|b| b.command == spec.command && b.context == ctx)
+                    .map(|b| b.key.as_str())
+                    .collect();
+                if keys.is_empty() || out.iter().any(|(_, h)| *h == spec.help) {
+                    continue;
+                }
+                out.push((keys.join("/"), spec.help));
+            }
+        }
+        out
+    }
+
+    /// The first key bound to `command`, for messages ("press a to approve").
+    pub fn key_for(&self, command: Command) -> Option<&str> {
+        self.bindings
+            .iter()
+            .find(|b| b.command == command)
+            .map(|b| b.key.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn defaults_and_contexts() {
+        let k = Keymap::defaults(false);
+        assert_eq!(k.lookup(&key('a'), Context::Inbox), Some(Command::Approve));
+        assert_eq!(k.lookup(&key('a'), Context::Audit), None);
+        assert_eq!(k.lookup(&key('q'), Context::Grants), Some(Command::Quit));
+        assert_eq!(
+            k.lookup(&key('x'), Context::Grants),
+            Some(Command::RevokeGrant)
+        );
+        let ctrl_r = KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL);
+        assert_eq!(k.lookup(&ctrl_r, Context::Inbox), Some(Command::Refresh));
+    }
+
+    #[test]
+    fn read_only_removes_acting_keys_from_map_and_hints() {
+        let k = Keymap::defaults(true);
+        assert_eq!(k.lookup(&key('a'), Context::Inbox), None);
+        assert!(!k.has(Command::Suspend));
+        assert!(k.hints(Context::Inbox).iter().all(|(_, h)| *h != "approve"));
+        assert!(k.hints(Context::Inbox).iter().any(|(_, h)| *h == "filter"));
+    }
+
+    #[test]
+    fn overrides_rebind_and_unbind() {
+        let mut o = BTreeMap::new();
+        o.insert("approve".to_owned(), KeyList::One("y".into()));
+        o.insert("deny".to_owned(), KeyList::Many(vec![]));
+        let k = Keymap::new(&o, false).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(k.lookup(&key('y'), Context::Inbox), Some(Command::Approve));
+        assert_eq!(k.lookup(&key('a'), Context::Inbox), None);
+        assert!(!k.has(Command::Deny));
+        assert!(
+            k.hints(Context::Inbox)
+                .iter()
+                .any(|(keys, h)| keys == "y" && *h == "approve")
+        );
+        o.insert("launch".to_owned(), KeyList::One("l".into()));
+        assert!(matches!(
+            Keymap::new(&o, false),
+            Err(KeymapError::UnknownCommand(_))
+        ));
+        let mut bad = BTreeMap::new();
+        bad.insert("approve".to_owned(), KeyList::One("hyper-q".into()));
+        assert!(matches!(
+            Keymap::new(&bad, false),
+            Err(KeymapError::BadKey { .. })
+        ));
+    }
+}
