@@ -9,6 +9,7 @@ mod agents;
 mod audit_chain;
 mod bad_input;
 mod client_credentials;
+mod console;
 mod delegation;
 mod device_flow;
 mod events;
