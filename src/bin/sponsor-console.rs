@@ -54,6 +54,307 @@ enum Command {
     },
     /// Revoke this session's tokens and forget them.
     Logout,
+    /// Requests: `requests ls`.
+    Requests {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Approve a request for a bounded time.
+    Approve {
+        id: String,
+        /// How long, e.g. 30m or 1h (at most what was asked and what policy allows).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Grant only these (comma-separated), a subset of what was asked.
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Option<Vec<String>>,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny a request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Suspend an agent and its delegated descendants at once.
+    Suspend {
+        did: String,
+        #[arg(long)]
+        reason: String,
+        /// A security incident: only a security lead may lift it.
+        #[arg(long)]
+        security: bool,
+    },
+    /// Lift an agent's suspension.
+    Reactivate {
+        did: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Agents: `agents ls`.
+    Agents {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Grants: `grants ls`.
+    Grants {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// The audit chain: `audit verify`.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ListCommand {
+    /// List (pending requests; my agents; my active grants).
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Everything, not only mine (security leads and admins).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the whole hash chain; exit code 6 if it is broken.
+    Verify,
+}
+
+/// Exit codes of the headless commands.
+mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_SIGNED_IN: u8 = 3;
+    pub const REFUSED: u8 = 4;
+    pub const CONFLICT: u8 = 5;
+    pub const CHAIN_BROKEN: u8 = 6;
+}
+
+fn client_exit(e: &sponsor_console::client::ClientError) -> u8 {
+    match e.status().map(|s| s.as_u16()) {
+        Some(400 | 413 | 415 | 422) => exit::USAGE,
+        Some(401) => exit::NOT_SIGNED_IN,
+        Some(403 | 404) => exit::REFUSED,
+        Some(409) => exit::CONFLICT,
+        _ => exit::FAILURE,
+    }
+}
+
+fn table(rows: Vec<Vec<String>>) {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn safe(s: &str) -> String {
+    sponsor_console::console::safe_text::one_line(s)
+}
+
+/// The scripted commands: one call each, a clear line, an exit code that says what happened.
+async fn scripted(
+    command: Command,
+    api: &ApiClient,
+) -> Result<u8, sponsor_console::client::ClientError> {
+    use sponsor_console::protocol::requests::{Decision, DecisionBody, RequestStatus};
+    let now = chrono::Utc::now();
+    match command {
+        Command::Requests {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let query = if all {
+                "status=pending&scope=all&limit=10000"
+            } else {
+                "status=pending&limit=10000"
+            };
+            let list = api.requests(query).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                let mut rows = vec![vec![
+                    "ID".into(),
+                    "KIND".into(),
+                    "AGENT".into(),
+                    "CAPABILITIES".into(),
+                    "ASKED".into(),
+                    "SENSITIVITY".into(),
+                    "LEFT".into(),
+                ]];
+                for r in list {
+                    rows.push(vec![
+                        r.id.clone(),
+                        r.kind.as_str().into(),
+                        safe(&r.agent_name),
+                        r.capabilities.join(","),
+                        sponsor_console::console::state::human_duration(r.duration_seconds),
+                        r.policy.sensitivity.as_str().into(),
+                        sponsor_console::console::state::human_duration(
+                            (r.expires_at - now).num_seconds(),
+                        ),
+                    ]);
+                }
+                table(rows);
+            }
+        }
+        Command::Approve {
+            id,
+            duration,
+            capabilities,
+            reason,
+        } => {
+            let body = DecisionBody {
+                decision: Decision::Approve,
+                duration_seconds: Some(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)),
+                capabilities,
+                justification: reason,
+            };
+            let r = api.decide(&id, &body).await?;
+            match r.status {
+                RequestStatus::Approved => println!(
+                    "approved {} for {}: grant {}",
+                    r.id,
+                    safe(&r.agent_name),
+                    r.grant_id.unwrap_or_default()
+                ),
+                _ => println!(
+                    "approval recorded on {}; {} of {} approvals",
+                    r.id,
+                    r.approvals.len(),
+                    r.policy.approvals_required
+                ),
+            }
+        }
+        Command::Deny { id, reason } => {
+            let body = DecisionBody {
+                decision: Decision::Deny,
+                duration_seconds: None,
+                capabilities: None,
+                justification: reason,
+            };
+            let r = api.decide(&id, &body).await?;
+            println!("denied {} of {}", r.id, safe(&r.agent_name));
+        }
+        Command::Suspend {
+            did,
+            reason,
+            security,
+        } => {
+            let s = api.suspend(&did, &reason, security).await?;
+            if s.agents.is_empty() {
+                println!("nothing changed: {did} was not active");
+            } else {
+                println!(
+                    "suspended {}; revoked {} grant(s), cancelled {} request(s), revoked {} token(s)",
+                    s.agents.join(", "),
+                    s.grants_revoked.len(),
+                    s.requests_cancelled.len(),
+                    s.tokens_revoked
+                );
+            }
+        }
+        Command::Reactivate { did, reason } => {
+            let a = api.reactivate(&did, &reason).await?;
+            println!("{} ({}) is {}", safe(&a.name), a.did, a.status.as_str());
+        }
+        Command::Agents {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let list = api.agents(all).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                let mut rows = vec![vec![
+                    "DID".into(),
+                    "NAME".into(),
+                    "STATUS".into(),
+                    "TRUST".into(),
+                ]];
+                for a in list {
+                    rows.push(vec![
+                        a.did.clone(),
+                        safe(&a.name),
+                        a.status.as_str().into(),
+                        format!("{} {}", a.trust_tier, a.trust_score),
+                    ]);
+                }
+                table(rows);
+            }
+        }
+        Command::Grants {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let list = api.grants(if all { "scope=all" } else { "" }).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                let mut rows = vec![vec![
+                    "ID".into(),
+                    "AGENT".into(),
+                    "CAPABILITIES".into(),
+                    "UNTIL".into(),
+                    "LEFT".into(),
+                ]];
+                for g in list {
+                    rows.push(vec![
+                        g.id.clone(),
+                        g.agent_did.clone(),
+                        g.capabilities.join(","),
+                        g.not_after.to_rfc3339(),
+                        sponsor_console::console::state::human_duration(
+                            (g.not_after - now).num_seconds(),
+                        ),
+                    ]);
+                }
+                table(rows);
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let report = api.audit_verify().await?;
+            if report.ok {
+                println!(
+                    "audit chain ok: {} events, head {}",
+                    report.count, report.head
+                );
+            } else {
+                println!(
+                    "AUDIT CHAIN BROKEN at seq {}: {} ({} events verified before it)",
+                    report.first_bad_seq.unwrap_or_default(),
+                    report.reason.unwrap_or_default(),
+                    report.count
+                );
+                return Ok(exit::CHAIN_BROKEN);
+            }
+        }
+        Command::Login | Command::Whoami { .. } | Command::Logout => {}
+    }
+    Ok(0)
 }
 
 fn print_prompt(prompt: &LoginPrompt) {
@@ -75,7 +376,9 @@ fn print_prompt(prompt: &LoginPrompt) {
     );
 }
 
-/// Exit codes: 0 done, 1 failure, 2 usage (clap), 3 not signed in / session ended, 4 denied.
+/// Exit codes: 0 done, 1 failure, 2 bad usage or input, 3 not signed in / session ended,
+/// 4 refused (forbidden, not found, sign-in denied), 5 conflict (already decided, expired,
+/// cancelled), 6 audit chain broken.
 async fn headless(command: Command, server: &str) -> Result<ExitCode, LoginError> {
     let api = ApiClient::new(server)?;
     let store = SessionStore::default_location()?;
@@ -120,6 +423,17 @@ async fn headless(command: Command, server: &str) -> Result<ExitCode, LoginError
             } else {
                 println!("Not signed in to {}.", api.base());
             }
+        }
+        other => {
+            let session = login::current_session(&api, &store, &clock).await?;
+            let client = api.with_token(&session.access_token);
+            return Ok(match scripted(other, &client).await {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(client_exit(&e))
+                }
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -218,7 +532,8 @@ async fn main() -> ExitCode {
                         LoginError::NotSignedIn(_) | LoginError::SessionEnded(_) => {
                             ExitCode::from(3)
                         }
-                        LoginError::Denied | LoginError::Expired => ExitCode::from(4),
+                        LoginError::Denied | LoginError::Expired => ExitCode::from(exit::REFUSED),
+                        LoginError::Client(c) => ExitCode::from(client_exit(&c)),
                         _ => ExitCode::FAILURE,
                     }
                 }

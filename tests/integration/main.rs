@@ -14,6 +14,7 @@ mod delegation;
 mod device_flow;
 mod events;
 mod fleet;
+mod headless;
 mod keys;
 mod kill_switch;
 mod login;

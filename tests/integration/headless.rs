@@ -1,0 +1,179 @@
+//! The console's headless sub-commands against a real server, with their exit codes.
+
+use std::process::{Output, Stdio};
+
+use sponsor_console::client::ApiClient;
+use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::console::session::{STATE_DIR_ENV, Session, SessionStore};
+
+use crate::common::{elevation, settings, sign_in, start_real_clock};
+
+#[tokio::test]
+async fn scripted_commands_and_exit_codes() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = ApiClient::new(&base).unwrap();
+    let tokens = sign_in(&client, "alice").await;
+    let state_dir = dir.path().join("state");
+    SessionStore::at(&state_dir)
+        .save(&Session {
+            server: base.clone(),
+            client_id: "sponsor-console".into(),
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
+            username: Some("alice".into()),
+        })
+        .unwrap();
+    let alice = client.with_token(&tokens.access_token);
+    let key = AgentKey::generate();
+    let agent = alice
+        .register_agent(
+            &sponsor_console::protocol::agents::RegisterAgent {
+                public_key: key.public_key(),
+                name: "ledger\u{1b}[31m-bot".into(),
+                capabilities: vec![],
+                entra_object_id: None,
+                model: None,
+                runtime: None,
+            },
+            None,
+        )
+        .await;
+    // Control characters in names are refused at the door; register a clean one.
+    assert!(agent.is_err());
+    let agent = alice
+        .register_agent(
+            &sponsor_console::protocol::agents::RegisterAgent {
+                public_key: key.public_key(),
+                name: "ledger-bot".into(),
+                capabilities: vec![],
+                entra_object_id: None,
+                model: None,
+                runtime: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let assertion = key
+        .assertion(
+            &client.token_endpoint(),
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )
+        .unwrap();
+    let bot = client.with_token(
+        client
+            .client_credentials(&assertion, None)
+            .await
+            .unwrap()
+            .access_token,
+    );
+    let first = bot
+        .request_elevation(&elevation(&["write:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    let second = bot
+        .request_elevation(&elevation(&["send:email"], 3600), None)
+        .await
+        .unwrap();
+
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
+        cmd.args(args)
+            .args(["--server", base.as_str()])
+            .env(STATE_DIR_ENV, &state_dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let out = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let listed = run(&["requests", "ls", "--json"]).output().await.unwrap();
+    assert_eq!(listed.status.code(), Some(0));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list.len(), 2);
+    let table = run(&["requests", "ls"]).output().await.unwrap();
+    assert!(out(&table).contains(&first.id) && out(&table).contains("ledger-bot"));
+
+    let approved = run(&[
+        "approve",
+        &first.id,
+        "--for",
+        "30m",
+        "--reason",
+        "FIN-1 checked",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        approved.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(out(&approved).contains("approved"));
+    let again = run(&["deny", &first.id, "--reason", "too late"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(5), "conflict: already decided");
+    let too_long = run(&["approve", &second.id, "--for", "9h", "--reason", "x"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        too_long.status.code(),
+        Some(2),
+        "over the limit is bad input"
+    );
+    let denied = run(&["deny", &second.id, "--reason", "not needed"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(0));
+
+    let grants = run(&["grants", "ls", "--json"]).output().await.unwrap();
+    let grants: Vec<serde_json::Value> = serde_json::from_slice(&grants.stdout).unwrap();
+    assert_eq!(grants.len(), 1);
+    let agents = run(&["agents", "ls"]).output().await.unwrap();
+    assert!(out(&agents).contains(&agent.did));
+
+    let suspended = run(&["suspend", &agent.did, "--reason", "drill"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(suspended.status.code(), Some(0));
+    assert!(
+        out(&suspended).contains("revoked 1 grant"),
+        "{}",
+        out(&suspended)
+    );
+    let back = run(&["reactivate", &agent.did, "--reason", "drill over"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(back.status.code(), Some(0));
+    let nobody = run(&[
+        "suspend",
+        "did:mesh:00000000000000000000000000000000",
+        "--reason",
+        "x",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(nobody.status.code(), Some(4));
+
+    let verified = run(&["audit", "verify"]).output().await.unwrap();
+    assert_eq!(verified.status.code(), Some(0));
+    assert!(out(&verified).contains("audit chain ok"));
+
+    let logout = run(&["logout"]).output().await.unwrap();
+    assert_eq!(logout.status.code(), Some(0));
+    let after = run(&["requests", "ls"]).output().await.unwrap();
+    assert_eq!(after.status.code(), Some(3), "not signed in");
+    server.shutdown().await.unwrap();
+}
