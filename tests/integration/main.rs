@@ -19,6 +19,7 @@ mod keys;
 mod kill_switch;
 mod login;
 mod openapi;
+mod pty;
 mod refresh;
 mod reliability;
 mod requests;

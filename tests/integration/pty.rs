@@ -1,0 +1,176 @@
+//! The real `sponsor-console` binary in a pseudo-terminal against a test server: sign in with
+//! the device flow (the browser step posted over HTTP), open a request, approve it for 1 h
+//! with a justification — then the grant is checked on the server.
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use sponsor_console::client::ApiClient;
+use sponsor_console::client::agent_key::AgentKey;
+
+use crate::common::{PASSWORD, browser, elevation, settings, sign_in, start_real_clock};
+
+struct Screen {
+    parser: vt100::Parser,
+    rx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Screen {
+    fn text(&self) -> String {
+        self.parser.screen().contents()
+    }
+
+    /// Feeds output until `pred` holds on the screen text (or 60 s pass: a hung console).
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text();
+            if pred(&text) {
+                return text;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.parser.process(&bytes),
+                Err(_) => panic!("timed out waiting for {what}; screen:\n{text}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
+    let mut s = settings();
+    s.device.interval_seconds = 1;
+    let (server, dir) = start_real_clock(s).await;
+    let base = server.base_url();
+    let client = ApiClient::new(&base).unwrap();
+    // An agent of alice's asks for something before she opens the console.
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let key = AgentKey::generate();
+    let agent = alice
+        .register_agent(
+            &sponsor_console::protocol::agents::RegisterAgent {
+                public_key: key.public_key(),
+                name: "ledger-bot".into(),
+                capabilities: vec!["read:erp:invoices".into()],
+                entra_object_id: None,
+                model: Some("claude-sonnet-4".into()),
+                runtime: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let assertion = key
+        .assertion(
+            &client.token_endpoint(),
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )
+        .unwrap();
+    let bot = client.with_token(
+        client
+            .client_credentials(&assertion, None)
+            .await
+            .unwrap()
+            .access_token,
+    );
+    let asked = bot
+        .request_elevation(&elevation(&["write:erp:invoices"], 7200), None)
+        .await
+        .unwrap();
+
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sponsor-console"));
+    cmd.args(["--server", base.as_str()]);
+    cmd.env("SPONSOR_CONSOLE_STATE_DIR", dir.path().join("state"));
+    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("GOVERNANCE_SERVER");
+    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let mut writer = pty.master.take_writer().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Screen {
+        parser: vt100::Parser::new(40, 120, 0),
+        rx,
+    };
+    let mut keys = |bytes: &[u8]| {
+        writer.write_all(bytes).unwrap();
+        writer.flush().unwrap();
+    };
+
+    // 1. The device flow: the console shows the URL and code; the human approves in a browser.
+    let text = screen.wait_for("the user code", |t| t.contains("and enter the code "));
+    let code = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("and enter the code "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let outcome = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(browser(&client, &code, "alice", PASSWORD, "approve"))
+    });
+    assert!(outcome.body.contains("Device approved"));
+
+    // 2. The inbox, live, with the request.
+    screen.wait_for("the inbox", |t| {
+        t.contains("Inbox (1)") && t.contains("ledger-bot") && t.contains("● live")
+    });
+    // 3. Open it: the detail shows the justification.
+    keys(b"\r");
+    screen.wait_for("the detail", |t| {
+        t.contains("justification") && t.contains("quarterly close")
+    });
+    // 4. Approve: the dialog opens on Cancel with 1h chosen (asked 2h, policy 4h).
+    keys(b"a");
+    screen.wait_for("the decide dialog", |t| {
+        t.contains("Approve the request of ledger-bot") && t.contains("(1h)")
+    });
+    keys(b"\x1b[Z"); // shift-tab: from Cancel to the justification
+    keys(b"checked FIN-1234 with finance");
+    keys(b"\t\t"); // Cancel, Confirm
+    keys(b"\r");
+    screen.wait_for("the confirmation", |t| t.contains("ledger-bot approved"));
+
+    // 5. On the server: a grant of exactly that, for exactly one hour.
+    let grants = alice.grants("").await.unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].agent_did, agent.did);
+    assert_eq!(grants[0].capabilities, vec!["write:erp:invoices"]);
+    assert_eq!(
+        (grants[0].not_after - grants[0].not_before).num_seconds(),
+        3600
+    );
+    let decided = alice.get_request(&asked.id).await.unwrap();
+    assert_eq!(
+        decided.approvals[0].justification,
+        "checked FIN-1234 with finance"
+    );
+    assert_eq!(decided.approvals[0].approver_username, "alice");
+
+    // 6. q quits and the terminal is restored.
+    keys(b"q");
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert!(status.success());
+    server.shutdown().await.unwrap();
+}
