@@ -453,6 +453,7 @@ async fn console(cli: Cli) -> anyhow::Result<()> {
     let alerts = Alerts {
         bell: settings.notifications.bell,
         osc: settings.notifications.osc,
+        desktop: settings.notifications.desktop,
     };
     let clock: SharedClock = Arc::new(SystemClock);
     let server = cli

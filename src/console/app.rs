@@ -68,6 +68,7 @@ impl Keeper {
 pub struct Alerts {
     pub bell: bool,
     pub osc: bool,
+    pub desktop: bool,
 }
 
 /// Strips everything but printable text from a notification (it is agent-controlled).
@@ -88,6 +89,29 @@ fn alert(alerts: Alerts, title: &str, body: &str) {
         let _ = write!(out, "\x1b]9;{t}: {b}\x07\x1b]777;notify;{t};{b}\x07");
     }
     let _ = out.flush();
+    if alerts.desktop && desktop_session() {
+        let (t, b) = (notification_text(title), notification_text(body));
+        // notify-rust blocks and fails without a session bus: its own thread, errors logged.
+        std::thread::spawn(move || {
+            if let Err(e) = notify_rust::Notification::new()
+                .appname("sponsor-console")
+                .summary(&t)
+                .body(&b)
+                .show()
+            {
+                tracing::debug!(error = %e, "desktop notification not shown");
+            }
+        });
+    }
+}
+
+/// Whether a desktop notification can be shown at all (no session bus over SSH or in CI).
+fn desktop_session() -> bool {
+    if cfg!(target_os = "linux") {
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty())
+    } else {
+        true
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -44,6 +44,7 @@ pub struct General {
 pub struct Notifications {
     pub bell: bool,
     pub osc: bool,
+    pub desktop: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +70,7 @@ impl Default for Notifications {
         Self {
             bell: true,
             osc: true,
+            desktop: true,
         }
     }
 }

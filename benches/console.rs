@@ -1,0 +1,186 @@
+//! The console with 100,000 pending requests loaded: one frame of the inbox at 200×50, one
+//! filter keystroke over all of them, and the process's memory. Targets: frame < 2 ms median,
+//! keystroke < 20 ms, under 200 MB.
+//!
+//! Run: `cargo bench --bench console` (option: `-- --requests 100000`).
+
+use std::time::{Duration, Instant};
+
+use chrono::{FixedOffset, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use sponsor_console::console::keymap::Keymap;
+use sponsor_console::console::state::{Action, Identity, State};
+use sponsor_console::console::theme::Theme;
+use sponsor_console::console::view::{self, Frame2};
+use sponsor_console::domain::policy::{Requirement, Sensitivity};
+use sponsor_console::domain::role::Role;
+use sponsor_console::protocol::requests::{Request, RequestKind, RequestStatus};
+
+mod support;
+
+const AGENTS: &[&str] = &[
+    "invoice-reconciler",
+    "support-triage",
+    "deploy-bot",
+    "data-pipeline",
+    "sales-researcher",
+    "hr-onboarding",
+    "code-reviewer",
+];
+const CAPS: &[&str] = &[
+    "write:erp:invoices",
+    "send:email:vendors",
+    "read:pii:customer-profile",
+    "deploy:prod:payments",
+    "delete:warehouse:staging-old",
+    "write:crm:leads",
+    "admin:directory:groups",
+    "read:secrets:ci",
+];
+
+fn requests(n: usize) -> Vec<Request> {
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let sensitivity = match i % 7 {
+                0 => Sensitivity::Critical,
+                1 | 2 => Sensitivity::High,
+                _ => Sensitivity::Low,
+            };
+            Request {
+                id: format!("req_{i:032x}"),
+                kind: if i % 9 == 0 { RequestKind::Delegation } else { RequestKind::Elevation },
+                agent_did: format!("did:mesh:{:032x}", i % 5000),
+                agent_name: format!("{}-{:02}", AGENTS[i % AGENTS.len()], i % 97),
+                child_did: None,
+                child_name: None,
+                capabilities: vec![CAPS[i % CAPS.len()].into(), CAPS[(i * 7 + 3) % CAPS.len()].into()],
+                duration_seconds: [900, 3600, 7200, 14_400, 28_800][i % 5],
+                justification: format!("Vendor ACME-{i} invoice total differs from the PO by 4.2%; post the correcting credit note."),
+                ticket: Some(format!("FIN-{i}")),
+                context: Some(format!("tool call: erp.post_credit_note(vendor=ACME-{i})")),
+                on_behalf_of: None,
+                status: RequestStatus::Pending,
+                reason: None,
+                policy: Requirement {
+                    sensitivity,
+                    max_seconds: 14_400,
+                    approvals_required: 1,
+                    approver_roles: vec![Role::SecurityLead],
+                },
+                approvals: vec![],
+                trust_score: 250 + (i as i64 * 37) % 700,
+                created_at: now - chrono::Duration::seconds((i % 3600) as i64),
+                expires_at: now + chrono::Duration::seconds(3600 - (i % 3600) as i64 + 1),
+                decided_at: None,
+                grant_id: None,
+            }
+        })
+        .collect()
+}
+
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    let p99 = v[((v.len() as f64 - 1.0) * 0.99).round() as usize];
+    (v[v.len() / 2], p99)
+}
+
+fn main() -> anyhow::Result<()> {
+    let n = support::arg("--requests", 100_000);
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let identity = Identity {
+        username: "bench".into(),
+        server: "http://127.0.0.1:7070".into(),
+        environment: String::new(),
+        embedded: false,
+    };
+    let mut state = State::new(identity, Keymap::defaults(false), false);
+    let before = rss_mb();
+    let loaded = Instant::now();
+    state.update(Action::Requests(Ok(requests(n))), now);
+    let load_time = loaded.elapsed();
+    let theme = Theme::default_theme();
+    let offset = FixedOffset::east_opt(0).ok_or_else(|| anyhow::anyhow!("UTC offset"))?;
+    let mut terminal = Terminal::new(TestBackend::new(200, 50))?;
+
+    // Frames: the selection moves every frame, as when someone scrolls.
+    let mut frames = Vec::with_capacity(500);
+    for i in 0..500 {
+        let key = if i % 2 == 0 {
+            KeyCode::Down
+        } else {
+            KeyCode::PageDown
+        };
+        state.update(Action::Key(KeyEvent::new(key, KeyModifiers::NONE)), now);
+        let t = Instant::now();
+        terminal.draw(|f| {
+            view::render(
+                f,
+                &state,
+                Frame2 {
+                    now,
+                    offset,
+                    theme: &theme,
+                },
+            )
+        })?;
+        frames.push(t.elapsed());
+    }
+    let (frame_median, frame_p99) = median(frames);
+
+    // Filter keystrokes: type a query one key at a time, then erase it.
+    state.update(
+        Action::Key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE)),
+        now,
+    );
+    let mut strokes = Vec::new();
+    for _ in 0..5 {
+        for c in "deploy".chars().chain(std::iter::repeat_n('\u{8}', 6)) {
+            let key = if c == '\u{8}' {
+                KeyCode::Backspace
+            } else {
+                KeyCode::Char(c)
+            };
+            let t = Instant::now();
+            state.update(Action::Key(KeyEvent::new(key, KeyModifiers::NONE)), now);
+            strokes.push(t.elapsed());
+        }
+    }
+    let (stroke_median, stroke_p99) = median(strokes);
+    let after = rss_mb();
+
+    println!("console with {n} pending requests, 200x50 frame");
+    println!(
+        "load (parse + index + sort)   {:>9.2} ms",
+        load_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "inbox frame                   median {:>7.3} ms   p99 {:>7.3} ms",
+        frame_median.as_secs_f64() * 1e3,
+        frame_p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "filter keystroke              median {:>7.3} ms   p99 {:>7.3} ms",
+        stroke_median.as_secs_f64() * 1e3,
+        stroke_p99.as_secs_f64() * 1e3
+    );
+    if let (Some(b), Some(a)) = (before, after) {
+        println!("resident memory               {a:>9.1} MB (before loading {b:.1} MB)");
+    }
+    Ok(())
+}
