@@ -370,6 +370,8 @@ pub struct State {
     pub inbox: Vec<usize>,
     pub inbox_selected: usize,
     pub filter: String,
+    /// The filter of the agents, grants and audit screens (by name, DID, action…).
+    pub list_filter: String,
     pub sort: Sort,
     pub marks: BTreeSet<String>,
     pub requests_load: Load,
@@ -447,6 +449,7 @@ impl State {
             inbox: Vec::new(),
             inbox_selected: 0,
             filter: String::new(),
+            list_filter: String::new(),
             sort: Sort::TimeLeft,
             marks: BTreeSet::new(),
             requests_load: Load::Loading,
@@ -486,6 +489,65 @@ impl State {
         self.inbox
             .get(self.inbox_selected)
             .and_then(|i| self.requests.get(*i))
+    }
+
+    fn list_match(&self, fields: &[&str]) -> bool {
+        let needle = self.list_filter.to_lowercase();
+        needle
+            .split_whitespace()
+            .all(|t| fields.iter().any(|f| f.to_lowercase().contains(t)))
+    }
+
+    /// Indices of the agents shown (after the list filter).
+    pub fn visible_agents(&self) -> Vec<usize> {
+        (0..self.agents.len())
+            .filter(|i| {
+                let a = &self.agents[*i];
+                self.list_match(&[&a.name, &a.did, a.status.as_str()])
+            })
+            .collect()
+    }
+
+    /// Indices of the grants shown.
+    pub fn visible_grants(&self) -> Vec<usize> {
+        (0..self.grants.len())
+            .filter(|i| {
+                let g = &self.grants[*i];
+                let name = self
+                    .agent(&g.agent_did)
+                    .map(|a| a.name.as_str())
+                    .unwrap_or("");
+                self.list_match(&[name, &g.agent_did, &g.capabilities.join(" ")])
+            })
+            .collect()
+    }
+
+    /// Indices of the audit events shown: filter by agent name or DID, action, actor.
+    pub fn visible_audit(&self) -> Vec<usize> {
+        (0..self.audit.len())
+            .filter(|i| {
+                let e = &self.audit[*i].event;
+                let name = self
+                    .agent(&e.subject)
+                    .map(|a| a.name.as_str())
+                    .unwrap_or("");
+                self.list_match(&[name, &e.subject, &e.action, &e.actor.id])
+            })
+            .collect()
+    }
+
+    /// The agent under the cursor on the agents screen.
+    pub fn selected_agent(&self) -> Option<&Agent> {
+        self.visible_agents()
+            .get(self.agents_selected)
+            .and_then(|i| self.agents.get(*i))
+    }
+
+    /// The grant under the cursor on the grants screen.
+    pub fn selected_grant(&self) -> Option<&Grant> {
+        self.visible_grants()
+            .get(self.grants_selected)
+            .and_then(|i| self.grants.get(*i))
     }
 
     pub fn request(&self, id: &str) -> Option<&Request> {
@@ -858,7 +920,14 @@ impl State {
                     .unwrap_or(0);
                 self.go(Screen::ALL[(i + 1) % Screen::ALL.len()]);
             }
-            Command::Filter => self.modals.push(Modal::Filter(self.filter.clone())),
+            Command::Filter => {
+                let current = if self.screen == Screen::Inbox {
+                    self.filter.clone()
+                } else {
+                    self.list_filter.clone()
+                };
+                self.modals.push(Modal::Filter(current));
+            }
             Command::CommandLine => self.modals.push(Modal::CommandLine(String::new())),
             Command::Refresh => return self.start(),
             Command::Open => {
@@ -901,7 +970,7 @@ impl State {
                 }));
             }
             Command::Reactivate => {
-                if let Some(a) = self.agents.get(self.agents_selected) {
+                if let Some(a) = self.selected_agent() {
                     if a.status == AgentStatus::Suspended {
                         self.modals.push(Modal::Reason(ReasonForm {
                             kind: ReasonKind::Reactivate,
@@ -920,7 +989,7 @@ impl State {
                 }
             }
             Command::RevokeGrant => {
-                if let Some(g) = self.grants.get(self.grants_selected).filter(|g| g.active) {
+                if let Some(g) = self.selected_grant().filter(|g| g.active) {
                     let name = self
                         .agent(&g.agent_did)
                         .map(|a| a.name.clone())
@@ -960,11 +1029,16 @@ impl State {
             *scroll = (i64::from(*scroll) + delta).clamp(0, i64::from(u16::MAX)) as u16;
             return;
         }
+        let lens = (
+            self.visible_agents().len(),
+            self.visible_grants().len(),
+            self.visible_audit().len(),
+        );
         let (selected, len) = match self.screen {
             Screen::Inbox => (&mut self.inbox_selected, self.inbox.len()),
-            Screen::Agents => (&mut self.agents_selected, self.agents.len()),
-            Screen::Grants => (&mut self.grants_selected, self.grants.len()),
-            Screen::Audit => (&mut self.audit_selected, self.audit.len()),
+            Screen::Agents => (&mut self.agents_selected, lens.0),
+            Screen::Grants => (&mut self.grants_selected, lens.1),
+            Screen::Audit => (&mut self.audit_selected, lens.2),
         };
         if len == 0 {
             *selected = 0;
@@ -1097,10 +1171,14 @@ impl State {
         let did = match (self.screen, self.modals.last()) {
             (_, Some(Modal::Detail { id, .. })) => self.request(id).map(|r| r.agent_did.clone()),
             (Screen::Inbox, _) => self.selected_request().map(|r| r.agent_did.clone()),
-            (Screen::Agents, _) => self.agents.get(self.agents_selected).map(|a| a.did.clone()),
+            (Screen::Agents, _) => self.selected_agent().map(|a| a.did.clone()),
             _ => None,
         };
         let Some(did) = did else { return };
+        self.open_suspend_did(did);
+    }
+
+    fn open_suspend_did(&mut self, did: String) {
         let name = self
             .agent(&did)
             .map(|a| a.name.clone())
@@ -1175,10 +1253,11 @@ impl State {
         mut text: String,
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
+        let inbox = self.screen == Screen::Inbox;
         match key.code {
             KeyCode::Esc => {
                 self.modals.pop();
-                self.filter.clear();
+                text.clear();
             }
             KeyCode::Enter => {
                 self.modals.pop();
@@ -1186,18 +1265,24 @@ impl State {
             }
             KeyCode::Backspace => {
                 text.pop();
-                self.filter = text.clone();
-                self.replace_top(Modal::Filter(text));
+                self.replace_top(Modal::Filter(text.clone()));
             }
             KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
                 if text.chars().count() < 200 && !c.is_control() {
                     text.push(c);
                 }
-                self.filter = text.clone();
-                self.replace_top(Modal::Filter(text));
+                self.replace_top(Modal::Filter(text.clone()));
             }
             _ => return Vec::new(),
         }
+        if !inbox {
+            self.list_filter = text;
+            self.agents_selected = 0;
+            self.grants_selected = 0;
+            self.audit_selected = 0;
+            return Vec::new();
+        }
+        self.filter = text;
         let keep = self.selected_request().map(|r| r.id.clone());
         self.refresh_inbox(keep, now);
         Vec::new()
@@ -1236,6 +1321,17 @@ impl State {
                         Some(Command::Verify)
                     }
                     "help" => Some(Command::Help),
+                    cmd if cmd.starts_with("suspend ") => {
+                        let did = cmd["suspend ".len()..].trim().to_owned();
+                        if self.read_only || !self.keymap.has(Command::Suspend) {
+                            self.flash("suspending is not available here", true, now);
+                        } else if crate::domain::did::parse(&did).is_err() {
+                            self.flash("usage: suspend did:mesh:…", true, now);
+                        } else {
+                            self.open_suspend_did(did);
+                        }
+                        None
+                    }
                     "" => None,
                     other => {
                         self.flash(

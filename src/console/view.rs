@@ -273,7 +273,11 @@ fn inbox(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
 
 fn agents(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let block = Block::default().borders(Borders::TOP).title(Span::styled(
-        format!(" my agents {} ", state.agents.len()),
+        format!(
+            " my agents {}{} ",
+            state.agents.len(),
+            list_filter_note(state)
+        ),
         ctx.theme.accent,
     ));
     let inner = block.inner(area);
@@ -288,10 +292,12 @@ fn agents(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         );
         return;
     }
+    let visible = state.visible_agents();
     let height = inner.height.saturating_sub(1) as usize;
-    let (start, end) = window(state.agents_selected, state.agents.len(), height);
-    let rows: Vec<Row> = state.agents[start..end]
+    let (start, end) = window(state.agents_selected, visible.len(), height);
+    let rows: Vec<Row> = visible[start..end]
         .iter()
+        .map(|i| &state.agents[*i])
         .enumerate()
         .map(|(offset, a)| {
             let active: Vec<_> = state
@@ -362,7 +368,7 @@ fn agents(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
 fn grants(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let active = state.grants.iter().filter(|g| g.active).count();
     let block = Block::default().borders(Borders::TOP).title(Span::styled(
-        format!(" active grants {active} "),
+        format!(" active grants {active}{} ", list_filter_note(state)),
         ctx.theme.accent,
     ));
     let inner = block.inner(area);
@@ -378,10 +384,12 @@ fn grants(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         );
         return;
     }
+    let visible = state.visible_grants();
     let height = inner.height.saturating_sub(1) as usize;
-    let (start, end) = window(state.grants_selected, state.grants.len(), height);
-    let rows: Vec<Row> = state.grants[start..end]
+    let (start, end) = window(state.grants_selected, visible.len(), height);
+    let rows: Vec<Row> = visible[start..end]
         .iter()
+        .map(|i| &state.grants[*i])
         .enumerate()
         .map(|(offset, g)| {
             let name = state
@@ -460,7 +468,13 @@ fn audit(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
             ctx.theme.error,
         ),
     };
-    let block = Block::default().borders(Borders::TOP).title(verdict);
+    let mut title = vec![verdict];
+    if !state.list_filter.is_empty() {
+        title.push(Span::styled(list_filter_note(state), ctx.theme.accent));
+    }
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if loading(frame, inner, &state.audit_load, "the audit chain", ctx) {
@@ -512,6 +526,14 @@ fn audit(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     )
     .header(header);
     frame.render_widget(table, inner);
+}
+
+fn list_filter_note(state: &State) -> String {
+    if state.list_filter.is_empty() {
+        String::new()
+    } else {
+        format!("  matching /{}", safe(&state.list_filter))
+    }
 }
 
 fn hints(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
@@ -929,7 +951,7 @@ fn help(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "Commands after ':' — requests, agents, grants, audit, verify, help, quit",
+        "Commands after ':' — requests, agents, grants, audit, verify, suspend DID, help, quit",
         ctx.theme.dim,
     ));
     let rect = centered(area, 70, (lines.len() as u16 + 2).min(area.height));

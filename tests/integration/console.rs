@@ -663,3 +663,40 @@ fn every_agent_written_field_is_escaped() {
         assert!(screen(&s).contains("\\e") || !payload.contains('\u{1b}'));
     }
 }
+
+#[test]
+fn the_audit_filters_by_agent_and_suspend_runs_from_the_command_line() {
+    let mut s = fixture(false);
+    let mut events = s.audit.clone();
+    let mut other = events[0].clone();
+    other.event.seq = 6;
+    other.event.subject = format!("did:mesh:{:032x}", 2);
+    events.push(other);
+    s.update(Action::Audit(Ok(events)), now());
+    s.update(ch('4'), now());
+    assert_eq!(s.visible_audit().len(), 6);
+    s.update(ch('/'), now());
+    typed(&mut s, "data-pipeline");
+    s.update(key(KeyCode::Enter), now());
+    assert_eq!(
+        s.visible_audit().len(),
+        1,
+        "only the events about that agent"
+    );
+    assert_eq!(s.filter, "", "the inbox filter is untouched");
+    insta::assert_snapshot!("audit_filtered", screen(&s));
+
+    s.update(ch(':'), now());
+    typed(&mut s, &format!("suspend did:mesh:{:032x}", 2));
+    s.update(key(KeyCode::Enter), now());
+    let Some(Modal::Suspend(form)) = s.modals.last() else {
+        panic!("{:?}", s.modals)
+    };
+    assert_eq!(form.name, "data-pipeline-02");
+    assert_eq!(form.focus, Focus::Cancel);
+    assert!(
+        form.consequences
+            .iter()
+            .any(|c| c.contains("pending request"))
+    );
+}
