@@ -480,8 +480,9 @@ fn audit(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     if loading(frame, inner, &state.audit_load, "the audit chain", ctx) {
         return;
     }
+    let visible = state.visible_audit();
     let height = inner.height.saturating_sub(1) as usize;
-    let len = state.audit.len();
+    let len = visible.len();
     // The tail: newest at the bottom, following it unless the user moved up.
     let selected = if state.audit_selected == 0 {
         len.saturating_sub(1)
@@ -489,8 +490,9 @@ fn audit(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         state.audit_selected
     };
     let (start, end) = window(selected, len, height);
-    let rows: Vec<Row> = state.audit[start..end]
+    let rows: Vec<Row> = visible[start..end]
         .iter()
+        .map(|i| &state.audit[*i])
         .map(|e| {
             let ev = &e.event;
             let subject = state

@@ -684,7 +684,12 @@ fn the_audit_filters_by_agent_and_suspend_runs_from_the_command_line() {
         "only the events about that agent"
     );
     assert_eq!(s.filter, "", "the inbox filter is untouched");
-    insta::assert_snapshot!("audit_filtered", screen(&s));
+    let shown = screen(&s);
+    assert!(
+        shown.contains("data-pipeline-02") && !shown.contains("invoice-reconciler-01"),
+        "{shown}"
+    );
+    insta::assert_snapshot!("audit_filtered", shown);
 
     s.update(ch(':'), now());
     typed(&mut s, &format!("suspend did:mesh:{:032x}", 2));
