@@ -1375,28 +1375,18 @@ impl State {
         &mut self,
         key: KeyEvent,
         mut form: DecideForm,
-        now: DateTime<Utc>,
+        _now: DateTime<Utc>,
     ) -> Vec<Effect> {
         let order: Vec<Focus> = std::iter::once(Focus::Presets)
             .chain((form.preset == PRESETS.len()).then_some(Focus::Custom))
             .chain((0..form.capabilities.len()).map(Focus::Capability))
             .chain([Focus::Text, Focus::Cancel, Focus::Confirm])
             .collect();
-        let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
+        // Keys only this dialog has: arrows between fields outside text, presets, toggles.
         match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                return Vec::new();
-            }
-            KeyCode::Tab | KeyCode::Down
-                if !is_text_input(form.focus) || key.code == KeyCode::Tab =>
-            {
-                form.focus = order[(pos + 1) % order.len()];
-            }
-            KeyCode::BackTab | KeyCode::Up
-                if !is_text_input(form.focus) || key.code == KeyCode::BackTab =>
-            {
-                form.focus = order[(pos + order.len() - 1) % order.len()];
+            KeyCode::Down | KeyCode::Up if !is_text_input(form.focus) => {
+                form.focus = cycle(form.focus, &order, key.code == KeyCode::Up);
+                return self.keep(Modal::Decide(form));
             }
             KeyCode::Left | KeyCode::Right if form.focus == Focus::Presets => {
                 let n = PRESETS.len() + 1;
@@ -1415,15 +1405,7 @@ impl State {
                 if form.preset == PRESETS.len() && form.custom.is_empty() {
                     form.custom = human_duration(form.max_seconds);
                 }
-            }
-            KeyCode::Left | KeyCode::Right
-                if matches!(form.focus, Focus::Cancel | Focus::Confirm) =>
-            {
-                form.focus = if form.focus == Focus::Cancel {
-                    Focus::Confirm
-                } else {
-                    Focus::Cancel
-                };
+                return self.keep(Modal::Decide(form));
             }
             KeyCode::Char(' ') if matches!(form.focus, Focus::Capability(_)) => {
                 if let Focus::Capability(i) = form.focus {
@@ -1431,72 +1413,72 @@ impl State {
                         c.1 = !c.1;
                     }
                 }
+                return self.keep(Modal::Decide(form));
             }
-            KeyCode::Enter => match form.focus {
-                Focus::Cancel => {
-                    self.modals.pop();
+            _ => {}
+        }
+        match navigate(&key, &mut form.focus, &order) {
+            Nav::Close => self.close_dialog(),
+            Nav::Handled => self.keep(Modal::Decide(form)),
+            Nav::Other => {
+                match form.focus {
+                    Focus::Text => Self::edit(&mut form.justification, &key, 4096),
+                    Focus::Custom => Self::edit(&mut form.custom, &key, 32),
+                    _ => false,
+                };
+                self.keep(Modal::Decide(form))
+            }
+            Nav::Submit => {
+                let seconds = form.seconds();
+                let caps = form.chosen();
+                let error = match (
+                    &seconds,
+                    caps.is_empty(),
+                    form.justification.trim().is_empty(),
+                ) {
+                    (Err(e), _, _) => Some(format!("duration: {e}")),
+                    (_, true, _) => Some("keep at least one capability".to_owned()),
+                    (_, _, true) => Some("a justification is required".to_owned()),
+                    _ => None,
+                };
+                if let Some(e) = error {
+                    form.error = Some(e);
+                    self.replace_top(Modal::Decide(form));
                     return Vec::new();
                 }
-                Focus::Confirm => {
-                    let seconds = form.seconds();
-                    let caps = form.chosen();
-                    let error = match (
-                        &seconds,
-                        caps.is_empty(),
-                        form.justification.trim().is_empty(),
-                    ) {
-                        (Err(e), _, _) => Some(format!("duration: {e}")),
-                        (_, true, _) => Some("keep at least one capability".to_owned()),
-                        (_, _, true) => Some("a justification is required".to_owned()),
-                        _ => None,
-                    };
-                    if let Some(e) = error {
-                        form.error = Some(e);
-                        self.replace_top(Modal::Decide(form));
-                        return Vec::new();
-                    }
-                    self.modals
-                        .retain(|m| !matches!(m, Modal::Decide(_) | Modal::Detail { .. }));
-                    let all = caps.len() == form.capabilities.len();
-                    return vec![Effect::Decide {
-                        id: form.request_id,
-                        body: DecisionBody {
-                            decision: Decision::Approve,
-                            duration_seconds: seconds.ok(),
-                            capabilities: (!all).then_some(caps),
-                            justification: form.justification,
-                        },
-                    }];
-                }
-                _ => form.focus = order[(pos + 1) % order.len()],
-            },
-            _ => {
-                let limit = 4096;
-                match form.focus {
-                    Focus::Text => {
-                        Self::edit(&mut form.justification, &key, limit);
-                    }
-                    Focus::Custom => {
-                        Self::edit(&mut form.custom, &key, 32);
-                    }
-                    _ => {}
-                }
+                self.modals
+                    .retain(|m| !matches!(m, Modal::Decide(_) | Modal::Detail { .. }));
+                let all = caps.len() == form.capabilities.len();
+                vec![Effect::Decide {
+                    id: form.request_id,
+                    body: DecisionBody {
+                        decision: Decision::Approve,
+                        duration_seconds: seconds.ok(),
+                        capabilities: (!all).then_some(caps),
+                        justification: form.justification,
+                    },
+                }]
             }
         }
-        form.error = None;
-        let _ = now;
-        self.replace_top(Modal::Decide(form));
+    }
+
+    /// Puts the edited dialog back with its error cleared.
+    fn keep(&mut self, mut modal: Modal) -> Vec<Effect> {
+        match &mut modal {
+            Modal::Decide(f) => f.error = None,
+            Modal::Reason(f) => f.error = None,
+            Modal::Suspend(f) => f.error = None,
+            Modal::SuspendAll(f) => f.error = None,
+            Modal::BulkApprove(f) => f.error = None,
+            _ => {}
+        }
+        self.replace_top(modal);
         Vec::new()
     }
 
-    /// Focus cycling shared by the simple dialogs: text → (toggle) → Cancel → Confirm.
-    fn cycle(focus: Focus, order: &[Focus], back: bool) -> Focus {
-        let pos = order.iter().position(|f| *f == focus).unwrap_or(0);
-        if back {
-            order[(pos + order.len() - 1) % order.len()]
-        } else {
-            order[(pos + 1) % order.len()]
-        }
+    fn close_dialog(&mut self) -> Vec<Effect> {
+        self.modals.pop();
+        Vec::new()
     }
 
     fn on_reason_key(
@@ -1505,80 +1487,63 @@ impl State {
         mut form: ReasonForm,
         _now: DateTime<Utc>,
     ) -> Vec<Effect> {
-        let order = [Focus::Text, Focus::Cancel, Focus::Confirm];
-        match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                return Vec::new();
-            }
-            KeyCode::Tab => form.focus = Self::cycle(form.focus, &order, false),
-            KeyCode::BackTab => form.focus = Self::cycle(form.focus, &order, true),
-            KeyCode::Left | KeyCode::Right if form.focus != Focus::Text => {
-                form.focus = if form.focus == Focus::Cancel {
-                    Focus::Confirm
-                } else {
-                    Focus::Cancel
-                };
-            }
-            KeyCode::Enter => match form.focus {
-                Focus::Cancel => {
-                    self.modals.pop();
-                    return Vec::new();
-                }
-                Focus::Confirm => {
-                    if form.reason.trim().is_empty() {
-                        form.error = Some("a reason is required".into());
-                        self.replace_top(Modal::Reason(form));
-                        return Vec::new();
-                    }
-                    self.modals
-                        .retain(|m| !matches!(m, Modal::Reason(_) | Modal::Detail { .. }));
-                    let reason = form.reason;
-                    return match form.kind {
-                        ReasonKind::Deny => {
-                            self.marks.clear();
-                            form.targets
-                                .into_iter()
-                                .map(|id| Effect::Decide {
-                                    id,
-                                    body: DecisionBody {
-                                        decision: Decision::Deny,
-                                        duration_seconds: None,
-                                        capabilities: None,
-                                        justification: reason.clone(),
-                                    },
-                                })
-                                .collect()
-                        }
-                        ReasonKind::Reactivate => form
-                            .targets
-                            .into_iter()
-                            .map(|did| Effect::Reactivate {
-                                did,
-                                reason: reason.clone(),
-                            })
-                            .collect(),
-                        ReasonKind::RevokeGrant => form
-                            .targets
-                            .into_iter()
-                            .map(|id| Effect::RevokeGrant {
-                                id,
-                                reason: reason.clone(),
-                            })
-                            .collect(),
-                    };
-                }
-                _ => form.focus = Self::cycle(form.focus, &order, false),
-            },
-            _ => {
+        match navigate(
+            &key,
+            &mut form.focus,
+            &[Focus::Text, Focus::Cancel, Focus::Confirm],
+        ) {
+            Nav::Close => self.close_dialog(),
+            Nav::Handled => self.keep(Modal::Reason(form)),
+            Nav::Other => {
                 if form.focus == Focus::Text {
                     Self::edit(&mut form.reason, &key, 4096);
                 }
+                self.keep(Modal::Reason(form))
+            }
+            Nav::Submit => {
+                if form.reason.trim().is_empty() {
+                    form.error = Some("a reason is required".into());
+                    self.replace_top(Modal::Reason(form));
+                    return Vec::new();
+                }
+                self.modals
+                    .retain(|m| !matches!(m, Modal::Reason(_) | Modal::Detail { .. }));
+                let reason = form.reason;
+                match form.kind {
+                    ReasonKind::Deny => {
+                        self.marks.clear();
+                        form.targets
+                            .into_iter()
+                            .map(|id| Effect::Decide {
+                                id,
+                                body: DecisionBody {
+                                    decision: Decision::Deny,
+                                    duration_seconds: None,
+                                    capabilities: None,
+                                    justification: reason.clone(),
+                                },
+                            })
+                            .collect()
+                    }
+                    ReasonKind::Reactivate => form
+                        .targets
+                        .into_iter()
+                        .map(|did| Effect::Reactivate {
+                            did,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                    ReasonKind::RevokeGrant => form
+                        .targets
+                        .into_iter()
+                        .map(|id| Effect::RevokeGrant {
+                            id,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                }
             }
         }
-        form.error = None;
-        self.replace_top(Modal::Reason(form));
-        Vec::new()
     }
 
     fn on_suspend_key(
@@ -1587,54 +1552,35 @@ impl State {
         mut form: SuspendForm,
         _now: DateTime<Utc>,
     ) -> Vec<Effect> {
+        if key.code == KeyCode::Char(' ') && form.focus == Focus::Toggle {
+            form.security = !form.security;
+            return self.keep(Modal::Suspend(form));
+        }
         let order = [Focus::Text, Focus::Toggle, Focus::Cancel, Focus::Confirm];
-        match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                return Vec::new();
-            }
-            KeyCode::Tab => form.focus = Self::cycle(form.focus, &order, false),
-            KeyCode::BackTab => form.focus = Self::cycle(form.focus, &order, true),
-            KeyCode::Char(' ') if form.focus == Focus::Toggle => form.security = !form.security,
-            KeyCode::Left | KeyCode::Right
-                if matches!(form.focus, Focus::Cancel | Focus::Confirm) =>
-            {
-                form.focus = if form.focus == Focus::Cancel {
-                    Focus::Confirm
-                } else {
-                    Focus::Cancel
-                };
-            }
-            KeyCode::Enter => match form.focus {
-                Focus::Cancel => {
-                    self.modals.pop();
-                    return Vec::new();
-                }
-                Focus::Confirm => {
-                    if form.reason.trim().is_empty() {
-                        form.error = Some("a reason is required".into());
-                        self.replace_top(Modal::Suspend(form));
-                        return Vec::new();
-                    }
-                    self.modals
-                        .retain(|m| !matches!(m, Modal::Suspend(_) | Modal::Detail { .. }));
-                    return vec![Effect::Suspend {
-                        did: form.did,
-                        reason: form.reason,
-                        security: form.security,
-                    }];
-                }
-                _ => form.focus = Self::cycle(form.focus, &order, false),
-            },
-            _ => {
+        match navigate(&key, &mut form.focus, &order) {
+            Nav::Close => self.close_dialog(),
+            Nav::Handled => self.keep(Modal::Suspend(form)),
+            Nav::Other => {
                 if form.focus == Focus::Text {
                     Self::edit(&mut form.reason, &key, 4096);
                 }
+                self.keep(Modal::Suspend(form))
+            }
+            Nav::Submit => {
+                if form.reason.trim().is_empty() {
+                    form.error = Some("a reason is required".into());
+                    self.replace_top(Modal::Suspend(form));
+                    return Vec::new();
+                }
+                self.modals
+                    .retain(|m| !matches!(m, Modal::Suspend(_) | Modal::Detail { .. }));
+                vec![Effect::Suspend {
+                    did: form.did,
+                    reason: form.reason,
+                    security: form.security,
+                }]
             }
         }
-        form.error = None;
-        self.replace_top(Modal::Suspend(form));
-        Vec::new()
     }
 
     fn on_suspend_all_key(
@@ -1644,64 +1590,40 @@ impl State {
         _now: DateTime<Utc>,
     ) -> Vec<Effect> {
         let order = [Focus::Custom, Focus::Text, Focus::Cancel, Focus::Confirm];
-        match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                return Vec::new();
-            }
-            KeyCode::Tab => form.focus = Self::cycle(form.focus, &order, false),
-            KeyCode::BackTab => form.focus = Self::cycle(form.focus, &order, true),
-            KeyCode::Left | KeyCode::Right
-                if matches!(form.focus, Focus::Cancel | Focus::Confirm) =>
-            {
-                form.focus = if form.focus == Focus::Cancel {
-                    Focus::Confirm
-                } else {
-                    Focus::Cancel
+        match navigate(&key, &mut form.focus, &order) {
+            Nav::Close => self.close_dialog(),
+            Nav::Handled => self.keep(Modal::SuspendAll(form)),
+            Nav::Other => {
+                match form.focus {
+                    Focus::Custom => Self::edit(&mut form.typed, &key, 8),
+                    Focus::Text => Self::edit(&mut form.reason, &key, 4096),
+                    _ => false,
                 };
+                self.keep(Modal::SuspendAll(form))
             }
-            KeyCode::Enter => match form.focus {
-                Focus::Cancel => {
-                    self.modals.pop();
+            Nav::Submit => {
+                let error = if form.typed.trim() != form.count.to_string() {
+                    Some(format!(
+                        "type {} to confirm how many agents stop",
+                        form.count
+                    ))
+                } else if form.reason.trim().is_empty() {
+                    Some("a reason is required".into())
+                } else {
+                    None
+                };
+                if let Some(e) = error {
+                    form.error = Some(e);
+                    self.replace_top(Modal::SuspendAll(form));
                     return Vec::new();
                 }
-                Focus::Confirm => {
-                    let error = if form.typed.trim() != form.count.to_string() {
-                        Some(format!(
-                            "type {} to confirm how many agents stop",
-                            form.count
-                        ))
-                    } else if form.reason.trim().is_empty() {
-                        Some("a reason is required".into())
-                    } else {
-                        None
-                    };
-                    if let Some(e) = error {
-                        form.error = Some(e);
-                        self.replace_top(Modal::SuspendAll(form));
-                        return Vec::new();
-                    }
-                    self.modals.pop();
-                    return vec![Effect::SuspendAll {
-                        reason: form.reason,
-                        expected: form.count,
-                    }];
-                }
-                _ => form.focus = Self::cycle(form.focus, &order, false),
-            },
-            _ => match form.focus {
-                Focus::Custom => {
-                    Self::edit(&mut form.typed, &key, 8);
-                }
-                Focus::Text => {
-                    Self::edit(&mut form.reason, &key, 4096);
-                }
-                _ => {}
-            },
+                self.modals.pop();
+                vec![Effect::SuspendAll {
+                    reason: form.reason,
+                    expected: form.count,
+                }]
+            }
         }
-        form.error = None;
-        self.replace_top(Modal::SuspendAll(form));
-        Vec::new()
     }
 
     fn on_bulk_key(
@@ -1710,59 +1632,96 @@ impl State {
         mut form: BulkApproveForm,
         _now: DateTime<Utc>,
     ) -> Vec<Effect> {
-        let order = [Focus::Text, Focus::Cancel, Focus::Confirm];
-        match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                return Vec::new();
-            }
-            KeyCode::Tab => form.focus = Self::cycle(form.focus, &order, false),
-            KeyCode::BackTab => form.focus = Self::cycle(form.focus, &order, true),
-            KeyCode::Left | KeyCode::Right if form.focus != Focus::Text => {
-                form.focus = if form.focus == Focus::Cancel {
-                    Focus::Confirm
-                } else {
-                    Focus::Cancel
-                };
-            }
-            KeyCode::Enter => match form.focus {
-                Focus::Cancel => {
-                    self.modals.pop();
-                    return Vec::new();
-                }
-                Focus::Confirm => {
-                    if form.justification.trim().is_empty() {
-                        form.error = Some("a justification is required".into());
-                        self.replace_top(Modal::BulkApprove(form));
-                        return Vec::new();
-                    }
-                    self.modals.pop();
-                    self.marks.clear();
-                    return form
-                        .request_ids
-                        .into_iter()
-                        .map(|id| Effect::Decide {
-                            id,
-                            body: DecisionBody {
-                                decision: Decision::Approve,
-                                duration_seconds: None,
-                                capabilities: None,
-                                justification: form.justification.clone(),
-                            },
-                        })
-                        .collect();
-                }
-                _ => form.focus = Self::cycle(form.focus, &order, false),
-            },
-            _ => {
+        match navigate(
+            &key,
+            &mut form.focus,
+            &[Focus::Text, Focus::Cancel, Focus::Confirm],
+        ) {
+            Nav::Close => self.close_dialog(),
+            Nav::Handled => self.keep(Modal::BulkApprove(form)),
+            Nav::Other => {
                 if form.focus == Focus::Text {
                     Self::edit(&mut form.justification, &key, 4096);
                 }
+                self.keep(Modal::BulkApprove(form))
+            }
+            Nav::Submit => {
+                if form.justification.trim().is_empty() {
+                    form.error = Some("a justification is required".into());
+                    self.replace_top(Modal::BulkApprove(form));
+                    return Vec::new();
+                }
+                self.modals.pop();
+                self.marks.clear();
+                form.request_ids
+                    .into_iter()
+                    .map(|id| Effect::Decide {
+                        id,
+                        body: DecisionBody {
+                            decision: Decision::Approve,
+                            duration_seconds: None,
+                            capabilities: None,
+                            justification: form.justification.clone(),
+                        },
+                    })
+                    .collect()
             }
         }
-        form.error = None;
-        self.replace_top(Modal::BulkApprove(form));
-        Vec::new()
+    }
+}
+
+/// What a key did to a dialog.
+enum Nav {
+    /// Esc, or Enter on Cancel.
+    Close,
+    /// Enter on Confirm.
+    Submit,
+    /// The focus moved.
+    Handled,
+    /// Not navigation: the focused field gets the key.
+    Other,
+}
+
+/// The keys every dialog shares: Tab and Shift-Tab move through `order`, ←/→ switch between
+/// the buttons, Enter activates the focused button (or moves on from a field), Esc cancels.
+fn navigate(key: &KeyEvent, focus: &mut Focus, order: &[Focus]) -> Nav {
+    match key.code {
+        KeyCode::Esc => Nav::Close,
+        KeyCode::Tab => {
+            *focus = cycle(*focus, order, false);
+            Nav::Handled
+        }
+        KeyCode::BackTab => {
+            *focus = cycle(*focus, order, true);
+            Nav::Handled
+        }
+        KeyCode::Left | KeyCode::Right if matches!(*focus, Focus::Cancel | Focus::Confirm) => {
+            *focus = if *focus == Focus::Cancel {
+                Focus::Confirm
+            } else {
+                Focus::Cancel
+            };
+            Nav::Handled
+        }
+        KeyCode::Enter => match *focus {
+            Focus::Cancel => Nav::Close,
+            Focus::Confirm => Nav::Submit,
+            _ => {
+                *focus = cycle(*focus, order, false);
+                Nav::Handled
+            }
+        },
+        _ => Nav::Other,
+    }
+}
+
+/// The next (or previous) focus in `order`.
+fn cycle(focus: Focus, order: &[Focus], back: bool) -> Focus {
+    let pos = order.iter().position(|f| *f == focus).unwrap_or(0);
+    if back {
+        order[(pos + order.len() - 1) % order.len()]
+    } else {
+        order[(pos + 1) % order.len()]
     }
 }
 

@@ -163,6 +163,22 @@ impl Principal {
         self.is_sponsor() && self.roles.iter().any(|r| r.reads_all())
     }
 
+    /// A list's `scope` query (`mine`, the default, or `all`): the sponsor whose items to list,
+    /// or `None` for everything, which only readers of everything may ask for.
+    pub fn list_scope(&self, scope: Option<&str>, what: &str) -> Result<Option<String>, ApiError> {
+        match scope {
+            None | Some("mine") => Ok(Some(self.sub().to_owned())),
+            Some("all") if self.reads_all() => Ok(None),
+            Some("all") => Err(ApiError::forbidden(format!(
+                "listing every {what} needs the security-lead or admin role"
+            ))),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_query",
+                "scope must be mine or all",
+            )),
+        }
+    }
+
     pub fn require_sponsor(&self) -> Result<(), ApiError> {
         if self.is_sponsor() {
             Ok(())

@@ -162,25 +162,10 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<AgentList>, ApiError> {
     caller.require_sponsor()?;
-    let agents = match query.scope.as_deref() {
-        None | Some("mine") => {
-            state
-                .store
-                .agents_of_sponsor(caller.sub(), state.clock.now())
-                .await?
-        }
-        Some("all") if caller.reads_all() => state.store.all_agents(state.clock.now()).await?,
-        Some("all") => {
-            return Err(ApiError::forbidden(
-                "listing every agent needs the security-lead or admin role",
-            ));
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "scope must be mine or all",
-            ));
-        }
+    let now = state.clock.now();
+    let agents = match caller.list_scope(query.scope.as_deref(), "agent")? {
+        Some(sponsor) => state.store.agents_of_sponsor(&sponsor, now).await?,
+        None => state.store.all_agents(now).await?,
     };
     Ok(Json(AgentList { agents }))
 }

@@ -41,21 +41,7 @@ pub async fn list(
         active_only: query.active.unwrap_or(true),
     };
     if caller.is_sponsor() {
-        match query.scope.as_deref() {
-            None | Some("mine") => filter.sponsor_id = Some(caller.sub().to_owned()),
-            Some("all") if caller.reads_all() => {}
-            Some("all") => {
-                return Err(ApiError::forbidden(
-                    "listing every grant needs the security-lead or admin role",
-                ));
-            }
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    "scope must be mine or all",
-                ));
-            }
-        }
+        filter.sponsor_id = caller.list_scope(query.scope.as_deref(), "grant")?;
     } else {
         filter.agent_did = Some(caller.sub().to_owned());
     }

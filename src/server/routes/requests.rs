@@ -421,21 +421,7 @@ pub async fn list(
         limit,
     };
     if caller.is_sponsor() {
-        match query.scope.as_deref() {
-            None | Some("mine") => filter.sponsor_id = Some(caller.sub().to_owned()),
-            Some("all") if caller.reads_all() => {}
-            Some("all") => {
-                return Err(ApiError::forbidden(
-                    "listing every request needs the security-lead or admin role",
-                ));
-            }
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    "scope must be mine or all",
-                ));
-            }
-        }
+        filter.sponsor_id = caller.list_scope(query.scope.as_deref(), "request")?;
     } else {
         if filter
             .agent_did
