@@ -236,7 +236,7 @@ fn inbox(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
                 Cell::from(tier_of(r.trust_score).as_str()),
                 Cell::from(human_duration(age)),
                 Cell::from(human_duration(left)),
-                Cell::from(risk.labels().join(" ")),
+                Cell::from(flags(state, r, risk)),
             ])
             .style(style)
         })
@@ -269,6 +269,19 @@ fn inbox(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     )
     .header(header);
     frame.render_widget(table, inner);
+}
+
+/// Risk flags as words; a delegation shows the depth the child would be at.
+fn flags(state: &State, r: &Request, risk: Risk) -> String {
+    let depth = state.agent(&r.agent_did).map(|a| a.delegation_depth + 1);
+    risk.labels()
+        .into_iter()
+        .map(|l| match (l, depth) {
+            ("deleg", Some(d)) => format!("deleg d{d}"),
+            (l, _) => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn agents(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {

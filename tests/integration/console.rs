@@ -705,3 +705,25 @@ fn the_audit_filters_by_agent_and_suspend_runs_from_the_command_line() {
             .any(|c| c.contains("pending request"))
     );
 }
+
+#[test]
+fn a_delegation_shows_the_depth_the_child_would_reach() {
+    let mut s = fixture(false);
+    let mut r = request(
+        2,
+        "data-pipeline-02",
+        &["read:erp:invoices"],
+        Sensitivity::Low,
+        600,
+    );
+    r.id = "req_deleg".into();
+    r.kind = RequestKind::Delegation;
+    r.child_name = Some("worker-7".into());
+    let mut agents = s.agents.clone();
+    agents[1].delegation_depth = 2;
+    s.update(Action::Agents(Ok(agents)), now());
+    s.update(Action::Request(Ok(r)), now());
+    let shown = screen(&s);
+    assert!(shown.contains("deleg d3"), "{shown}");
+    assert!(shown.contains("data-pipeline-02 → worker-7"), "{shown}");
+}

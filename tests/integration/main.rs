@@ -12,6 +12,7 @@ mod client_credentials;
 mod console;
 mod delegation;
 mod device_flow;
+mod embedded;
 mod events;
 mod fleet;
 mod headless;
