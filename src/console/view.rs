@@ -260,11 +260,11 @@ fn inbox(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
             Constraint::Length(5),
             Constraint::Length(24),
             Constraint::Min(16),
-            Constraint::Length(7),
+            Constraint::Length(6),
             Constraint::Length(12),
             Constraint::Length(7),
             Constraint::Length(7),
-            Constraint::Length(18),
+            Constraint::Length(14),
         ],
     )
     .header(header);

