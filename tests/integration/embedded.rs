@@ -28,13 +28,19 @@ async fn the_embedded_default_signs_in_and_runs_the_demo() {
     let sponsor = api.with_token(&tenant.session.access_token);
     let mut changes = tenant.server.state.store.changes();
     // The demo fleet submits on its own; wait for its first requests to land.
-    loop {
-        let pending = sponsor.requests("status=all").await.unwrap();
-        if pending.len() >= 3 {
-            break;
+    let submitted = async {
+        loop {
+            let pending = sponsor.requests("status=all").await.unwrap();
+            if pending.len() >= 3 {
+                break;
+            }
+            changes.changed().await.unwrap();
         }
-        changes.changed().await.unwrap();
-    }
+    };
+    // A guard, not a wait: at 50/s the demo submits within milliseconds.
+    tokio::time::timeout(std::time::Duration::from_secs(120), submitted)
+        .await
+        .expect("the demo fleet never submitted");
     let events = sponsor.audit_export().await.unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.event.action.as_str()).collect();
     assert!(actions.contains(&"device.approved") && actions.contains(&"sponsor.signed_in"));

@@ -209,16 +209,22 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
         });
     }
     // Let traffic build up, then kill -9.
-    loop {
-        let (r, d) = (
-            acked_requests.lock().unwrap().len(),
-            acked_decisions.lock().unwrap().len(),
-        );
-        if r >= 150 && d >= 20 {
-            break;
+    let traffic = async {
+        loop {
+            let (r, d) = (
+                acked_requests.lock().unwrap().len(),
+                acked_decisions.lock().unwrap().len(),
+            );
+            if r >= 150 && d >= 20 {
+                break;
+            }
+            progress.notified().await;
         }
-        progress.notified().await;
-    }
+    };
+    // A guard, not a wait: traffic normally builds up in about a second.
+    tokio::time::timeout(std::time::Duration::from_secs(120), traffic)
+        .await
+        .expect("traffic never built up");
     server.start_kill().unwrap(); // SIGKILL
     server.wait().await.unwrap();
     while tasks.join_next().await.is_some() {}
