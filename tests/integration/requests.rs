@@ -571,3 +571,42 @@ async fn every_decision_writes_exactly_one_audit_event() {
     assert_eq!(store.audit_head().await.unwrap(), before);
     assert!(sam.audit_verify().await.unwrap().ok);
 }
+
+#[tokio::test]
+async fn pending_lists_come_soonest_to_expire_first() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (key, _) = t.agent(&alice, "bot", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let bot = t.as_agent(&key).await;
+        ids.push(
+            bot.request_elevation(&elevation(&[&format!("read:crm:{i}")], 3600), None)
+                .await
+                .unwrap()
+                .id,
+        );
+        t.advance(60);
+    }
+    let alice = t.as_user("alice").await;
+    let pending: Vec<String> = alice
+        .requests("status=pending&limit=2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        pending,
+        ids[..2].to_vec(),
+        "a capped page keeps the most urgent"
+    );
+    let all: Vec<String> = alice
+        .requests("status=all")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(all.first(), ids.last(), "history is newest first");
+}

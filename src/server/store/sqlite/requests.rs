@@ -726,7 +726,13 @@ impl SqliteStore {
         if filter.status.is_some() {
             sql.push_str(" AND r.status = ?");
         }
-        sql.push_str(" ORDER BY r.created_at DESC, r.id LIMIT ?");
+        // Pending requests come soonest-to-expire first (what needs a decision first, and what
+        // a capped page must not leave out); everything else newest first.
+        if filter.status == Some(RequestStatus::Pending) {
+            sql.push_str(" ORDER BY r.expires_at, r.id LIMIT ?");
+        } else {
+            sql.push_str(" ORDER BY r.created_at DESC, r.id LIMIT ?");
+        }
         let mut q = sqlx::query(&sql);
         if let Some(s) = &filter.sponsor_id {
             q = q.bind(s);
