@@ -86,7 +86,12 @@ fn alert(alerts: Alerts, title: &str, body: &str) {
     }
     if alerts.osc {
         let (t, b) = (notification_text(title), notification_text(body));
-        let _ = write!(out, "\x1b]9;{t}: {b}\x07\x1b]777;notify;{t};{b}\x07");
+        for seq in [
+            format!("\x1b]9;{t}: {b}\x07"),
+            format!("\x1b]777;notify;{t};{b}\x07"),
+        ] {
+            let _ = out.write_all(passthrough(&seq, in_tmux()).as_bytes());
+        }
     }
     let _ = out.flush();
     if alerts.desktop && desktop_session() {
@@ -102,6 +107,20 @@ fn alert(alerts: Alerts, title: &str, body: &str) {
                 tracing::debug!(error = %e, "desktop notification not shown");
             }
         });
+    }
+}
+
+fn in_tmux() -> bool {
+    std::env::var_os("TMUX").is_some_and(|v| !v.is_empty())
+}
+
+/// Inside tmux an OSC sequence reaches the outer terminal only wrapped in tmux's DCS
+/// passthrough (with `allow-passthrough on`), every ESC doubled.
+pub fn passthrough(seq: &str, tmux: bool) -> String {
+    if tmux {
+        format!("\x1bPtmux;{}\x1b\\", seq.replace('\x1b', "\x1b\x1b"))
+    } else {
+        seq.to_owned()
     }
 }
 
@@ -300,4 +319,19 @@ pub async fn run(
     ticker.abort();
     ratatui::restore();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_carry_no_control_sequences_and_pass_through_tmux() {
+        assert_eq!(notification_text("a\x1b]0;x\x07b;c\u{202e}d"), "a]0xbcd");
+        assert_eq!(passthrough("\x1b]9;hi\x07", false), "\x1b]9;hi\x07");
+        assert_eq!(
+            passthrough("\x1b]9;hi\x07", true),
+            "\x1bPtmux;\x1b\x1b]9;hi\x07\x1b\\"
+        );
+    }
 }

@@ -203,3 +203,32 @@ async fn a_delegated_grant_ends_with_its_source() {
     assert_eq!(done.grants_revoked.len(), 2);
     assert!(alice.grants("").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_new_child_counts_against_the_sponsors_agent_limit() {
+    let mut s = crate::common::settings();
+    s.limits.max_agents_per_sponsor = 2;
+    let t = TestServer::start_with(s).await;
+    let alice = t.as_user("alice").await;
+    let (parent_key, _) = t.agent(&alice, "planner", &["read:web:*"]).await;
+    let bot = t.as_agent(&parent_key).await;
+    let first = bot
+        .request_delegation(
+            &to_new(&AgentKey::generate(), "w1", &["read:web:a"], 600),
+            None,
+        )
+        .await;
+    assert!(first.is_ok(), "{first:?}");
+    let second = bot
+        .request_delegation(
+            &to_new(&AgentKey::generate(), "w2", &["read:web:b"], 600),
+            None,
+        )
+        .await;
+    assert_eq!(code_of(second), "agent_limit_reached");
+    assert_eq!(
+        alice.agents(false).await.unwrap().len(),
+        2,
+        "nothing half-written"
+    );
+}

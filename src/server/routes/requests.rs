@@ -308,6 +308,7 @@ pub async fn delegation(
                     model: new.model.clone(),
                     runtime: new.runtime.clone(),
                     trust_score,
+                    max_agents_per_sponsor: state.settings.limits.max_agents_per_sponsor,
                 },
                 trust_score,
             )

@@ -294,6 +294,8 @@ pub enum ChildSpec {
         model: Option<String>,
         runtime: Option<String>,
         trust_score: i64,
+        /// The child counts against each sponsor's agent limit.
+        max_agents_per_sponsor: u32,
     },
 }
 

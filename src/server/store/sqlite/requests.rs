@@ -563,7 +563,24 @@ impl SqliteStore {
                 model,
                 runtime,
                 trust_score,
+                max_agents_per_sponsor,
             }) => {
+                let (fullest,): (i64,) = sqlx::query_as(
+                    "SELECT COALESCE(MAX(n), 0) FROM (
+                         SELECT COUNT(*) AS n FROM agent_sponsors s JOIN agents a ON a.did = s.agent_did
+                         WHERE a.status != 'revoked' AND s.sponsor_id IN
+                               (SELECT sponsor_id FROM agent_sponsors WHERE agent_did = ?)
+                         GROUP BY s.sponsor_id)",
+                )
+                .bind(&new.agent_did)
+                .fetch_one(&mut *tx)
+                .await?;
+                if fullest >= i64::from(*max_agents_per_sponsor) {
+                    return Err(StoreError::conflict(
+                        "agent_limit_reached",
+                        "a sponsor of this agent already holds the most agents this server allows",
+                    ));
+                }
                 let inserted = sqlx::query(
                     "INSERT INTO agents (did, name, public_key, capabilities, status, trust_score, model, runtime,
                                          created_at, updated_at, trust_positive_at)
