@@ -395,6 +395,24 @@ impl ApiClient {
         Ok(list.requests)
     }
 
+    /// Every pending request visible to the caller, page by page (soonest to expire first).
+    pub async fn all_pending(&self, page: u32) -> ClientResult<Vec<Request>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/requests?status=pending&limit={page}");
+            if let Some(cursor) = &after {
+                path.push_str(&format!("&after={}", urlencode(cursor)));
+            }
+            let list: RequestList = Self::api(self.request(Method::GET, &path)).await?;
+            out.extend(list.requests);
+            match list.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
     pub async fn get_request(&self, id: &str) -> ClientResult<Request> {
         Self::api(self.request(Method::GET, &format!("/v1/requests/{}", urlencode(id)))).await
     }

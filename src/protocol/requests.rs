@@ -198,6 +198,9 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequestList {
     pub requests: Vec<Request>,
+    /// Pending lists: pass as `after` to read the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Cancelling, revoking, suspending: a reason is always required.

@@ -610,3 +610,47 @@ async fn pending_lists_come_soonest_to_expire_first() {
         .collect();
     assert_eq!(all.first(), ids.last(), "history is newest first");
 }
+
+#[tokio::test]
+async fn pending_lists_page_by_cursor_without_gaps_or_repeats() {
+    let mut s = crate::common::settings();
+    let mut policy = sponsor_console::domain::policy::Policy::shipped().unwrap();
+    policy.requests.fatigue_limit = 1000;
+    s.policy = Some(policy);
+    let t = TestServer::start_with(s).await;
+    let alice = t.as_user("alice").await;
+    let (key, _) = t.agent(&alice, "bot", &[]).await;
+    let bot = t.as_agent(&key).await;
+    let mut ids = Vec::new();
+    for i in 0..23 {
+        ids.push(
+            bot.request_elevation(&elevation(&[&format!("read:crm:{i}")], 3600), None)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let paged: Vec<String> = alice
+        .all_pending(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut sorted = paged.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 23, "no repeats");
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "no gaps");
+    let bad = alice
+        .raw(
+            reqwest::Method::GET,
+            "/v1/requests?status=pending&after=nonsense",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

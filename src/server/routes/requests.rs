@@ -387,6 +387,23 @@ pub struct ListQuery {
     scope: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
+    /// Pending lists: the `next` of the previous page.
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// A page cursor: `<expires_at ms>.<request id>`.
+fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
+    let bad =
+        || ApiError::bad_request("invalid_query", "after must be the next of a previous page");
+    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+    let at = ms
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .ok_or_else(bad)?;
+    check_id(id).map_err(|_| bad())?;
+    Ok((at, id.to_owned()))
 }
 
 /// `GET /v1/requests`: a sponsor's agents' requests (or all, for readers of everything); an
@@ -415,11 +432,22 @@ pub async fn list(
         ));
     }
     let agent = query.agent.as_deref().map(did::parse).transpose()?;
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(_) if status != Some(RequestStatus::Pending) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "after pages pending lists (status=pending)",
+            ));
+        }
+        Some(raw) => Some(parse_cursor(raw)?),
+    };
     let mut filter = RequestFilter {
         sponsor_id: None,
         agent_did: agent,
         status,
         limit,
+        after,
     };
     if caller.is_sponsor() {
         filter.sponsor_id = caller.list_scope(query.scope.as_deref(), "request")?;
@@ -434,7 +462,14 @@ pub async fn list(
         filter.agent_did = Some(caller.sub().to_owned());
     }
     let requests = state.store.list_requests(&filter).await?;
-    Ok(Json(RequestList { requests }))
+    let next = (filter.status == Some(RequestStatus::Pending) && requests.len() == limit as usize)
+        .then(|| {
+            requests
+                .last()
+                .map(|r| format!("{}.{}", r.expires_at.timestamp_millis(), r.id))
+        })
+        .flatten();
+    Ok(Json(RequestList { requests, next }))
 }
 
 /// Whether the caller may see (and, for humans, possibly decide) this request.

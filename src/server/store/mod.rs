@@ -349,6 +349,8 @@ pub struct RequestFilter {
     pub agent_did: Option<String>,
     pub status: Option<RequestStatus>,
     pub limit: u32,
+    /// Pending lists only: continue after this (expires_at, id), as the last page ended.
+    pub after: Option<(DateTime<Utc>, String)>,
 }
 
 /// Which grants to list.

@@ -743,6 +743,9 @@ impl SqliteStore {
         if filter.status.is_some() {
             sql.push_str(" AND r.status = ?");
         }
+        if filter.after.is_some() {
+            sql.push_str(" AND (r.expires_at, r.id) > (?, ?)");
+        }
         // Pending requests come soonest-to-expire first (what needs a decision first, and what
         // a capped page must not leave out); everything else newest first.
         if filter.status == Some(RequestStatus::Pending) {
@@ -759,6 +762,9 @@ impl SqliteStore {
         }
         if let Some(st) = filter.status {
             q = q.bind(st.as_str());
+        }
+        if let Some((at, id)) = &filter.after {
+            q = q.bind(ms(*at)).bind(id.clone());
         }
         let mut conn = self.reader.begin().await?;
         let rows = q
