@@ -945,34 +945,22 @@ impl Store for SqliteStore {
                 ),
             ));
         }
-        let caps = serde_json::to_string(&agent.capabilities)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let inserted = sqlx::query(
-            "INSERT INTO agents (did, name, public_key, capabilities, status, entra_object_id, model, runtime, created_at, updated_at, trust_positive_at)
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+        insert_agent(
+            &mut tx,
+            &AgentRow {
+                did: &agent.did,
+                name: &agent.name,
+                public_key: &agent.public_key,
+                capabilities: &agent.capabilities,
+                trust_score: trust::DEFAULT_SCORE,
+                entra_object_id: agent.entra_object_id.as_deref(),
+                model: agent.model.as_deref(),
+                runtime: agent.runtime.as_deref(),
+            },
+            "an agent with this public key is already registered",
+            now,
         )
-        .bind(&agent.did)
-        .bind(&agent.name)
-        .bind(&agent.public_key)
-        .bind(&caps)
-        .bind(&agent.entra_object_id)
-        .bind(&agent.model)
-        .bind(&agent.runtime)
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::conflict(
-                    "agent_exists",
-                    "an agent with this public key is already registered",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        .await?;
         sqlx::query("INSERT INTO agent_sponsors (agent_did, sponsor_id) VALUES (?, ?)")
             .bind(&agent.did)
             .bind(&agent.sponsor_id)
@@ -1371,6 +1359,54 @@ async fn revoke_family(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The columns of a new agent.
+pub(super) struct AgentRow<'a> {
+    pub did: &'a str,
+    pub name: &'a str,
+    pub public_key: &'a str,
+    pub capabilities: &'a [String],
+    pub trust_score: i64,
+    pub entra_object_id: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub runtime: Option<&'a str>,
+}
+
+/// Inserts an active agent; a key already registered is a conflict saying `exists`.
+pub(super) async fn insert_agent(
+    tx: &mut Transaction<'_, Sqlite>,
+    row: &AgentRow<'_>,
+    exists: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let caps =
+        serde_json::to_string(row.capabilities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO agents (did, name, public_key, capabilities, status, trust_score, entra_object_id,
+                             model, runtime, created_at, updated_at, trust_positive_at)
+         VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.did)
+    .bind(row.name)
+    .bind(row.public_key)
+    .bind(caps)
+    .bind(row.trust_score)
+    .bind(row.entra_object_id)
+    .bind(row.model)
+    .bind(row.runtime)
+    .bind(ms(now))
+    .bind(ms(now))
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::conflict("agent_exists", exists.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The stored answer to a repeated `Idempotency-Key` with the same body; a conflict when the

@@ -8,7 +8,9 @@ use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, append, from_ms, ms, opt_from_ms, remember, replay};
+use super::{
+    AgentRow, SqliteStore, append, from_ms, insert_agent, ms, opt_from_ms, remember, replay,
+};
 use crate::domain::capability::{self, Capability};
 use crate::domain::delegation::{self, HeldGrant, Parent};
 use crate::domain::policy::Requirement;
@@ -581,32 +583,22 @@ impl SqliteStore {
                         "a sponsor of this agent already holds the most agents this server allows",
                     ));
                 }
-                let inserted = sqlx::query(
-                    "INSERT INTO agents (did, name, public_key, capabilities, status, trust_score, model, runtime,
-                                         created_at, updated_at, trust_positive_at)
-                     VALUES (?, ?, ?, '[]', 'active', ?, ?, ?, ?, ?, ?)",
+                insert_agent(
+                    &mut tx,
+                    &AgentRow {
+                        did,
+                        name,
+                        public_key,
+                        capabilities: &[],
+                        trust_score: *trust_score,
+                        entra_object_id: None,
+                        model: model.as_deref(),
+                        runtime: runtime.as_deref(),
+                    },
+                    "an agent with this public key is already registered; pass child_did",
+                    now,
                 )
-                .bind(did)
-                .bind(name)
-                .bind(public_key)
-                .bind(trust_score)
-                .bind(model)
-                .bind(runtime)
-                .bind(ms(now))
-                .bind(ms(now))
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(StoreError::conflict(
-                            "agent_exists",
-                            "an agent with this public key is already registered; pass child_did",
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                .await?;
                 sqlx::query(
                     "INSERT INTO agent_sponsors (agent_did, sponsor_id)
                      SELECT ?, sponsor_id FROM agent_sponsors WHERE agent_did = ?",
