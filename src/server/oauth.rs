@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::DecodingKey;
-use serde_json::json;
 
 use super::error::OAuthFailure;
 use super::extract::OAuthForm;
@@ -21,7 +20,7 @@ use crate::domain::capability::{self, Capability};
 use crate::domain::effective::{LiveGrant, token_scope};
 use crate::domain::{did, user_code};
 use crate::protocol::agents::AgentStatus;
-use crate::protocol::audit::Actor;
+use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::oauth::{
     ASSERTION_TYPE_JWT_BEARER, AccessClaims, ClientAssertionClaims, DeviceAuthorization,
     GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, SubjectKind,
@@ -309,9 +308,12 @@ async fn device_code_grant(
             refresh.as_ref().map(|r| &r.1),
             Some(NewAuditEvent::new(
                 Actor::sponsor(sponsor.id.clone()),
-                "sponsor.signed_in",
                 sponsor.id.clone(),
-                json!({ "client_id": client_id, "scope": scope, "jti": record.jti }),
+                AuditAction::SponsorSignedIn(action::SignedIn {
+                    client_id: client_id.to_owned(),
+                    scope: scope.clone(),
+                    jti: record.jti.clone(),
+                }),
             )),
             now,
         )

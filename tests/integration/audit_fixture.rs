@@ -298,6 +298,21 @@ async fn the_fixture_chain_still_verifies() {
     for event in &chain {
         verifier.push(event).expect("fixture chain verifies");
     }
+    // Each event's action and details read into the typed record and write back unchanged: the
+    // typed code writes exactly what the untyped code wrote.
+    for event in &chain {
+        let typed = event
+            .action()
+            .unwrap_or_else(|e| panic!("seq {}: {e}", event.event.seq));
+        let (action, details) = typed.into_parts().expect("splits");
+        assert_eq!(action, event.event.action, "seq {}", event.event.seq);
+        assert_eq!(
+            serde_jcs::to_string(&details).expect("canonical"),
+            serde_jcs::to_string(&event.event.details).expect("canonical"),
+            "seq {}",
+            event.event.seq
+        );
+    }
     // Each event re-serializes to exactly the bytes it was hashed from.
     for event in &chain {
         let again: AuditEvent =

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::policy::{Requirement, TrustRules};
 use crate::domain::role::Role;
 use crate::protocol::agents::{Agent, AgentStatus};
-use crate::protocol::audit::{Actor, AuditEvent};
+use crate::protocol::audit::{Actor, AuditAction, AuditEvent};
 use crate::protocol::oauth::SubjectKind;
 use crate::protocol::requests::{
     Decision, Grant, Request, RequestKind, RequestStatus, Suspension, TrustPoint,
@@ -54,23 +54,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
     pub actor: Actor,
-    pub action: String,
     pub subject: String,
-    pub details: serde_json::Value,
+    pub action: AuditAction,
 }
 
 impl NewAuditEvent {
-    pub fn new(
-        actor: Actor,
-        action: &str,
-        subject: impl Into<String>,
-        details: serde_json::Value,
-    ) -> Self {
+    pub fn new(actor: Actor, subject: impl Into<String>, action: AuditAction) -> Self {
         Self {
             actor,
-            action: action.to_owned(),
             subject: subject.into(),
-            details,
+            action,
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::json;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -20,7 +19,7 @@ use super::*;
 use crate::domain::audit::{GENESIS_HASH, seal};
 use crate::domain::trust;
 use crate::protocol::agents::SponsorRef;
-use crate::protocol::audit::UnhashedEvent;
+use crate::protocol::audit::{ActorKind, UnhashedEvent, action};
 use crate::protocol::requests::{Grant, Request, Suspension, TrustPoint};
 
 /// Introspection's only query: one primary-key lookup (see the query-plan test below).
@@ -114,13 +113,17 @@ async fn append(
     };
     // Millisecond precision, the precision the row keeps, so the hash recomputes exactly.
     let at = from_ms(ms(now));
+    let (action, details) = event
+        .action
+        .into_parts()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let sealed = seal(UnhashedEvent {
         seq,
         at,
         actor: event.actor,
-        action: event.action,
+        action,
         subject: event.subject,
-        details: event.details,
+        details,
         prev_hash,
     })
     .map_err(|e| StoreError::Corrupt(format!("audit event not serializable: {e}")))?;
@@ -131,7 +134,7 @@ async fn append(
     )
     .bind(e.seq)
     .bind(ms(e.at))
-    .bind(&e.actor.kind)
+    .bind(e.actor.kind.as_str())
     .bind(&e.actor.id)
     .bind(&e.action)
     .bind(&e.subject)
@@ -150,7 +153,7 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
             seq: row.try_get("seq")?,
             at: from_ms(row.try_get("at")?),
             actor: Actor {
-                kind: row.try_get("actor_kind")?,
+                kind: ActorKind::parse(row.try_get("actor_kind")?),
                 id: row.try_get("actor_id")?,
             },
             action: row.try_get("action")?,
@@ -352,9 +355,11 @@ impl Store for SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 actor,
-                "signing_key.rotated",
                 key.kid.clone(),
-                json!({ "retired_keys": retired, "previous_published_until": crate::protocol::time::format(&publish_old_until) }),
+                AuditAction::SigningKeyRotated(action::KeyRotated {
+                    retired_keys: retired,
+                    previous_published_until: publish_old_until,
+                }),
             ),
             now,
         )
@@ -383,7 +388,7 @@ impl Store for SqliteStore {
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (id, action) = match existing {
+        let (id, added) = match existing {
             Some((id, _, _)) => {
                 sqlx::query(
                     "UPDATE sponsors SET display_name = ?, roles = ?, password_hash = ?, source = ?, updated_at = ? WHERE id = ?",
@@ -396,7 +401,7 @@ impl Store for SqliteStore {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-                (id, "sponsor.updated")
+                (id, false)
             }
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
@@ -414,17 +419,23 @@ impl Store for SqliteStore {
                 .bind(ms(now))
                 .execute(&mut *tx)
                 .await?;
-                (id, "sponsor.added")
+                (id, true)
             }
         };
         append(
             &mut tx,
-            NewAuditEvent::new(
-                actor,
-                action,
-                id.clone(),
-                json!({ "username": username, "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "source": source }),
-            ),
+            NewAuditEvent::new(actor, id.clone(), {
+                let changed = action::SponsorChanged {
+                    username: username.to_owned(),
+                    roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                    source: source.to_owned(),
+                };
+                if added {
+                    AuditAction::SponsorAdded(changed)
+                } else {
+                    AuditAction::SponsorUpdated(changed)
+                }
+            }),
             now,
         )
         .await?;
@@ -558,12 +569,18 @@ impl Store for SqliteStore {
         .await?;
         append(
             &mut tx,
-            NewAuditEvent::new(
-                Actor::sponsor(sponsor_id),
-                if approve { "device.approved" } else { "device.denied" },
-                sponsor_id,
-                json!({ "client_id": record.client_id, "scope": record.scope, "user_code": record.user_code }),
-            ),
+            NewAuditEvent::new(Actor::sponsor(sponsor_id), sponsor_id, {
+                let decided = action::DeviceDecided {
+                    client_id: record.client_id.clone(),
+                    scope: record.scope.clone(),
+                    user_code: record.user_code.clone(),
+                };
+                if approve {
+                    AuditAction::DeviceApproved(decided)
+                } else {
+                    AuditAction::DeviceDenied(decided)
+                }
+            }),
             now,
         )
         .await?;
@@ -700,9 +717,10 @@ impl Store for SqliteStore {
                 &mut tx,
                 NewAuditEvent::new(
                     actor,
-                    "token.revoked",
                     jti,
-                    json!({ "token_type": "access_token" }),
+                    AuditAction::TokenRevoked(action::TokenRevoked {
+                        token_type: "access_token".into(),
+                    }),
                 ),
                 now,
             )
@@ -751,9 +769,12 @@ impl Store for SqliteStore {
                     &mut tx,
                     NewAuditEvent::new(
                         Actor::system(),
-                        "token.family_revoked",
                         sponsor_id.clone(),
-                        json!({ "reason": "refresh_token_reuse", "family_id": family, "client_id": client_id }),
+                        AuditAction::TokenFamilyRevoked(action::FamilyRevoked {
+                            reason: action::FamilyRevokedReason::RefreshTokenReuse,
+                            client_id: client_id.to_owned(),
+                            family_id: Some(family.clone()),
+                        }),
                     ),
                     now,
                 )
@@ -816,9 +837,12 @@ impl Store for SqliteStore {
                 &mut tx,
                 NewAuditEvent::new(
                     actor,
-                    "token.family_revoked",
                     family.clone(),
-                    json!({ "reason": "revocation_request", "client_id": client_id }),
+                    AuditAction::TokenFamilyRevoked(action::FamilyRevoked {
+                        reason: action::FamilyRevokedReason::RevocationRequest,
+                        client_id: client_id.to_owned(),
+                        family_id: None,
+                    }),
                 ),
                 now,
             )
@@ -901,13 +925,12 @@ impl Store for SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 Actor::agent(access.subject.clone()),
-                "token.issued",
                 access.subject.clone(),
-                json!({
-                    "jti": access.jti,
-                    "scope": access.scope,
-                    "expires_at": crate::protocol::time::format(&access.expires_at),
-                    "grants": grant_ids,
+                AuditAction::TokenIssued(action::TokenIssued {
+                    jti: access.jti.clone(),
+                    scope: access.scope.clone(),
+                    expires_at: access.expires_at,
+                    grants: grant_ids.to_vec(),
                 }),
             ),
             now,
@@ -970,14 +993,15 @@ impl Store for SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 Actor::sponsor(agent.sponsor_id.clone()),
-                "agent.registered",
                 agent.did.clone(),
-                json!({
-                    "name": agent.name,
-                    "capabilities": agent.capabilities,
-                    "entra_object_id": agent.entra_object_id,
-                    "model": agent.model,
-                    "runtime": agent.runtime,
+                AuditAction::AgentRegistered(action::AgentRegistered {
+                    name: agent.name.clone(),
+                    capabilities: agent.capabilities.clone(),
+                    model: agent.model.clone(),
+                    runtime: agent.runtime.clone(),
+                    by: action::RegisteredBy::Sponsor {
+                        entra_object_id: agent.entra_object_id.clone(),
+                    },
                 }),
             ),
             now,

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -15,7 +14,7 @@ use crate::domain::capability::{self, Capability};
 use crate::domain::delegation::{self, HeldGrant, Parent};
 use crate::domain::policy::Requirement;
 use crate::domain::trust;
-use crate::protocol::audit::Actor;
+use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::requests::{
     Approval, Decision, Grant, Request, RequestKind, RequestStatus, Suspension, TrustPoint,
 };
@@ -225,9 +224,11 @@ async fn expire_one(
         tx,
         NewAuditEvent::new(
             Actor::system(),
-            "request.expired",
             agent_did,
-            json!({ "request_id": id, "trust_score": score }),
+            AuditAction::RequestExpired(action::Expired {
+                request_id: id.to_owned(),
+                trust_score: score,
+            }),
         ),
         now,
     )
@@ -495,23 +496,21 @@ async fn take_down(
         .await?;
         append(
             tx,
-            NewAuditEvent::new(
-                actor.clone(),
+            NewAuditEvent::new(actor.clone(), did.clone(), {
+                let done = action::TakenDown {
+                    reason: reason.to_owned(),
+                    security,
+                    grants_revoked: grants.clone(),
+                    requests_cancelled: cancelled.clone(),
+                    tokens_revoked: tokens,
+                    trust_score: capped,
+                };
                 if to == "suspended" {
-                    "agent.suspended"
+                    AuditAction::AgentSuspended(done)
                 } else {
-                    "agent.revoked"
-                },
-                did.clone(),
-                json!({
-                    "reason": reason,
-                    "security": security,
-                    "grants_revoked": grants,
-                    "requests_cancelled": cancelled,
-                    "tokens_revoked": tokens,
-                    "trust_score": capped,
-                }),
-            ),
+                    AuditAction::AgentRevoked(done)
+                }
+            }),
             now,
         )
         .await?;
@@ -611,10 +610,17 @@ impl SqliteStore {
                     &mut tx,
                     NewAuditEvent::new(
                         Actor::agent(new.agent_did.clone()),
-                        "agent.registered",
                         did.clone(),
-                        json!({ "name": name, "capabilities": [], "model": model, "runtime": runtime,
-                                "registered_by": new.agent_did, "trust_score": trust_score }),
+                        AuditAction::AgentRegistered(action::AgentRegistered {
+                            name: name.clone(),
+                            capabilities: Vec::new(),
+                            model: model.clone(),
+                            runtime: runtime.clone(),
+                            by: action::RegisteredBy::Agent {
+                                registered_by: new.agent_did.clone(),
+                                trust_score: *trust_score,
+                            },
+                        }),
                     ),
                     now,
                 )
@@ -658,22 +664,20 @@ impl SqliteStore {
         .bind(fatigued.then(|| ms(now)))
         .execute(&mut *tx)
         .await?;
-        let details = json!({
-            "request_id": new.id,
-            "kind": new.kind.as_str(),
-            "child_did": child_did,
-            "capabilities": new.capabilities,
-            "duration_seconds": new.duration_seconds,
-            "sensitivity": new.requirement.sensitivity.as_str(),
-            "expires_at": crate::protocol::time::format(&new.expires_at),
-        });
         append(
             &mut tx,
             NewAuditEvent::new(
                 Actor::agent(new.agent_did.clone()),
-                "request.submitted",
                 new.agent_did.clone(),
-                details,
+                AuditAction::RequestSubmitted(action::Submitted {
+                    request_id: new.id.clone(),
+                    kind: new.kind,
+                    child_did: child_did.clone(),
+                    capabilities: new.capabilities.clone(),
+                    duration_seconds: new.duration_seconds,
+                    sensitivity: new.requirement.sensitivity,
+                    expires_at: new.expires_at,
+                }),
             ),
             now,
         )
@@ -691,13 +695,14 @@ impl SqliteStore {
                 &mut tx,
                 NewAuditEvent::new(
                     Actor::system(),
-                    "request.denied",
                     new.agent_did.clone(),
-                    json!({
-                        "request_id": new.id,
-                        "reason": "approval_fatigue",
-                        "recent_requests": recent,
-                        "trust_score": score,
+                    AuditAction::RequestDenied(action::Denied {
+                        request_id: new.id.clone(),
+                        trust_score: score,
+                        by: action::DeniedBy::Fatigue {
+                            reason: action::FatigueReason::ApprovalFatigue,
+                            recent_requests: recent,
+                        },
                     }),
                 ),
                 now,
@@ -901,9 +906,14 @@ impl SqliteStore {
                     &mut tx,
                     NewAuditEvent::new(
                         actor,
-                        "request.denied",
                         request.agent_did.clone(),
-                        json!({ "request_id": id, "justification": input.justification, "trust_score": score }),
+                        AuditAction::RequestDenied(action::Denied {
+                            request_id: id.to_owned(),
+                            trust_score: score,
+                            by: action::DeniedBy::Sponsor {
+                                justification: input.justification.clone(),
+                            },
+                        }),
                     ),
                     now,
                 )
@@ -930,15 +940,14 @@ impl SqliteStore {
                         &mut tx,
                         NewAuditEvent::new(
                             actor,
-                            "request.approval_recorded",
                             request.agent_did.clone(),
-                            json!({
-                                "request_id": id,
-                                "approvals": approvals.len(),
-                                "approvals_required": request.policy.approvals_required,
-                                "duration_seconds": duration,
-                                "capabilities": caps,
-                                "justification": input.justification,
+                            AuditAction::RequestApprovalRecorded(action::ApprovalRecorded {
+                                request_id: id.to_owned(),
+                                approvals: approvals.len() as u64,
+                                approvals_required: request.policy.approvals_required,
+                                duration_seconds: duration.unwrap_or(0),
+                                capabilities: caps.clone().unwrap_or_default(),
+                                justification: input.justification.clone(),
                             }),
                         ),
                         now,
@@ -992,20 +1001,31 @@ impl SqliteStore {
                         &mut tx,
                         NewAuditEvent::new(
                             actor,
-                            "request.approved",
                             request.agent_did.clone(),
-                            json!({
-                                "request_id": id,
-                                "kind": request.kind.as_str(),
-                                "grantee": request.child_did.clone().unwrap_or_else(|| request.agent_did.clone()),
-                                "grants": grants.iter().map(|g| json!({
-                                    "id": g.0, "capabilities": g.1, "not_after": crate::protocol::time::format(&g.2),
-                                })).collect::<Vec<_>>(),
-                                "duration_seconds": final_duration,
-                                "justification": input.justification,
-                                "approvers": request.approvals.iter().map(|a| a.approver_id.clone())
-                                    .chain(std::iter::once(input.approver_id.clone())).collect::<Vec<_>>(),
-                                "trust_score": score,
+                            AuditAction::RequestApproved(action::Approved {
+                                request_id: id.to_owned(),
+                                kind: request.kind,
+                                grantee: request
+                                    .child_did
+                                    .clone()
+                                    .unwrap_or_else(|| request.agent_did.clone()),
+                                grants: grants
+                                    .iter()
+                                    .map(|g| action::GrantMade {
+                                        id: g.0.clone(),
+                                        capabilities: g.1.clone(),
+                                        not_after: g.2,
+                                    })
+                                    .collect(),
+                                duration_seconds: final_duration,
+                                justification: input.justification.clone(),
+                                approvers: request
+                                    .approvals
+                                    .iter()
+                                    .map(|a| a.approver_id.clone())
+                                    .chain(std::iter::once(input.approver_id.clone()))
+                                    .collect(),
+                                trust_score: score,
                             }),
                         ),
                         now,
@@ -1125,9 +1145,11 @@ impl SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 Actor::agent(agent_did.to_owned()),
-                "request.cancelled",
                 agent_did.to_owned(),
-                json!({ "request_id": id, "reason": reason }),
+                AuditAction::RequestCancelled(action::Cancelled {
+                    request_id: id.to_owned(),
+                    reason: reason.to_owned(),
+                }),
             ),
             now,
         )
@@ -1271,9 +1293,13 @@ impl SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 actor,
-                "grant.revoked",
                 grant.agent_did.clone(),
-                json!({ "grant_id": id, "reason": reason, "grants_revoked": grants, "tokens_revoked": tokens }),
+                AuditAction::GrantRevoked(action::GrantRevoked {
+                    grant_id: id.to_owned(),
+                    reason: reason.to_owned(),
+                    grants_revoked: grants.clone(),
+                    tokens_revoked: tokens,
+                }),
             ),
             now,
         )
@@ -1391,9 +1417,11 @@ impl SqliteStore {
             &mut tx,
             NewAuditEvent::new(
                 actor,
-                "agent.reactivated",
                 did.to_owned(),
-                json!({ "reason": reason, "was_security": security != 0 }),
+                AuditAction::AgentReactivated(action::Reactivated {
+                    reason: reason.to_owned(),
+                    was_security: security != 0,
+                }),
             ),
             now,
         )

@@ -1,35 +1,88 @@
 //! Audit events as DESIGN §3 defines them, and the answers of the audit routes.
 
+pub mod action;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use action::AuditAction;
+
+/// What kind of principal acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    Sponsor,
+    Agent,
+    /// The server itself: sweeps, configuration, approval fatigue.
+    System,
+    /// A stored kind this build does not know (a tampered row): kept so that verification
+    /// names the event, whose hash then no longer matches.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Sponsor => "sponsor",
+            ActorKind::Agent => "agent",
+            ActorKind::System => "system",
+            ActorKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl ActorKind {
+    /// Reads a stored kind; anything unknown becomes [`ActorKind::Unknown`].
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "sponsor" => ActorKind::Sponsor,
+            "agent" => ActorKind::Agent,
+            "system" => ActorKind::System,
+            _ => ActorKind::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for ActorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
-    /// `sponsor`, `agent` or `system`.
-    pub kind: String,
+    pub kind: ActorKind,
     pub id: String,
 }
 
 impl Actor {
     pub fn system() -> Self {
         Self {
-            kind: "system".into(),
+            kind: ActorKind::System,
             id: "governance-server".into(),
         }
     }
     pub fn sponsor(id: impl Into<String>) -> Self {
         Self {
-            kind: "sponsor".into(),
+            kind: ActorKind::Sponsor,
             id: id.into(),
         }
     }
     pub fn agent(did: impl Into<String>) -> Self {
         Self {
-            kind: "agent".into(),
+            kind: ActorKind::Agent,
             id: did.into(),
         }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    /// `kind:id`, as the agent's `status_changed_by` and grants' `revoked_by` record it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.id)
     }
 }
 
@@ -53,6 +106,14 @@ pub struct AuditEvent {
     #[serde(flatten)]
     pub event: UnhashedEvent,
     pub hash: String,
+}
+
+impl AuditEvent {
+    /// The typed action of this event; an error for an action this build does not know or
+    /// details of the wrong shape (a tampered row, say).
+    pub fn action(&self) -> Result<AuditAction, action::ActionError> {
+        AuditAction::from_parts(&self.event.action, &self.event.details)
+    }
 }
 
 /// Where and why a chain breaks.

@@ -1,0 +1,293 @@
+//! What an audit event records: one variant per action, each with its typed details. The wire
+//! form is the event's `action` string and its `details` object, exactly as the chain hashes
+//! them, so events written before these types existed still parse and verify.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::policy::Sensitivity;
+use crate::protocol::requests::RequestKind;
+
+/// An action and its details. Serialized as `{"action": "...", "details": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "details")]
+pub enum AuditAction {
+    #[serde(rename = "signing_key.rotated")]
+    SigningKeyRotated(KeyRotated),
+    #[serde(rename = "sponsor.added")]
+    SponsorAdded(SponsorChanged),
+    #[serde(rename = "sponsor.updated")]
+    SponsorUpdated(SponsorChanged),
+    #[serde(rename = "sponsor.signed_in")]
+    SponsorSignedIn(SignedIn),
+    #[serde(rename = "device.approved")]
+    DeviceApproved(DeviceDecided),
+    #[serde(rename = "device.denied")]
+    DeviceDenied(DeviceDecided),
+    #[serde(rename = "token.issued")]
+    TokenIssued(TokenIssued),
+    #[serde(rename = "token.revoked")]
+    TokenRevoked(TokenRevoked),
+    #[serde(rename = "token.family_revoked")]
+    TokenFamilyRevoked(FamilyRevoked),
+    #[serde(rename = "agent.registered")]
+    AgentRegistered(AgentRegistered),
+    #[serde(rename = "agent.suspended")]
+    AgentSuspended(TakenDown),
+    #[serde(rename = "agent.revoked")]
+    AgentRevoked(TakenDown),
+    #[serde(rename = "agent.reactivated")]
+    AgentReactivated(Reactivated),
+    #[serde(rename = "request.submitted")]
+    RequestSubmitted(Submitted),
+    #[serde(rename = "request.approval_recorded")]
+    RequestApprovalRecorded(ApprovalRecorded),
+    #[serde(rename = "request.approved")]
+    RequestApproved(Approved),
+    #[serde(rename = "request.denied")]
+    RequestDenied(Denied),
+    #[serde(rename = "request.expired")]
+    RequestExpired(Expired),
+    #[serde(rename = "request.cancelled")]
+    RequestCancelled(Cancelled),
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked(GrantRevoked),
+}
+
+/// Why an action could not be split into its wire parts or read back from them.
+#[derive(Debug, thiserror::Error)]
+#[error("audit action: {0}")]
+pub struct ActionError(#[from] serde_json::Error);
+
+impl AuditAction {
+    /// The `action` string and `details` object as the chain stores and hashes them.
+    pub fn into_parts(self) -> Result<(String, serde_json::Value), ActionError> {
+        #[derive(Deserialize)]
+        struct Parts {
+            action: String,
+            details: serde_json::Value,
+        }
+        let parts: Parts = serde_json::from_value(serde_json::to_value(self)?)?;
+        Ok((parts.action, parts.details))
+    }
+
+    /// Reads a stored action back; an unknown action or a detail of the wrong shape is an error.
+    pub fn from_parts(action: &str, details: &serde_json::Value) -> Result<Self, ActionError> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "action": action,
+            "details": details,
+        }))?)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotated {
+    pub retired_keys: u64,
+    #[serde(with = "crate::protocol::time")]
+    pub previous_published_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SponsorChanged {
+    pub username: String,
+    pub roles: Vec<String>,
+    /// `config` or `cli`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedIn {
+    pub client_id: String,
+    pub scope: String,
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDecided {
+    pub client_id: String,
+    pub scope: String,
+    pub user_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIssued {
+    pub jti: String,
+    pub scope: String,
+    #[serde(with = "crate::protocol::time")]
+    pub expires_at: DateTime<Utc>,
+    /// The grants the token carries.
+    pub grants: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRevoked {
+    /// `access_token`.
+    pub token_type: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FamilyRevokedReason {
+    /// A rotated refresh token was presented again: someone holds a copy.
+    RefreshTokenReuse,
+    /// RFC 7009 revocation of the refresh token.
+    RevocationRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyRevoked {
+    pub reason: FamilyRevokedReason,
+    pub client_id: String,
+    /// Named when the subject is the sponsor rather than the family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRegistered {
+    pub name: String,
+    pub capabilities: Vec<String>,
+    pub model: Option<String>,
+    pub runtime: Option<String>,
+    #[serde(flatten)]
+    pub by: RegisteredBy,
+}
+
+/// Who registered an agent: a sponsor directly, or a parent agent through a delegation request
+/// naming a new child.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RegisteredBy {
+    Agent {
+        registered_by: String,
+        trust_score: i64,
+    },
+    Sponsor {
+        entra_object_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakenDown {
+    pub reason: String,
+    pub security: bool,
+    pub grants_revoked: Vec<String>,
+    pub requests_cancelled: Vec<String>,
+    pub tokens_revoked: i64,
+    pub trust_score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reactivated {
+    pub reason: String,
+    pub was_security: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submitted {
+    pub request_id: String,
+    pub kind: RequestKind,
+    pub child_did: Option<String>,
+    pub capabilities: Vec<String>,
+    pub duration_seconds: i64,
+    pub sensitivity: Sensitivity,
+    #[serde(with = "crate::protocol::time")]
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRecorded {
+    pub request_id: String,
+    pub approvals: u64,
+    pub approvals_required: u8,
+    pub duration_seconds: i64,
+    pub capabilities: Vec<String>,
+    pub justification: String,
+}
+
+/// One grant an approval created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantMade {
+    pub id: String,
+    pub capabilities: Vec<String>,
+    #[serde(with = "crate::protocol::time")]
+    pub not_after: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approved {
+    pub request_id: String,
+    pub kind: RequestKind,
+    /// The agent that holds the grants: the requester, or the child of a delegation.
+    pub grantee: String,
+    pub grants: Vec<GrantMade>,
+    pub duration_seconds: i64,
+    pub justification: String,
+    /// Every approver, in the order they approved.
+    pub approvers: Vec<String>,
+    pub trust_score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Denied {
+    pub request_id: String,
+    pub trust_score: i64,
+    #[serde(flatten)]
+    pub by: DeniedBy,
+}
+
+/// Who denied: a human with a justification, or the server for approval fatigue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeniedBy {
+    Fatigue {
+        reason: FatigueReason,
+        recent_requests: i64,
+    },
+    Sponsor {
+        justification: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FatigueReason {
+    ApprovalFatigue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expired {
+    pub request_id: String,
+    pub trust_score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancelled {
+    pub request_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRevoked {
+    pub grant_id: String,
+    pub reason: String,
+    /// The grant and every grant delegated from it.
+    pub grants_revoked: Vec<String>,
+    pub tokens_revoked: i64,
+}
