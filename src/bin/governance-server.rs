@@ -12,7 +12,7 @@ use sponsor_console::clock::SystemClock;
 use sponsor_console::domain::role;
 use sponsor_console::protocol::audit::Actor;
 use sponsor_console::server::passwords::hash_password;
-use sponsor_console::server::store::{SponsorUpsert, SqliteStore, Store};
+use sponsor_console::server::store::{AgentStore, SponsorUpsert, SqliteStore};
 use sponsor_console::server::{rotate_keys, start};
 use sponsor_console::settings::{self, ServerSettings};
 use zeroize::Zeroizing;

@@ -3,10 +3,13 @@
 //! never broaden), the chain stays within the depth limit, the child's trust never exceeds the
 //! parent's, and no delegated capability outlives the parent's source of it.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 
-use super::Invalid;
 use super::capability::Capability;
+use super::{Invalid, Refusal, limits};
+use crate::protocol::agents::AgentStatus;
 
 /// A capability the parent holds through a grant that ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,15 +46,7 @@ pub fn check(
     max_depth: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Sourced>, Invalid> {
-    if parent.depth + 1 > max_depth {
-        return Err(Invalid::new(
-            "delegation_too_deep",
-            format!(
-                "the child would be at depth {}, beyond the limit of {max_depth}",
-                parent.depth + 1
-            ),
-        ));
-    }
+    limits::depth(parent.depth, max_depth)?;
     if child_trust > parent.trust {
         return Err(Invalid::new(
             "delegation_trust_exceeds_parent",
@@ -100,6 +95,67 @@ pub fn check(
     Ok(out)
 }
 
+/// One grant an approved delegation creates for the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegatedGrant {
+    /// The parent's grant the capabilities come from (`None`: its standing set).
+    pub source_grant_id: Option<String>,
+    pub capabilities: Vec<Capability>,
+    pub not_after: DateTime<Utc>,
+}
+
+/// Checked again when a human approves: both agents still active, and [`check`] against what
+/// the parent holds now. Returns the child's grants, one per source (standing first, then by
+/// grant id), each ending no later than its source.
+#[allow(clippy::too_many_arguments)]
+pub fn approve(
+    parent: &Parent,
+    parent_status: AgentStatus,
+    child_status: AgentStatus,
+    child_trust: i64,
+    capabilities: &[Capability],
+    duration_seconds: i64,
+    max_depth: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<DelegatedGrant>, Refusal> {
+    if parent_status != AgentStatus::Active {
+        return Err(Refusal::conflict(
+            "parent_inactive",
+            format!("the delegating agent is {}", parent_status.as_str()),
+        ));
+    }
+    if child_status != AgentStatus::Active {
+        return Err(Refusal::conflict(
+            "child_inactive",
+            format!("the child agent is {}", child_status.as_str()),
+        ));
+    }
+    let sourced = check(
+        parent,
+        child_trust,
+        capabilities,
+        duration_seconds,
+        max_depth,
+        now,
+    )?;
+    let ends = now + Duration::seconds(duration_seconds);
+    let mut groups: BTreeMap<Option<String>, DelegatedGrant> = BTreeMap::new();
+    for s in sourced {
+        let (key, end) = match s.source {
+            Some((id, until)) => (Some(id), until.min(ends)),
+            None => (None, ends),
+        };
+        let grant = groups.entry(key.clone()).or_insert(DelegatedGrant {
+            source_grant_id: key,
+            capabilities: Vec::new(),
+            not_after: end,
+        });
+        grant.capabilities.push(s.capability);
+        grant.not_after = grant.not_after.min(end);
+    }
+    Ok(groups.into_values().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +198,41 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(got[0].source, None);
         assert_eq!(got[1].source.as_ref().map(|s| s.0.as_str()), Some("g1"));
+    }
+
+    #[test]
+    fn an_approval_groups_by_source_and_needs_both_agents_active() {
+        let grants = approve(
+            &parent(),
+            AgentStatus::Active,
+            AgentStatus::Active,
+            500,
+            &[
+                cap("read:crm:leads"),
+                cap("write:crm:accounts"),
+                cap("read:crm:x"),
+            ],
+            1800,
+            3,
+            now(),
+        )
+        .unwrap_or_default();
+        assert_eq!(grants.len(), 2);
+        assert_eq!(grants[0].source_grant_id, None);
+        assert_eq!(grants[0].capabilities.len(), 2);
+        assert_eq!(grants[1].source_grant_id.as_deref(), Some("g1"));
+        assert_eq!(grants[1].not_after, now() + Duration::seconds(1800));
+        let code = |r: Result<Vec<DelegatedGrant>, Refusal>| r.err().map_or("ok", |e| e.code());
+        let caps = [cap("read:crm:x")];
+        let go = |p, c| approve(&parent(), p, c, 500, &caps, 60, 3, now());
+        assert_eq!(
+            code(go(AgentStatus::Suspended, AgentStatus::Active)),
+            "parent_inactive"
+        );
+        assert_eq!(
+            code(go(AgentStatus::Active, AgentStatus::Revoked)),
+            "child_inactive"
+        );
     }
 
     #[test]

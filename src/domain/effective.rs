@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Invalid;
 use super::capability::{self, Capability};
+use super::{Invalid, Refusal};
+use crate::protocol::agents::AgentStatus;
 
 /// An active grant, as far as token issuance cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,25 @@ pub struct TokenScope {
     pub grant_ids: Vec<String>,
     /// The token must not outlive this (the earliest end among those grants).
     pub not_after: Option<DateTime<Utc>>,
+}
+
+/// Checked again as a token is stored: an agent that is no longer active gets no token, and a
+/// grant the token would carry must still be live (a suspension or revocation that committed
+/// meanwhile wins).
+pub fn may_issue(status: Option<AgentStatus>, grants_live: bool) -> Result<(), Refusal> {
+    if status != Some(AgentStatus::Active) {
+        return Err(Refusal::forbidden(
+            "agent_inactive",
+            "the agent is not active",
+        ));
+    }
+    if !grants_live {
+        return Err(Refusal::conflict(
+            "grant_ended",
+            "a grant ended while the token was being issued; ask again",
+        ));
+    }
+    Ok(())
 }
 
 /// Standing ∪ grants, narrowed to `wanted` when given (which must be covered).

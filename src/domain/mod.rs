@@ -1,12 +1,19 @@
-//! Rules, pure and synchronous: no I/O, no framework types, `now` passed in.
+//! Rules, pure and synchronous: no I/O, no framework types, `now` passed in. The store loads
+//! the facts a rule needs, calls it, and writes what it decided; a refusal is a [`Refusal`],
+//! mapped to HTTP in one place (`server::error`).
 
 pub mod audit;
 pub mod capability;
+pub mod decision;
 pub mod delegation;
+pub mod device;
 pub mod did;
 pub mod effective;
+pub mod idempotency;
+pub mod limits;
 pub mod policy;
 pub mod role;
+pub mod suspension;
 pub mod text;
 pub mod trust;
 pub mod user_code;
@@ -24,6 +31,53 @@ impl Invalid {
         Self {
             code,
             message: message.into(),
+        }
+    }
+}
+
+/// Why a rule refused a change. Each kind has one HTTP status (`server::error` maps them);
+/// `code` is the snake_case code of the API error body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A value breaks a rule (422).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The caller may not make this change (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The state does not allow the change now (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// There is no such thing, or the caller may not know of it (404).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+}
+
+impl Refusal {
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        Self::NotFound { what }
+    }
+
+    /// The API error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Invalid(e) => e.code,
+            Refusal::Forbidden { code, .. } | Refusal::Conflict { code, .. } => code,
+            Refusal::NotFound { .. } => "not_found",
         }
     }
 }

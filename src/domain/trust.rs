@@ -75,6 +75,11 @@ pub fn apply(score: i64, delta: i64) -> i64 {
     (score + delta).clamp(0, MAX_SCORE)
 }
 
+/// An agent taken out of service keeps its score only below probationary.
+pub fn out_of_service(score: i64) -> i64 {
+    score.min(SUSPENSION_CAP)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::store::StoreError;
-use crate::domain::Invalid;
+use crate::domain::{Invalid, Refusal};
 use crate::protocol::error::ErrorBody;
 
 #[derive(Debug)]
@@ -65,15 +65,23 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// The one place a domain refusal becomes an HTTP status.
+impl From<Refusal> for ApiError {
+    fn from(e: Refusal) -> Self {
+        match e {
+            Refusal::Invalid(e) => Self::from(e),
+            Refusal::Forbidden { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
+            Refusal::Conflict { code, message } => Self::conflict(code, message),
+            Refusal::NotFound { what } => Self::not_found(what),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { code, message } => Self::conflict(code, message),
+            StoreError::Refused(refusal) => Self::from(refusal),
             StoreError::NotFound => Self::not_found("resource"),
-            StoreError::Invalid(e) => Self::from(e),
-            StoreError::Forbidden { code, message } => {
-                Self::new(StatusCode::FORBIDDEN, code, message)
-            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()

@@ -11,10 +11,9 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -84,15 +83,14 @@ pub async fn build_state(
         keys,
         clock,
         issuer,
-        user_code_failures: Arc::new(FailureLimiter::new(
+        user_code_failures: FailureLimiter::new(
             limits.user_code_failures,
             limits.user_code_window_seconds,
-        )),
-        password_failures: Arc::new(FailureLimiter::new(
+        ),
+        password_failures: FailureLimiter::new(
             limits.password_failures,
             limits.password_window_seconds,
-        )),
-        consents: Arc::new(Mutex::new(HashMap::new())),
+        ),
         policy: Arc::new(policy),
         settings: Arc::new(settings),
     })

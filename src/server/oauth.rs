@@ -18,7 +18,7 @@ use super::store::{
 use super::tokens::{TokenError, check_times, new_secret, secret_hash, verify_eddsa};
 use crate::domain::capability::{self, Capability};
 use crate::domain::effective::{LiveGrant, token_scope};
-use crate::domain::{did, user_code};
+use crate::domain::{Refusal, did, user_code};
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::oauth::{
@@ -109,7 +109,8 @@ pub async fn device_authorization(
                     interval: u64::from(device.interval_seconds),
                 });
             }
-            Err(StoreError::Conflict { .. }) => continue,
+            // The user code is in use: draw another.
+            Err(StoreError::Duplicate) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -517,10 +518,10 @@ async fn client_credentials_grant(
         .await;
     let fresh = match fresh {
         Ok(fresh) => fresh,
-        Err(StoreError::Forbidden { message, .. }) => {
+        Err(StoreError::Refused(Refusal::Forbidden { message, .. })) => {
             return Err(OAuthFailure::new("invalid_client", message));
         }
-        Err(StoreError::Conflict { message, .. }) => {
+        Err(StoreError::Refused(Refusal::Conflict { message, .. })) => {
             return Err(OAuthFailure::new("invalid_grant", message));
         }
         Err(e) => return Err(e.into()),

@@ -1,9 +1,7 @@
-//! What every handler shares: the store, the key ring, the clock, settings, throttles.
+//! What every handler shares: the store, the key ring, the clock, settings, throttles. Nothing
+//! here holds state another server instance would need: that lives in the store.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 use super::ratelimit::FailureLimiter;
 use super::store::Store;
@@ -11,14 +9,6 @@ use super::tokens::KeyRing;
 use crate::clock::SharedClock;
 use crate::domain::policy::Policy;
 use crate::settings::ServerSettings;
-
-/// A signed-in human on the verification page who has not yet approved or denied.
-#[derive(Debug, Clone)]
-pub struct Consent {
-    pub sponsor_id: String,
-    pub user_code: String,
-    pub expires_at: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -29,9 +19,8 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// Public base URL and token issuer.
     pub issuer: String,
-    pub user_code_failures: Arc<FailureLimiter>,
-    pub password_failures: Arc<FailureLimiter>,
-    pub consents: Arc<Mutex<HashMap<String, Consent>>>,
+    pub user_code_failures: FailureLimiter,
+    pub password_failures: FailureLimiter,
 }
 
 impl AppState {

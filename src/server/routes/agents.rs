@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::role::Role;
-use crate::domain::{Invalid, capability, did, text};
+use crate::domain::{Invalid, Refusal, capability, did, text};
 use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
 use crate::protocol::audit::Actor;
 use crate::protocol::error::ErrorBody;
@@ -21,7 +21,7 @@ use crate::protocol::requests::{
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
 use crate::server::state::AppState;
-use crate::server::store::{Idempotency, NewAgent, Registered, SuspendTarget};
+use crate::server::store::{Idempotency, NewAgent, Registered, StoreError, SuspendTarget};
 
 /// Decodes and checks an Ed25519 public key (base64url, 32 bytes, a valid curve point).
 pub fn parse_public_key(encoded: &str) -> Result<[u8; 32], Invalid> {
@@ -124,11 +124,18 @@ pub async fn register(
         runtime: body.runtime,
         max_agents_per_sponsor: state.settings.limits.max_agents_per_sponsor,
     };
-    match state
+    let registered = state
         .store
         .register_agent(agent, idempotency, state.clock.now())
-        .await?
-    {
+        .await
+        .map_err(|e| match e {
+            StoreError::Duplicate => ApiError::from(Refusal::conflict(
+                "agent_exists",
+                "an agent with this public key is already registered",
+            )),
+            other => other.into(),
+        })?;
+    match registered {
         Registered::Created(agent) => Ok((StatusCode::CREATED, Json(agent)).into_response()),
         Registered::Replayed(stored) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
@@ -264,7 +271,10 @@ pub async fn suspend_all(
     }
     let target = SuspendTarget::Sponsor(sponsor);
     if let Some(expected) = body.expected_count {
-        let reach = state.store.suspension_targets(&target).await?;
+        let reach = state
+            .store
+            .suspension_targets(&target, state.clock.now())
+            .await?;
         if reach.len() != expected as usize {
             return Err(ApiError::conflict(
                 "count_mismatch",

@@ -14,12 +14,13 @@ use chrono::Duration;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use subtle::ConstantTimeEq;
 
+use crate::domain::Refusal;
 use crate::domain::user_code;
 use crate::server::oauth::client_name;
 use crate::server::passwords::verify_password;
-use crate::server::state::{AppState, Consent};
-use crate::server::store::{DeviceStatus, StoreError};
-use crate::server::tokens::new_secret;
+use crate::server::state::AppState;
+use crate::server::store::{Consent, DeviceStatus, StoreError};
+use crate::server::tokens::{new_secret, secret_hash};
 
 const CSRF_COOKIE: &str = "device_csrf";
 /// How long a signed-in human has to approve or deny.
@@ -169,11 +170,28 @@ pub async fn sign_in(
     let code_key = format!("code:{ip}");
     let user_key = format!("user:{username}");
     let pass_ip_key = format!("pass:{ip}");
-    if state.user_code_failures.is_blocked(&code_key, now)
-        || state.password_failures.is_blocked(&user_key, now)
-        || state.password_failures.is_blocked(&pass_ip_key, now)
-    {
-        return too_many();
+    let store = state.store.as_ref();
+    let blocked = async {
+        Ok::<_, StoreError>(
+            state
+                .user_code_failures
+                .is_blocked(store, &code_key, now)
+                .await?
+                || state
+                    .password_failures
+                    .is_blocked(store, &user_key, now)
+                    .await?
+                || state
+                    .password_failures
+                    .is_blocked(store, &pass_ip_key, now)
+                    .await?,
+        )
+    };
+    match blocked.await {
+        Ok(false) => {}
+        Ok(true) => return too_many(),
+        // Fail closed: without the count, nobody gets a guess.
+        Err(e) => return internal(&e),
     }
     let retry = |msg: &str, code: &str| {
         page(
@@ -191,7 +209,13 @@ pub async fn sign_in(
     let device = match device {
         Ok(Some(d)) if d.status == DeviceStatus::Pending && d.expires_at > now => d,
         Ok(_) => {
-            state.user_code_failures.record_failure(&code_key, now);
+            if let Err(e) = state
+                .user_code_failures
+                .record_failure(store, &code_key, now)
+                .await
+            {
+                return internal(&e);
+            }
             return retry(
                 "That code is not valid or has expired. Check your terminal and try again.",
                 "",
@@ -208,24 +232,27 @@ pub async fn sign_in(
     };
     let ok = verify_password(sponsor.as_ref().map(|s| s.password_hash.clone()), password).await;
     let Some(sponsor) = sponsor.filter(|_| ok) else {
-        state.password_failures.record_failure(&user_key, now);
-        state.password_failures.record_failure(&pass_ip_key, now);
+        for key in [&user_key, &pass_ip_key] {
+            if let Err(e) = state
+                .password_failures
+                .record_failure(store, key, now)
+                .await
+            {
+                return internal(&e);
+            }
+        }
         tracing::info!(%ip, "device sign-in: wrong username or password");
         return retry("Wrong username or password.", &device.user_code);
     };
     let consent_id = new_secret();
-    if let Ok(mut consents) = state.consents.lock() {
-        consents.retain(|_, c| c.expires_at > now);
-        consents.insert(
-            consent_id.clone(),
-            Consent {
-                sponsor_id: sponsor.id.clone(),
-                user_code: device.user_code.clone(),
-                expires_at: now + Duration::seconds(CONSENT_SECONDS),
-            },
-        );
-    } else {
-        return internal(&"consent store poisoned");
+    let consent = Consent {
+        consent_hash: secret_hash(&consent_id),
+        sponsor_id: sponsor.id.clone(),
+        user_code: device.user_code.clone(),
+        expires_at: now + Duration::seconds(CONSENT_SECONDS),
+    };
+    if let Err(e) = state.store.put_consent(&consent, now).await {
+        return internal(&e);
     }
     let body = format!(
         "<p>Signed in as <strong>{who}</strong> ({user}).</p>\
@@ -270,12 +297,14 @@ pub async fn decide(
         }
     };
     let now = state.clock.now();
-    let consent = form
-        .get("consent")
-        .and_then(|id| state.consents.lock().ok().and_then(|mut c| c.remove(id)))
-        .filter(|c| c.expires_at > now);
-    let Some(consent) = consent else {
-        return forbidden_csrf();
+    let taken = match form.get("consent").filter(|id| id.len() <= 128) {
+        Some(id) => state.store.take_consent(&secret_hash(id), now).await,
+        None => Ok(None),
+    };
+    let consent = match taken {
+        Ok(Some(consent)) => consent,
+        Ok(None) => return forbidden_csrf(),
+        Err(e) => return internal(&e),
     };
     match state
         .store
@@ -294,7 +323,7 @@ pub async fn decide(
             "<p>The request was denied and the code can no longer be used.</p>",
             None,
         ),
-        Err(StoreError::Conflict { message, .. }) => page(
+        Err(StoreError::Refused(Refusal::Conflict { message, .. })) => page(
             StatusCode::CONFLICT,
             "Code no longer usable",
             &format!("<p class=\"error\">{}</p>", text(&message)),

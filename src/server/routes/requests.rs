@@ -11,9 +11,9 @@ use chrono::Duration;
 use serde::Deserialize;
 
 use super::agents::{idempotency_key, parse_public_key, request_hash};
-use crate::domain::capability;
+use crate::domain::decision::{self, Choice, Decider};
 use crate::domain::delegation::{self, HeldGrant, Parent};
-use crate::domain::{Invalid, did, text, trust};
+use crate::domain::{Invalid, Refusal, capability, did, limits, text, trust};
 use crate::protocol::agents::{Agent, AgentStatus};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::requests::{
@@ -24,7 +24,8 @@ use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
 use crate::server::state::AppState;
 use crate::server::store::{
-    ChildSpec, DecisionInput, Idempotency, NewRequest, RequestFilter, Submitted,
+    ChildSpec, DecisionInput, Idempotency, NewChild, NewRequest, RequestFilter, StoreError,
+    Submitted,
 };
 
 const MAX_LIST: u32 = 10_000;
@@ -126,11 +127,18 @@ async fn submit(
     new: NewRequest,
     idem: Option<Idempotency>,
 ) -> Result<Response, ApiError> {
-    match state
+    let submitted = state
         .store
         .submit_request(new, idem, state.clock.now())
-        .await?
-    {
+        .await
+        .map_err(|e| match e {
+            StoreError::Duplicate => ApiError::from(Refusal::conflict(
+                "agent_exists",
+                "an agent with this public key is already registered; pass child_did",
+            )),
+            other => other.into(),
+        })?;
+    match submitted {
         Submitted::Created(request) => Ok((StatusCode::CREATED, Json(*request)).into_response()),
         Submitted::Replayed(stored) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
@@ -251,11 +259,6 @@ pub async fn delegation(
     let (child, child_trust) = match (&body.child_did, &body.new_child) {
         (Some(raw), None) => {
             let child_did = did::parse(raw)?;
-            if child_did == parent.did {
-                return Err(
-                    Invalid::new("invalid_child", "an agent cannot delegate to itself").into(),
-                );
-            }
             let child = state
                 .store
                 .agent(&child_did, now)
@@ -274,19 +277,12 @@ pub async fn delegation(
                     format!("the child agent is {}", child.status.as_str()),
                 ));
             }
-            if child.parent_did.as_deref().is_some_and(|p| p != parent.did) {
-                return Err(ApiError::conflict(
-                    "child_has_other_parent",
-                    "the child was delegated to by another agent",
-                ));
-            }
-            if is_ancestor(&state, &child.did, &parent).await? {
-                return Err(Invalid::new(
-                    "delegation_cycle",
-                    "the child is an ancestor of the delegating agent",
-                )
-                .into());
-            }
+            limits::existing_child(
+                &child.did,
+                child.parent_did.as_deref(),
+                &parent.did,
+                &ancestors(&state, &parent).await?,
+            )?;
             (ChildSpec::Existing(child.did), child.trust_score)
         }
         (None, Some(new)) => {
@@ -301,7 +297,7 @@ pub async fn delegation(
             // A new child starts no higher than its parent (trust ceiling).
             let trust_score = trust::DEFAULT_SCORE.min(parent.trust_score);
             (
-                ChildSpec::New {
+                ChildSpec::New(NewChild {
                     did: did::from_public_key(&key),
                     name: new.name.clone(),
                     public_key: new.public_key.clone(),
@@ -309,7 +305,7 @@ pub async fn delegation(
                     runtime: new.runtime.clone(),
                     trust_score,
                     max_agents_per_sponsor: state.settings.limits.max_agents_per_sponsor,
-                },
+                }),
                 trust_score,
             )
         }
@@ -352,26 +348,21 @@ pub async fn delegation(
     submit(&state, new, idem).await
 }
 
-/// Whether `candidate` is `agent` or one of its ancestors.
-async fn is_ancestor(state: &AppState, candidate: &str, agent: &Agent) -> Result<bool, ApiError> {
+/// `agent`'s chain upwards: its parent, the parent's parent, and so on.
+async fn ancestors(state: &AppState, agent: &Agent) -> Result<Vec<String>, ApiError> {
     let now = state.clock.now();
+    let mut out = Vec::new();
     let mut next = agent.parent_did.clone();
-    let mut hops = 0;
-    while let Some(did) = next {
-        if did == candidate {
-            return Ok(true);
-        }
-        hops += 1;
-        if hops > 32 {
-            break;
-        }
+    // Chains are at most the depth limit long; the bound only guards against a corrupt loop.
+    while let Some(did) = next.filter(|_| out.len() < 64) {
         next = state
             .store
             .agent(&did, now)
             .await?
             .and_then(|a| a.parent_did);
+        out.push(did);
     }
-    Ok(false)
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -483,21 +474,20 @@ async fn visible(
             caller.sub() == request.agent_did || request.child_did.as_deref() == Some(caller.sub())
         );
     }
-    if caller.reads_all() || may_decide_by_role(caller, request) {
+    let mut decider = Decider {
+        id: caller.sub(),
+        username: caller.claims.preferred_username.as_deref().unwrap_or(""),
+        roles: &caller.roles,
+        sponsors_agent: false,
+    };
+    if caller.reads_all() || decision::may_decide(&decider, request).is_ok() {
         return Ok(true);
     }
-    Ok(state
+    decider.sponsors_agent = state
         .store
         .is_sponsor_of(caller.sub(), &request.agent_did)
-        .await?)
-}
-
-fn may_decide_by_role(caller: &Principal, request: &Request) -> bool {
-    request
-        .policy
-        .approver_roles
-        .iter()
-        .any(|role| caller.has_role(*role))
+        .await?;
+    Ok(decision::may_decide(&decider, request).is_ok())
 }
 
 async fn load_visible(
@@ -557,31 +547,19 @@ pub async fn decide(
 ) -> Result<Json<Request>, ApiError> {
     caller.require_sponsor()?;
     let request = load_visible(&state, &caller, &id).await?;
-    let is_sponsor = state
-        .store
-        .is_sponsor_of(caller.sub(), &request.agent_did)
-        .await?;
-    if !is_sponsor && !may_decide_by_role(&caller, &request) {
-        return Err(ApiError::forbidden(
-            "only the agent's sponsors or the roles policy names may decide this request",
-        ));
-    }
-    if body.justification.trim().is_empty() {
-        return Err(Invalid::new(
-            "justification_required",
-            "every decision needs a justification",
-        )
-        .into());
-    }
     text::free_text("justification", &body.justification)?;
-    let approver_username = caller.claims.preferred_username.clone().unwrap_or_default();
+    // Who may decide, and everything else about the decision, is `domain::decision`, applied
+    // by the store inside its transaction.
     let input = DecisionInput {
         approver_id: caller.sub().to_owned(),
-        approver_username,
-        decision: body.decision,
-        duration_seconds: body.duration_seconds,
-        capabilities: body.capabilities,
-        justification: body.justification,
+        approver_username: caller.claims.preferred_username.clone().unwrap_or_default(),
+        approver_roles: caller.roles.clone(),
+        choice: Choice {
+            decision: body.decision,
+            duration_seconds: body.duration_seconds,
+            capabilities: body.capabilities,
+            justification: body.justification,
+        },
         trust: state.policy.trust.clone(),
         max_delegation_depth: state.policy.requests.max_delegation_depth,
     };

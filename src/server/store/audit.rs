@@ -1,0 +1,50 @@
+//! The audit chain: appending, reading by page or tail, and waking readers after each commit.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::protocol::audit::{Actor, AuditAction, AuditEvent};
+
+/// An audit event to append; the store assigns `seq`, `prev_hash` and `hash`.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub actor: Actor,
+    pub subject: String,
+    pub action: AuditAction,
+}
+impl NewAuditEvent {
+    pub fn new(actor: Actor, subject: impl Into<String>, action: AuditAction) -> Self {
+        Self {
+            actor,
+            subject: subject.into(),
+            action,
+        }
+    }
+}
+
+/// Which audit events a reader may see.
+#[derive(Debug, Clone)]
+pub enum AuditScope {
+    All,
+    /// Events by this sponsor or about the agents they sponsor.
+    Sponsor(String),
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn audit_page(
+        &self,
+        scope: &AuditScope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// The newest `limit` events in scope, oldest first.
+    async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// The `seq` of the newest audit event (0 for an empty chain).
+    async fn audit_head(&self) -> StoreResult<i64>;
+
+    /// A receiver that changes after every committed write (wakes SSE streams and long polls).
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}

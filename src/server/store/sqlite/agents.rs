@@ -1,0 +1,399 @@
+//! Sponsors and agents in SQLite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::audit::append;
+use super::rows::{AGENT_COLUMNS, agent_from_row, sponsor_from_row};
+use super::{AgentRow, SqliteStore, Tx, agents_held, from_ms, insert_agent, ms, remember, replay};
+use crate::domain::{limits, trust};
+use crate::protocol::agents::{Agent, AgentStatus, SponsorRef};
+use crate::protocol::audit::{Actor, AuditAction, action};
+use crate::protocol::requests::TrustPoint;
+use crate::server::store::{
+    AgentCredential, AgentStore, Idempotency, NewAgent, NewAuditEvent, NewChild, Registered,
+    SponsorRecord, SponsorUpsert, StoreError, StoreResult,
+};
+
+impl SqliteStore {
+    async fn sponsors_of(&self, did: &str) -> StoreResult<Vec<SponsorRef>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.username, s.display_name FROM agent_sponsors a
+             JOIN sponsors s ON s.id = a.sponsor_id WHERE a.agent_did = ? ORDER BY s.username",
+        )
+        .bind(did)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SponsorRef {
+                    id: r.try_get("id")?,
+                    username: r.try_get("username")?,
+                    display_name: r.try_get("display_name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn agents_where(
+        &self,
+        clause: &str,
+        bind: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Agent>> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {clause} ORDER BY name, did");
+        let mut q = sqlx::query(&sql);
+        if let Some(b) = bind {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.reader).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let did: String = row.try_get("did")?;
+            let sponsors = self.sponsors_of(&did).await?;
+            out.push(agent_from_row(row, sponsors, now)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Registers the new child of a delegation request made by `parent`, inside the request's
+/// transaction: it counts against each of the parent's sponsors, who sponsor it too.
+pub(super) async fn register_child(
+    tx: &mut Tx<'_>,
+    parent: &str,
+    child: &NewChild,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sponsor_ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT sponsor_id FROM agent_sponsors WHERE agent_did = ? ORDER BY sponsor_id",
+    )
+    .bind(parent)
+    .fetch_all(&mut **tx)
+    .await?;
+    let sponsor_ids: Vec<String> = sponsor_ids.into_iter().map(|s| s.0).collect();
+    let held = agents_held(tx, &sponsor_ids).await?;
+    limits::new_child(&held, child.max_agents_per_sponsor)?;
+    insert_agent(
+        tx,
+        &AgentRow {
+            did: &child.did,
+            name: &child.name,
+            public_key: &child.public_key,
+            capabilities: &[],
+            trust_score: child.trust_score,
+            entra_object_id: None,
+            model: child.model.as_deref(),
+            runtime: child.runtime.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO agent_sponsors (agent_did, sponsor_id)
+         SELECT ?, sponsor_id FROM agent_sponsors WHERE agent_did = ?",
+    )
+    .bind(&child.did)
+    .bind(parent)
+    .execute(&mut **tx)
+    .await?;
+    append(
+        tx,
+        NewAuditEvent::new(
+            Actor::agent(parent.to_owned()),
+            child.did.clone(),
+            AuditAction::AgentRegistered(action::AgentRegistered {
+                name: child.name.clone(),
+                capabilities: Vec::new(),
+                model: child.model.clone(),
+                runtime: child.runtime.clone(),
+                by: action::RegisteredBy::Agent {
+                    registered_by: parent.to_owned(),
+                    trust_score: child.trust_score,
+                },
+            }),
+        ),
+        now,
+    )
+    .await
+    .map(|_| ())
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn upsert_sponsor(
+        &self,
+        sponsor: &SponsorUpsert,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SponsorRecord> {
+        let username = sponsor.username.as_str();
+        let display_name = sponsor.display_name.as_str();
+        let roles = sponsor.roles.as_slice();
+        let password_hash = sponsor.password_hash.as_str();
+        let source = sponsor.source.as_str();
+        let roles_json =
+            serde_json::to_string(&roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.writer.begin().await?;
+        let existing: Option<(String, String, String)> =
+            sqlx::query_as("SELECT id, roles, display_name FROM sponsors WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (id, added) = match existing {
+            Some((id, _, _)) => {
+                sqlx::query(
+                    "UPDATE sponsors SET display_name = ?, roles = ?, password_hash = ?, source = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(display_name)
+                .bind(&roles_json)
+                .bind(password_hash)
+                .bind(source)
+                .bind(ms(now))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO sponsors (id, username, display_name, roles, password_hash, source, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(username)
+                .bind(display_name)
+                .bind(&roles_json)
+                .bind(password_hash)
+                .bind(source)
+                .bind(ms(now))
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+                (id, true)
+            }
+        };
+        append(
+            &mut tx,
+            NewAuditEvent::new(actor, id.clone(), {
+                let changed = action::SponsorChanged {
+                    username: username.to_owned(),
+                    roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                    source: source.to_owned(),
+                };
+                if added {
+                    AuditAction::SponsorAdded(changed)
+                } else {
+                    AuditAction::SponsorUpdated(changed)
+                }
+            }),
+            now,
+        )
+        .await?;
+        self.finish(tx).await?;
+        Ok(SponsorRecord {
+            id,
+            username: username.to_owned(),
+            display_name: display_name.to_owned(),
+            roles: roles.to_vec(),
+            password_hash: password_hash.to_owned(),
+            active: true,
+        })
+    }
+
+    async fn sponsor_by_username(&self, username: &str) -> StoreResult<Option<SponsorRecord>> {
+        sqlx::query("SELECT * FROM sponsors WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(sponsor_from_row)
+            .transpose()
+    }
+
+    async fn sponsor_by_id(&self, id: &str) -> StoreResult<Option<SponsorRecord>> {
+        sqlx::query("SELECT * FROM sponsors WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(sponsor_from_row)
+            .transpose()
+    }
+
+    async fn list_sponsors(&self) -> StoreResult<Vec<SponsorRecord>> {
+        sqlx::query("SELECT * FROM sponsors ORDER BY username")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(sponsor_from_row)
+            .collect()
+    }
+
+    async fn register_agent(
+        &self,
+        agent: NewAgent,
+        idempotency: Option<Idempotency>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Registered> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(idem) = &idempotency {
+            if let Some(stored) = replay(&mut tx, idem).await? {
+                return Ok(Registered::Replayed(stored));
+            }
+        }
+        let held = agents_held(&mut tx, std::slice::from_ref(&agent.sponsor_id)).await?;
+        limits::agent_limit(
+            held.first().copied().unwrap_or(0),
+            agent.max_agents_per_sponsor,
+        )?;
+        insert_agent(
+            &mut tx,
+            &AgentRow {
+                did: &agent.did,
+                name: &agent.name,
+                public_key: &agent.public_key,
+                capabilities: &agent.capabilities,
+                trust_score: trust::DEFAULT_SCORE,
+                entra_object_id: agent.entra_object_id.as_deref(),
+                model: agent.model.as_deref(),
+                runtime: agent.runtime.as_deref(),
+            },
+            now,
+        )
+        .await?;
+        sqlx::query("INSERT INTO agent_sponsors (agent_did, sponsor_id) VALUES (?, ?)")
+            .bind(&agent.did)
+            .bind(&agent.sponsor_id)
+            .execute(&mut *tx)
+            .await?;
+        append(
+            &mut tx,
+            NewAuditEvent::new(
+                Actor::sponsor(agent.sponsor_id.clone()),
+                agent.did.clone(),
+                AuditAction::AgentRegistered(action::AgentRegistered {
+                    name: agent.name.clone(),
+                    capabilities: agent.capabilities.clone(),
+                    model: agent.model.clone(),
+                    runtime: agent.runtime.clone(),
+                    by: action::RegisteredBy::Sponsor {
+                        entra_object_id: agent.entra_object_id.clone(),
+                    },
+                }),
+            ),
+            now,
+        )
+        .await?;
+        let sponsor: (String, String, String) =
+            sqlx::query_as("SELECT id, username, display_name FROM sponsors WHERE id = ?")
+                .bind(&agent.sponsor_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let created = Agent {
+            did: agent.did,
+            name: agent.name,
+            public_key: agent.public_key,
+            sponsors: vec![SponsorRef {
+                id: sponsor.0,
+                username: sponsor.1,
+                display_name: sponsor.2,
+            }],
+            capabilities: agent.capabilities,
+            status: AgentStatus::Active,
+            status_reason: None,
+            suspension_security: false,
+            status_changed_at: None,
+            status_changed_by: None,
+            trust_score: trust::DEFAULT_SCORE,
+            trust_tier: trust::Tier::of(trust::DEFAULT_SCORE),
+            parent_did: None,
+            delegation_depth: 0,
+            entra_object_id: agent.entra_object_id,
+            model: agent.model,
+            runtime: agent.runtime,
+            created_at: from_ms(ms(now)),
+            updated_at: from_ms(ms(now)),
+        };
+        if let Some(idem) = &idempotency {
+            remember(&mut tx, idem, 201, &created, now).await?;
+        }
+        self.finish(tx).await?;
+        Ok(Registered::Created(Box::new(created)))
+    }
+
+    async fn agent(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Option<Agent>> {
+        let agents = self.agents_where("WHERE did = ?", Some(did), now).await?;
+        Ok(agents.into_iter().next())
+    }
+
+    async fn agent_credential(&self, did: &str) -> StoreResult<Option<AgentCredential>> {
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT public_key, status, capabilities FROM agents WHERE did = ?")
+                .bind(did)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.map(|(public_key, status, caps)| {
+            Ok(AgentCredential {
+                did: did.to_owned(),
+                public_key,
+                status: AgentStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("agent status {status:?}")))?,
+                capabilities: serde_json::from_str(&caps)
+                    .map_err(|e| StoreError::Corrupt(format!("agent capabilities: {e}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn agents_of_sponsor(
+        &self,
+        sponsor_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Agent>> {
+        self.agents_where(
+            "WHERE did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)",
+            Some(sponsor_id),
+            now,
+        )
+        .await
+    }
+
+    async fn all_agents(&self, now: DateTime<Utc>) -> StoreResult<Vec<Agent>> {
+        self.agents_where("", None, now).await
+    }
+
+    async fn is_sponsor_of(&self, sponsor_id: &str, did: &str) -> StoreResult<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM agent_sponsors WHERE sponsor_id = ? AND agent_did = ?")
+                .bind(sponsor_id)
+                .bind(did)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    async fn trust_history(&self, did: &str, limit: u32) -> StoreResult<Vec<TrustPoint>> {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT at, score_after, delta, reason FROM (
+                 SELECT id, at, score_after, delta, reason FROM trust_events WHERE agent_did = ?
+                 ORDER BY id DESC LIMIT ?) ORDER BY id",
+        )
+        .bind(did)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, score, delta, reason)| TrustPoint {
+                at: from_ms(at),
+                score,
+                delta,
+                reason,
+            })
+            .collect())
+    }
+}

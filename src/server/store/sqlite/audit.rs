@@ -1,0 +1,146 @@
+//! The audit chain in SQLite: each event is linked and hashed inside the transaction of the
+//! change it records; the writer connection serializes appends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::watch;
+
+use super::rows::audit_from_row;
+use super::{SqliteStore, from_ms, ms};
+use crate::domain::audit::{GENESIS_HASH, seal};
+use crate::protocol::audit::{AuditEvent, UnhashedEvent};
+use crate::server::store::{AuditScope, AuditStore, NewAuditEvent, StoreError, StoreResult};
+
+/// Appends an audit event inside `tx`: reads the head, links, hashes, inserts.
+pub(super) async fn append(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    // Millisecond precision, the precision the row keeps, so the hash recomputes exactly.
+    let at = from_ms(ms(now));
+    let (action, details) = event
+        .action
+        .into_parts()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let sealed = seal(UnhashedEvent {
+        seq,
+        at,
+        actor: event.actor,
+        action,
+        subject: event.subject,
+        details,
+        prev_hash,
+    })
+    .map_err(|e| StoreError::Corrupt(format!("audit event not serializable: {e}")))?;
+    let e = &sealed.event;
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, subject, details, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.seq)
+    .bind(ms(e.at))
+    .bind(e.actor.kind.as_str())
+    .bind(&e.actor.id)
+    .bind(&e.action)
+    .bind(&e.subject)
+    .bind(e.details.to_string())
+    .bind(&e.prev_hash)
+    .bind(&sealed.hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(seq)
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_page(
+        &self,
+        scope: &AuditScope,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let rows = match scope {
+            AuditScope::All => {
+                sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            AuditScope::Sponsor(id) => {
+                sqlx::query(
+                    "SELECT * FROM audit_events WHERE seq > ?
+                     AND (actor_id = ? OR subject = ?
+                          OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?))
+                     ORDER BY seq LIMIT ?",
+                )
+                .bind(after)
+                .bind(id)
+                .bind(id)
+                .bind(id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64> {
+        let mut tx = self.writer.begin().await?;
+        let seq = append(&mut tx, event, now).await?;
+        self.finish(tx).await?;
+        Ok(seq)
+    }
+
+    async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = match scope {
+            AuditScope::All => {
+                sqlx::query("SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            AuditScope::Sponsor(id) => {
+                sqlx::query(
+                    "SELECT * FROM audit_events WHERE actor_id = ? OR subject = ?
+                          OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)
+                     ORDER BY seq DESC LIMIT ?",
+                )
+                .bind(id)
+                .bind(id)
+                .bind(id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        let mut events: Vec<AuditEvent> = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<_>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    async fn audit_head(&self) -> StoreResult<i64> {
+        let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(head)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}

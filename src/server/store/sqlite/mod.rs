@@ -1,0 +1,223 @@
+//! SQLite implementation of the store traits: WAL, foreign keys on, a busy timeout, and one
+//! writer connection so transactions that extend the audit chain never race each other. One
+//! module per area implements that area's trait; `rows` reads rows back into records.
+
+mod agents;
+mod approval;
+mod audit;
+mod grants;
+mod requests;
+mod rows;
+mod sign_in;
+mod tokens;
+mod trust;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::watch;
+
+use crate::domain::capability::{self, Capability};
+use crate::domain::idempotency;
+use crate::server::store::{Idempotency, StoreError, StoreResult, StoredResponse};
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// Bumped after every committed write, so live readers (SSE, long polls) wake up.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn opt_from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.map(from_ms)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (changes, _) = watch::channel(0);
+        Ok(Self {
+            writer,
+            reader,
+            changes: Arc::new(changes),
+        })
+    }
+
+    /// Commits and wakes everyone waiting for changes.
+    async fn finish(&self, tx: Tx<'_>) -> StoreResult<()> {
+        tx.commit().await?;
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Closes both pools (flushing the WAL).
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+pub(super) fn json_list(v: &[String]) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn parse_list(s: &str, what: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(super) fn caps_of(items: &[String]) -> StoreResult<Vec<Capability>> {
+    capability::parse_set(items).map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))
+}
+
+/// The columns of a new agent.
+pub(super) struct AgentRow<'a> {
+    pub did: &'a str,
+    pub name: &'a str,
+    pub public_key: &'a str,
+    pub capabilities: &'a [String],
+    pub trust_score: i64,
+    pub entra_object_id: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub runtime: Option<&'a str>,
+}
+
+/// Inserts an active agent; a key already registered is [`StoreError::Duplicate`].
+pub(super) async fn insert_agent(
+    tx: &mut Tx<'_>,
+    row: &AgentRow<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let caps =
+        serde_json::to_string(row.capabilities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO agents (did, name, public_key, capabilities, status, trust_score, entra_object_id,
+                             model, runtime, created_at, updated_at, trust_positive_at)
+         VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.did)
+    .bind(row.name)
+    .bind(row.public_key)
+    .bind(caps)
+    .bind(row.trust_score)
+    .bind(row.entra_object_id)
+    .bind(row.model)
+    .bind(row.runtime)
+    .bind(ms(now))
+    .bind(ms(now))
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How many agents (not revoked) each of `sponsors` holds, in the same order.
+pub(super) async fn agents_held(tx: &mut Tx<'_>, sponsors: &[String]) -> StoreResult<Vec<i64>> {
+    let mut out = Vec::with_capacity(sponsors.len());
+    for sponsor in sponsors {
+        let (held,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM agent_sponsors s JOIN agents a ON a.did = s.agent_did
+             WHERE s.sponsor_id = ? AND a.status != 'revoked'",
+        )
+        .bind(sponsor)
+        .fetch_one(&mut **tx)
+        .await?;
+        out.push(held);
+    }
+    Ok(out)
+}
+
+/// The stored answer to a repeated `Idempotency-Key` with the same body; a conflict when the
+/// body differs; `None` for a new key.
+pub(super) async fn replay(
+    tx: &mut Tx<'_>,
+    idem: &Idempotency,
+) -> StoreResult<Option<StoredResponse>> {
+    let seen: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = ? AND key = ?",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match seen {
+        None => Ok(None),
+        Some((hash, status, body)) => {
+            idempotency::replay(&hash, &idem.request_hash)?;
+            Ok(Some(StoredResponse {
+                status: u16::try_from(status).unwrap_or(200),
+                body,
+            }))
+        }
+    }
+}
+
+/// Stores the answer to replay for an `Idempotency-Key`, in the transaction that made it.
+pub(super) async fn remember<T: serde::Serialize>(
+    tx: &mut Tx<'_>,
+    idem: &Idempotency,
+    status: u16,
+    answer: &T,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let body = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! Tokens in SQLite: signing keys, access and refresh tokens, client assertions.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::audit::append;
+use super::rows::access_from_row;
+use super::{SqliteStore, from_ms, ms, opt_from_ms};
+use crate::domain::effective;
+use crate::protocol::agents::AgentStatus;
+use crate::protocol::audit::{Actor, AuditAction, action};
+use crate::server::store::{
+    AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
+    StoreResult, TokenStore,
+};
+
+/// Introspection's only query: one primary-key lookup (see the query-plan test below).
+const ACCESS_TOKEN_BY_JTI: &str = "SELECT * FROM access_tokens WHERE jti = ?";
+
+async fn insert_access(tx: &mut Transaction<'_, Sqlite>, a: &AccessTokenRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO access_tokens (jti, subject_kind, subject, client_id, family_id, scope, issued_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&a.jti)
+    .bind(a.subject_kind.as_str())
+    .bind(&a.subject)
+    .bind(&a.client_id)
+    .bind(&a.family_id)
+    .bind(&a.scope)
+    .bind(ms(a.issued_at))
+    .bind(ms(a.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_refresh(tx: &mut Transaction<'_, Sqlite>, r: &NewRefreshToken) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, sponsor_id, client_id, scope, issued_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.token_hash)
+    .bind(&r.family_id)
+    .bind(&r.sponsor_id)
+    .bind(&r.client_id)
+    .bind(&r.scope)
+    .bind(ms(r.issued_at))
+    .bind(ms(r.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_assertion(
+    tx: &mut Transaction<'_, Sqlite>,
+    issuer: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    // Assertions that have expired can no longer be replayed; forget them.
+    sqlx::query("DELETE FROM client_assertions WHERE issuer = ? AND expires_at < ?")
+        .bind(issuer)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO client_assertions (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(issuer)
+    .bind(jti)
+    .bind(ms(expires_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+async fn family_has_live_tokens(
+    tx: &mut Transaction<'_, Sqlite>,
+    family: &str,
+) -> StoreResult<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NULL LIMIT 1",
+    )
+    .bind(family)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
+async fn revoke_family(
+    tx: &mut Transaction<'_, Sqlite>,
+    family: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    )
+    .bind(ms(now))
+    .bind(family)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE access_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    )
+    .bind(ms(now))
+    .bind(family)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_pkcs8, public_key, created_at, retired_at, publish_until
+             FROM signing_keys WHERE publish_until IS NULL OR publish_until > ?
+             ORDER BY created_at DESC",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRecord {
+                    kid: r.try_get("kid")?,
+                    private_pkcs8: r.try_get("private_pkcs8")?,
+                    public_key: r.try_get("public_key")?,
+                    created_at: from_ms(r.try_get("created_at")?),
+                    retired_at: opt_from_ms(r.try_get("retired_at")?),
+                    publish_until: opt_from_ms(r.try_get("publish_until")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: SigningKeyRecord,
+        publish_old_until: DateTime<Utc>,
+        actor: Actor,
+    ) -> StoreResult<()> {
+        let now = key.created_at;
+        let mut tx = self.writer.begin().await?;
+        let retired = sqlx::query(
+            "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(ms(publish_old_until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_pkcs8)
+        .bind(&key.public_key)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            NewAuditEvent::new(
+                actor,
+                key.kid.clone(),
+                AuditAction::SigningKeyRotated(action::KeyRotated {
+                    retired_keys: retired,
+                    previous_published_until: publish_old_until,
+                }),
+            ),
+            now,
+        )
+        .await?;
+        self.finish(tx).await?;
+        Ok(())
+    }
+
+    async fn record_tokens(
+        &self,
+        access: &AccessTokenRecord,
+        refresh: Option<&NewRefreshToken>,
+        audit: Option<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_access(&mut tx, access).await?;
+        if let Some(r) = refresh {
+            insert_refresh(&mut tx, r).await?;
+        }
+        if let Some(event) = audit {
+            append(&mut tx, event, now).await?;
+        }
+        self.finish(tx).await?;
+        Ok(())
+    }
+
+    async fn access_token(&self, jti: &str) -> StoreResult<Option<AccessTokenRecord>> {
+        sqlx::query(ACCESS_TOKEN_BY_JTI)
+            .bind(jti)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(access_from_row)
+            .transpose()
+    }
+
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(jti)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            append(
+                &mut tx,
+                NewAuditEvent::new(
+                    actor,
+                    jti,
+                    AuditAction::TokenRevoked(action::TokenRevoked {
+                        token_type: "access_token".into(),
+                    }),
+                ),
+                now,
+            )
+            .await?;
+        }
+        self.finish(tx).await?;
+        Ok(changed == 1)
+    }
+
+    async fn refresh_token_sponsor(&self, token_hash: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT sponsor_id FROM refresh_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        next: &NewRefreshToken,
+        access: &AccessTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT family_id, sponsor_id, client_id, expires_at, used_at, revoked_at
+             FROM refresh_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((family, sponsor_id, owner, expires_at, used_at, revoked_at)) = row else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if owner != client_id || sponsor_id != next.sponsor_id {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            // Reuse of a rotated token: someone holds a copy. Revoke the whole family.
+            if revoked_at.is_none() || family_has_live_tokens(&mut tx, &family).await? {
+                revoke_family(&mut tx, &family, now).await?;
+                append(
+                    &mut tx,
+                    NewAuditEvent::new(
+                        Actor::system(),
+                        sponsor_id.clone(),
+                        AuditAction::TokenFamilyRevoked(action::FamilyRevoked {
+                            reason: action::FamilyRevokedReason::RefreshTokenReuse,
+                            client_id: client_id.to_owned(),
+                            family_id: Some(family.clone()),
+                        }),
+                    ),
+                    now,
+                )
+                .await?;
+            }
+            self.finish(tx).await?;
+            return Ok(RefreshOutcome::Reused);
+        }
+        if revoked_at.is_some() || expires_at <= ms(now) {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let sponsor_active: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM sponsors WHERE id = ?")
+                .bind(&sponsor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !matches!(sponsor_active, Some((ref s,)) if s == "active") {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        let mut next = next.clone();
+        next.family_id.clone_from(&family);
+        next.sponsor_id.clone_from(&sponsor_id);
+        insert_refresh(&mut tx, &next).await?;
+        let mut access = access.clone();
+        access.family_id = Some(family);
+        insert_access(&mut tx, &access).await?;
+        self.finish(tx).await?;
+        Ok(RefreshOutcome::Rotated { sponsor_id })
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((family, owner)) = row else {
+            return Ok(false);
+        };
+        if owner != client_id {
+            return Ok(false);
+        }
+        if family_has_live_tokens(&mut tx, &family).await? {
+            revoke_family(&mut tx, &family, now).await?;
+            append(
+                &mut tx,
+                NewAuditEvent::new(
+                    actor,
+                    family.clone(),
+                    AuditAction::TokenFamilyRevoked(action::FamilyRevoked {
+                        reason: action::FamilyRevokedReason::RevocationRequest,
+                        client_id: client_id.to_owned(),
+                        family_id: None,
+                    }),
+                ),
+                now,
+            )
+            .await?;
+        }
+        self.finish(tx).await?;
+        Ok(true)
+    }
+
+    async fn consume_assertion(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let fresh = insert_assertion(&mut tx, issuer, jti, expires_at, now).await?;
+        self.finish(tx).await?;
+        Ok(fresh)
+    }
+
+    async fn issue_agent_token(
+        &self,
+        assertion_jti: &str,
+        assertion_expires_at: DateTime<Utc>,
+        access: &AccessTokenRecord,
+        grant_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        // Re-checked inside the writer transaction: a suspension or grant revocation that
+        // committed after the caller looked wins, and no token is issued.
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
+            .bind(&access.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let status = status.and_then(|(s,)| AgentStatus::parse(&s));
+        let mut grants_live = true;
+        for grant_id in grant_ids {
+            let live: Option<(i64,)> = sqlx::query_as(
+                "SELECT 1 FROM grants WHERE id = ? AND agent_did = ? AND revoked_at IS NULL AND not_after > ?",
+            )
+            .bind(grant_id)
+            .bind(&access.subject)
+            .bind(ms(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            grants_live &= live.is_some();
+        }
+        effective::may_issue(status, grants_live)?;
+        if !insert_assertion(
+            &mut tx,
+            &access.subject,
+            assertion_jti,
+            assertion_expires_at,
+            now,
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        insert_access(&mut tx, access).await?;
+        for grant_id in grant_ids {
+            sqlx::query("INSERT INTO token_grants (grant_id, jti) VALUES (?, ?)")
+                .bind(grant_id)
+                .bind(&access.jti)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(
+            &mut tx,
+            NewAuditEvent::new(
+                Actor::agent(access.subject.clone()),
+                access.subject.clone(),
+                AuditAction::TokenIssued(action::TokenIssued {
+                    jti: access.jti.clone(),
+                    scope: access.scope.clone(),
+                    expires_at: access.expires_at,
+                    grants: grant_ids.to_vec(),
+                }),
+            ),
+            now,
+        )
+        .await?;
+        self.finish(tx).await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn introspection_is_one_primary_key_lookup() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {ACCESS_TOKEN_BY_JTI}"))
+                .bind("x")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap_or_default();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        let detail = &plan[0].3;
+        assert!(
+            detail.starts_with(
+                "SEARCH access_tokens USING INDEX sqlite_autoindex_access_tokens_1 (jti=?)"
+            ) || detail.contains("PRIMARY KEY"),
+            "{detail}"
+        );
+    }
+}

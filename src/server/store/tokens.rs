@@ -1,0 +1,133 @@
+//! Tokens: signing keys, access and refresh tokens, client assertions.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use super::audit::NewAuditEvent;
+use crate::protocol::audit::Actor;
+use crate::protocol::oauth::SubjectKind;
+
+/// A token-signing key.
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub private_pkcs8: Vec<u8>,
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub publish_until: Option<DateTime<Utc>>,
+}
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("private_pkcs8", &"<redacted>")
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// A row of `access_tokens`.
+#[derive(Debug, Clone)]
+pub struct AccessTokenRecord {
+    pub jti: String,
+    pub subject_kind: SubjectKind,
+    pub subject: String,
+    pub client_id: String,
+    pub family_id: Option<String>,
+    pub scope: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub family_id: String,
+    pub sponsor_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token finds.
+#[derive(Debug, Clone)]
+pub enum RefreshOutcome {
+    /// Valid: it is now used, and its successor and access token are stored.
+    Rotated { sponsor_id: String },
+    /// Already used once: the whole family is now revoked.
+    Reused,
+    /// Unknown, expired, revoked, or issued to another client.
+    Invalid,
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Keys still published (current and recently retired), newest first.
+    async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Adds a signing key; any current key stops signing and stays published until `publish_until`.
+    async fn rotate_signing_key(
+        &self,
+        key: SigningKeyRecord,
+        publish_old_until: DateTime<Utc>,
+        actor: Actor,
+    ) -> StoreResult<()>;
+
+    /// Stores an issued access token (and optionally a refresh token and an audit event).
+    async fn record_tokens(
+        &self,
+        access: &AccessTokenRecord,
+        refresh: Option<&NewRefreshToken>,
+        audit: Option<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// One primary-key lookup.
+    async fn access_token(&self, jti: &str) -> StoreResult<Option<AccessTokenRecord>>;
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The sponsor a refresh token belongs to, if it exists (a read; [`Store::use_refresh_token`]
+    /// decides).
+    async fn refresh_token_sponsor(&self, token_hash: &str) -> StoreResult<Option<String>>;
+    /// Uses a refresh token: rotates it (storing `next` and `access`) or detects reuse.
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        next: &NewRefreshToken,
+        access: &AccessTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes the family of a refresh token; false when the token is unknown or another client's.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Records a client assertion's `jti`; false when it was already used.
+    async fn consume_assertion(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Client credentials in one transaction: the assertion's `jti` is consumed, the access
+    /// token stored and audited. Returns false (and changes nothing) on a replayed `jti`.
+    async fn issue_agent_token(
+        &self,
+        assertion_jti: &str,
+        assertion_expires_at: DateTime<Utc>,
+        access: &AccessTokenRecord,
+        grant_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
