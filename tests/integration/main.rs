@@ -10,6 +10,7 @@ mod audit_chain;
 mod audit_fixture;
 mod bad_input;
 mod client_credentials;
+mod conformance;
 mod console;
 mod delegation;
 mod device_flow;

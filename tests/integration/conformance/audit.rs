@@ -1,0 +1,76 @@
+//! Conformance: the audit chain.
+
+use std::sync::Arc;
+
+use sponsor_console::domain::audit::{ChainVerifier, GENESIS_HASH};
+use sponsor_console::domain::role::Role;
+use sponsor_console::protocol::audit::{Actor, ActorKind, AuditAction, action};
+use sponsor_console::server::store::{AuditScope, NewAuditEvent, Store};
+
+use super::{agent, at, sponsor};
+
+pub async fn the_chain_links_pages_and_scopes(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    assert_eq!(s.audit_head().await.expect("head"), 0);
+    let mut changes = s.changes();
+    changes.borrow_and_update();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    assert!(
+        changes.has_changed().expect("open"),
+        "a commit wakes readers"
+    );
+    let bob = sponsor(s, "bob", &[Role::Sponsor]).await;
+    let a = agent(s, 1, &alice.id, &[]).await;
+    agent(s, 2, &bob.id, &[]).await;
+    let seq = s
+        .append_audit(
+            NewAuditEvent::new(
+                Actor::agent(a.clone()),
+                a.clone(),
+                AuditAction::RequestCancelled(action::Cancelled {
+                    request_id: "req_1".into(),
+                    reason: "test".into(),
+                }),
+            ),
+            at(5),
+        )
+        .await
+        .expect("appended");
+    assert_eq!(seq, 5);
+    assert_eq!(s.audit_head().await.expect("head"), 5);
+
+    let all = s.audit_page(&AuditScope::All, 0, 100).await.expect("page");
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].event.prev_hash, GENESIS_HASH);
+    let mut verifier = ChainVerifier::default();
+    for e in &all {
+        verifier.push(e).expect("the chain verifies");
+    }
+    let last = &all[4];
+    assert_eq!(last.event.actor.kind, ActorKind::Agent);
+    assert_eq!(last.event.at, at(5));
+    assert!(matches!(
+        last.action().expect("typed"),
+        AuditAction::RequestCancelled(_)
+    ));
+    let page = s.audit_page(&AuditScope::All, 2, 2).await.expect("page");
+    assert_eq!(page.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [3, 4]);
+    let tail = s.audit_tail(&AuditScope::All, 2).await.expect("tail");
+    assert_eq!(
+        tail.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
+        [4, 5],
+        "the newest, oldest first"
+    );
+    // A sponsor sees what they did and what concerns their agents, not bob's.
+    let scoped = s
+        .audit_page(&AuditScope::Sponsor(alice.id.clone()), 0, 100)
+        .await
+        .expect("page");
+    let subjects: Vec<&str> = scoped.iter().map(|e| e.event.subject.as_str()).collect();
+    assert_eq!(subjects, [alice.id.as_str(), a.as_str(), a.as_str()]);
+    let scoped_tail = s
+        .audit_tail(&AuditScope::Sponsor(bob.id.clone()), 10)
+        .await
+        .expect("tail");
+    assert_eq!(scoped_tail.len(), 2);
+}

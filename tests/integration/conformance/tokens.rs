@@ -1,0 +1,266 @@
+//! Conformance: signing keys, access and refresh tokens, client assertions, agent tokens.
+
+use std::sync::Arc;
+
+use sponsor_console::domain::role::Role;
+use sponsor_console::protocol::audit::Actor;
+use sponsor_console::protocol::oauth::SubjectKind;
+use sponsor_console::server::store::{
+    AccessTokenRecord, AuditScope, NewRefreshToken, RefreshOutcome, Store, SuspendTarget,
+};
+use sponsor_console::server::tokens::generate_signing_key;
+
+use super::{agent, at, code, sponsor};
+
+fn access(jti: &str, kind: SubjectKind, subject: &str, family: Option<&str>) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.into(),
+        subject_kind: kind,
+        subject: subject.into(),
+        client_id: "sponsor-console".into(),
+        family_id: family.map(Into::into),
+        scope: "openid".into(),
+        issued_at: at(0),
+        expires_at: at(900),
+        revoked_at: None,
+    }
+}
+
+fn refresh(hash: &str, family: &str, sponsor_id: &str) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash.into(),
+        family_id: family.into(),
+        sponsor_id: sponsor_id.into(),
+        client_id: "sponsor-console".into(),
+        scope: "openid offline_access".into(),
+        issued_at: at(0),
+        expires_at: at(86_400),
+    }
+}
+
+pub async fn signing_keys_rotate_and_stay_published(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    assert!(s.published_keys(at(0)).await.expect("keys").is_empty());
+    let first = generate_signing_key(at(0)).expect("key");
+    s.rotate_signing_key(first.clone(), at(0), Actor::system())
+        .await
+        .expect("rotated");
+    let second = generate_signing_key(at(10)).expect("key");
+    s.rotate_signing_key(second.clone(), at(910), Actor::system())
+        .await
+        .expect("rotated");
+    let keys = s.published_keys(at(20)).await.expect("keys");
+    assert_eq!(keys.len(), 2, "the old key stays published");
+    assert_eq!(keys[0].kid, second.kid, "newest first");
+    assert!(keys[0].retired_at.is_none());
+    assert_eq!(keys[1].kid, first.kid);
+    assert_eq!(keys[1].retired_at, Some(at(10)));
+    assert_eq!(keys[1].private_pkcs8, first.private_pkcs8);
+    let later = s.published_keys(at(911)).await.expect("keys");
+    assert_eq!(later.len(), 1, "until its tokens have expired");
+}
+
+pub async fn access_tokens_are_stored_and_revoked_once(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    s.record_tokens(
+        &access("j1", SubjectKind::Sponsor, &alice.id, None),
+        None,
+        None,
+        at(0),
+    )
+    .await
+    .expect("stored");
+    let read = s.access_token("j1").await.expect("read").expect("present");
+    assert_eq!(read.subject, alice.id);
+    assert_eq!(read.subject_kind, SubjectKind::Sponsor);
+    assert_eq!(read.expires_at, at(900));
+    assert!(read.revoked_at.is_none());
+    assert!(s.access_token("j2").await.expect("read").is_none());
+    assert!(
+        s.revoke_access_token("j1", Actor::sponsor(&alice.id), at(5))
+            .await
+            .expect("revoked")
+    );
+    assert!(
+        !s.revoke_access_token("j1", Actor::sponsor(&alice.id), at(6))
+            .await
+            .expect("idempotent"),
+        "a second revocation changes nothing"
+    );
+    let read = s.access_token("j1").await.expect("read").expect("present");
+    assert_eq!(read.revoked_at, Some(at(5)));
+    let revoked = s
+        .audit_tail(&AuditScope::All, 5)
+        .await
+        .expect("tail")
+        .iter()
+        .filter(|e| e.event.action == "token.revoked")
+        .count();
+    assert_eq!(revoked, 1);
+}
+
+pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    s.record_tokens(
+        &access("a1", SubjectKind::Sponsor, &alice.id, Some("fam")),
+        Some(&refresh("r1", "fam", &alice.id)),
+        None,
+        at(0),
+    )
+    .await
+    .expect("stored");
+    assert_eq!(
+        s.refresh_token_sponsor("r1").await.expect("read"),
+        Some(alice.id.clone())
+    );
+    assert_eq!(s.refresh_token_sponsor("nope").await.expect("read"), None);
+    let rotated = s
+        .use_refresh_token(
+            "r1",
+            "sponsor-console",
+            &refresh("r2", "ignored", &alice.id),
+            &access("a2", SubjectKind::Sponsor, &alice.id, None),
+            at(60),
+        )
+        .await
+        .expect("rotated");
+    assert!(
+        matches!(rotated, RefreshOutcome::Rotated { ref sponsor_id } if *sponsor_id == alice.id)
+    );
+    let a2 = s.access_token("a2").await.expect("read").expect("stored");
+    assert_eq!(
+        a2.family_id.as_deref(),
+        Some("fam"),
+        "the successor joins the family"
+    );
+    // Another client presenting it: invalid, and nothing changes.
+    let other = s
+        .use_refresh_token(
+            "r2",
+            "another-client",
+            &refresh("r3", "x", &alice.id),
+            &access("a3", SubjectKind::Sponsor, &alice.id, None),
+            at(61),
+        )
+        .await
+        .expect("answered");
+    assert!(matches!(other, RefreshOutcome::Invalid));
+    // The used one again: reuse, and the family dies.
+    let reused = s
+        .use_refresh_token(
+            "r1",
+            "sponsor-console",
+            &refresh("r4", "x", &alice.id),
+            &access("a4", SubjectKind::Sponsor, &alice.id, None),
+            at(62),
+        )
+        .await
+        .expect("answered");
+    assert!(matches!(reused, RefreshOutcome::Reused));
+    for jti in ["a1", "a2"] {
+        let t = s.access_token(jti).await.expect("read").expect("stored");
+        assert!(t.revoked_at.is_some(), "{jti} revoked with its family");
+    }
+    assert!(s.access_token("a4").await.expect("read").is_none());
+    let after = s
+        .use_refresh_token(
+            "r2",
+            "sponsor-console",
+            &refresh("r5", "x", &alice.id),
+            &access("a5", SubjectKind::Sponsor, &alice.id, None),
+            at(63),
+        )
+        .await
+        .expect("answered");
+    assert!(matches!(after, RefreshOutcome::Invalid));
+
+    // RFC 7009 on a live family.
+    s.record_tokens(
+        &access("b1", SubjectKind::Sponsor, &alice.id, Some("fam2")),
+        Some(&refresh("q1", "fam2", &alice.id)),
+        None,
+        at(100),
+    )
+    .await
+    .expect("stored");
+    assert!(
+        !s.revoke_refresh_family("q1", "another-client", Actor::system(), at(101))
+            .await
+            .expect("answered")
+    );
+    assert!(
+        s.revoke_refresh_family("q1", "sponsor-console", Actor::system(), at(101))
+            .await
+            .expect("answered")
+    );
+    let b1 = s.access_token("b1").await.expect("read").expect("stored");
+    assert!(b1.revoked_at.is_some());
+    assert!(
+        !s.revoke_refresh_family("unknown", "sponsor-console", Actor::system(), at(102))
+            .await
+            .expect("answered")
+    );
+}
+
+pub async fn assertions_and_agent_tokens_are_single_use(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let a = agent(s, 1, &alice.id, &["read:x"]).await;
+    assert!(
+        s.consume_assertion(&a, "x1", at(60), at(0))
+            .await
+            .expect("fresh")
+    );
+    assert!(
+        !s.consume_assertion(&a, "x1", at(60), at(1))
+            .await
+            .expect("replay")
+    );
+    assert!(
+        s.consume_assertion("did:mesh:other", "x1", at(60), at(1))
+            .await
+            .expect("another issuer's jti is its own")
+    );
+    let token = access("t1", SubjectKind::Agent, &a, None);
+    assert!(
+        s.issue_agent_token("x2", at(60), &token, &[], at(2))
+            .await
+            .expect("issued")
+    );
+    let second = access("t2", SubjectKind::Agent, &a, None);
+    assert!(
+        !s.issue_agent_token("x2", at(60), &second, &[], at(3))
+            .await
+            .expect("answered"),
+        "a replayed assertion gets no token"
+    );
+    assert!(s.access_token("t2").await.expect("read").is_none());
+    assert_eq!(
+        code(
+            s.issue_agent_token("x3", at(60), &second, &["grt_gone".to_owned()], at(3))
+                .await
+        ),
+        "grant_ended"
+    );
+    s.suspend(
+        SuspendTarget::Agent(a.clone()),
+        "test",
+        false,
+        Actor::system(),
+        at(4),
+    )
+    .await
+    .expect("suspended");
+    let t1 = s.access_token("t1").await.expect("read").expect("stored");
+    assert_eq!(
+        t1.revoked_at,
+        Some(at(4)),
+        "suspension revokes the agent's tokens"
+    );
+    assert_eq!(
+        code(s.issue_agent_token("x4", at(60), &second, &[], at(5)).await),
+        "agent_inactive"
+    );
+}
