@@ -384,7 +384,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tokens = api.client_credentials(&assertion, scope.as_deref()).await?;
             let me = api.with_token(tokens.access_token.clone());
             let agent = me.agent(&key.did()).await?;
-            let grants = me.grants("").await?;
+            let grants = me
+                .grants(&sponsor_console::protocol::query::GrantQuery::default())
+                .await?;
             let until =
                 chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(tokens.expires_in)?);
             println!("agent   {} ({})", agent.name, agent.did);

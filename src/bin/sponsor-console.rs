@@ -172,18 +172,16 @@ async fn scripted(
     command: Command,
     api: &ApiClient,
 ) -> Result<u8, sponsor_console::client::ClientError> {
+    use sponsor_console::protocol::query::{GrantQuery, ListScope, RequestQuery};
     use sponsor_console::protocol::requests::{Decision, DecisionBody, RequestStatus};
     let now = chrono::Utc::now();
     match command {
         Command::Requests {
             command: ListCommand::Ls { json, all },
         } => {
-            let query = if all {
-                "status=pending&scope=all&limit=10000"
-            } else {
-                "status=pending&limit=10000"
-            };
-            let list = api.requests(query).await?;
+            let mut query = RequestQuery::pending(500, None);
+            query.scope = all.then_some(ListScope::All);
+            let list = api.all_requests(query).await?;
             if json {
                 println!(
                     "{}",
@@ -305,7 +303,12 @@ async fn scripted(
         Command::Grants {
             command: ListCommand::Ls { json, all },
         } => {
-            let list = api.grants(if all { "scope=all" } else { "" }).await?;
+            let list = api
+                .grants(&GrantQuery {
+                    scope: all.then_some(ListScope::All),
+                    ..GrantQuery::default()
+                })
+                .await?;
             if json {
                 println!(
                     "{}",

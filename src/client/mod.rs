@@ -17,6 +17,9 @@ use crate::protocol::oauth::{
     ASSERTION_TYPE_JWT_BEARER, DeviceAuthorization, Discovery, GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, JwkSet, OAuthError, TokenResponse,
 };
+use crate::protocol::query::{
+    AgentQuery, AuditQuery, GrantQuery, ListScope, RequestQuery, WaitQuery,
+};
 use crate::protocol::requests::{
     DecisionBody, DelegationBody, ElevationBody, Grant, GrantList, ReasonBody, Request,
     RequestList, SuspendAllBody, SuspendBody, Suspension, TrustReport,
@@ -306,12 +309,11 @@ impl ApiClient {
 
     /// My agents, or with `all` every agent (security leads and admins).
     pub async fn agents(&self, all: bool) -> ClientResult<Vec<Agent>> {
-        let path = if all {
-            "/v1/agents?scope=all"
-        } else {
-            "/v1/agents"
+        let query = AgentQuery {
+            scope: all.then_some(ListScope::All),
         };
-        let list: AgentList = Self::api(self.request(Method::GET, path)).await?;
+        let list: AgentList =
+            Self::api(self.request(Method::GET, "/v1/agents").query(&query)).await?;
         Ok(list.agents)
     }
 
@@ -321,14 +323,22 @@ impl ApiClient {
     }
 
     pub async fn audit_page(&self, after: i64, limit: u32) -> ClientResult<AuditPage> {
-        let path = format!("/v1/audit?after={after}&limit={limit}");
-        Self::api(self.request(Method::GET, &path)).await
+        let query = AuditQuery {
+            after: Some(after),
+            limit: Some(limit),
+            tail: None,
+        };
+        Self::api(self.request(Method::GET, "/v1/audit").query(&query)).await
     }
 
     /// The newest `n` audit events visible to the caller, oldest first.
     pub async fn audit_tail(&self, n: u32) -> ClientResult<Vec<AuditEvent>> {
+        let query = AuditQuery {
+            tail: Some(n),
+            ..AuditQuery::default()
+        };
         let page: AuditPage =
-            Self::api(self.request(Method::GET, &format!("/v1/audit?tail={n}"))).await?;
+            Self::api(self.request(Method::GET, "/v1/audit").query(&query)).await?;
         Ok(page.events)
     }
 
@@ -384,33 +394,33 @@ impl ApiClient {
         Self::api(builder).await
     }
 
-    /// Requests visible to the caller; `query` is a query string such as `status=pending`.
-    pub async fn requests(&self, query: &str) -> ClientResult<Vec<Request>> {
-        let path = if query.is_empty() {
-            "/v1/requests".to_owned()
-        } else {
-            format!("/v1/requests?{query}")
-        };
-        let list: RequestList = Self::api(self.request(Method::GET, &path)).await?;
-        Ok(list.requests)
+    /// One page of the requests visible to the caller.
+    pub async fn request_page(&self, query: &RequestQuery) -> ClientResult<RequestList> {
+        Self::api(self.request(Method::GET, "/v1/requests").query(query)).await
+    }
+
+    /// The requests visible to the caller that `query` selects (one page).
+    pub async fn requests(&self, query: &RequestQuery) -> ClientResult<Vec<Request>> {
+        Ok(self.request_page(query).await?.requests)
+    }
+
+    /// Every request `query` selects, following the `next` cursor page by page (pending
+    /// lists page; others come in one page of `query.limit`).
+    pub async fn all_requests(&self, mut query: RequestQuery) -> ClientResult<Vec<Request>> {
+        let mut out = Vec::new();
+        loop {
+            let list = self.request_page(&query).await?;
+            out.extend(list.requests);
+            match list.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Every pending request visible to the caller, page by page (soonest to expire first).
     pub async fn all_pending(&self, page: u32) -> ClientResult<Vec<Request>> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/v1/requests?status=pending&limit={page}");
-            if let Some(cursor) = &after {
-                path.push_str(&format!("&after={}", urlencode(cursor)));
-            }
-            let list: RequestList = Self::api(self.request(Method::GET, &path)).await?;
-            out.extend(list.requests);
-            match list.next {
-                Some(next) => after = Some(next),
-                None => return Ok(out),
-            }
-        }
+        self.all_requests(RequestQuery::pending(page, None)).await
     }
 
     pub async fn get_request(&self, id: &str) -> ClientResult<Request> {
@@ -432,25 +442,22 @@ impl ApiClient {
 
     /// Long-polls until the request is decided or `timeout_seconds` pass.
     pub async fn wait_request(&self, id: &str, timeout_seconds: u64) -> ClientResult<Request> {
-        let path = format!(
-            "/v1/requests/{}/wait?timeout={timeout_seconds}",
-            urlencode(id)
-        );
+        let path = format!("/v1/requests/{}/wait", urlencode(id));
+        let query = WaitQuery {
+            timeout: Some(timeout_seconds),
+        };
         Self::api(
             self.request(Method::GET, &path)
+                .query(&query)
                 .timeout(Duration::from_secs(timeout_seconds + 30)),
         )
         .await
     }
 
     // Grants.
-    pub async fn grants(&self, query: &str) -> ClientResult<Vec<Grant>> {
-        let path = if query.is_empty() {
-            "/v1/grants".to_owned()
-        } else {
-            format!("/v1/grants?{query}")
-        };
-        let list: GrantList = Self::api(self.request(Method::GET, &path)).await?;
+    pub async fn grants(&self, query: &GrantQuery) -> ClientResult<Vec<Grant>> {
+        let list: GrantList =
+            Self::api(self.request(Method::GET, "/v1/grants").query(query)).await?;
         Ok(list.grants)
     }
 

@@ -138,6 +138,9 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Runs one effect in a task; its answer comes back on `tx`.
+/// How many pending requests the inbox asks for per page.
+const PENDING_PAGE: u32 = 500;
+
 fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
     let (keeper, tx) = (keeper.clone(), tx.clone());
     tokio::spawn(async move {
@@ -150,15 +153,18 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
         };
         let _ = tx.send(Action::TokenExpiry(keeper.expires_at().await));
         let action = match effect {
-            Effect::LoadRequests => Action::Requests(
+            // Every pending request, page by page: a large fleet must not be cut off.
+            Effect::LoadRequests => {
+                Action::Requests(client.all_pending(PENDING_PAGE).await.map_err(err))
+            }
+            Effect::LoadRequest(id) => Action::Request(client.get_request(&id).await.map_err(err)),
+            Effect::LoadAgents => Action::Agents(client.agents(false).await.map_err(err)),
+            Effect::LoadGrants => Action::Grants(
                 client
-                    .requests("status=pending&limit=10000")
+                    .grants(&crate::protocol::query::GrantQuery::default())
                     .await
                     .map_err(err),
             ),
-            Effect::LoadRequest(id) => Action::Request(client.get_request(&id).await.map_err(err)),
-            Effect::LoadAgents => Action::Agents(client.agents(false).await.map_err(err)),
-            Effect::LoadGrants => Action::Grants(client.grants("").await.map_err(err)),
             Effect::LoadAudit => Action::Audit(client.audit_tail(500).await.map_err(err)),
             Effect::LoadTrust(did) => match client.trust(&did).await {
                 Ok(t) => Action::Trust(did, t),

@@ -5,5 +5,6 @@ pub mod agents;
 pub mod audit;
 pub mod error;
 pub mod oauth;
+pub mod query;
 pub mod requests;
 pub mod time;

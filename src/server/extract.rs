@@ -13,6 +13,7 @@ use super::error::{ApiError, OAuthFailure};
 use super::state::AppState;
 use crate::domain::role::Role;
 use crate::protocol::oauth::{AccessClaims, SubjectKind};
+use crate::protocol::query::ListScope;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -165,17 +166,17 @@ impl Principal {
 
     /// A list's `scope` query (`mine`, the default, or `all`): the sponsor whose items to list,
     /// or `None` for everything, which only readers of everything may ask for.
-    pub fn list_scope(&self, scope: Option<&str>, what: &str) -> Result<Option<String>, ApiError> {
-        match scope {
-            None | Some("mine") => Ok(Some(self.sub().to_owned())),
-            Some("all") if self.reads_all() => Ok(None),
-            Some("all") => Err(ApiError::forbidden(format!(
+    pub fn list_scope(
+        &self,
+        scope: Option<ListScope>,
+        what: &str,
+    ) -> Result<Option<String>, ApiError> {
+        match scope.unwrap_or_default() {
+            ListScope::Mine => Ok(Some(self.sub().to_owned())),
+            ListScope::All if self.reads_all() => Ok(None),
+            ListScope::All => Err(ApiError::forbidden(format!(
                 "listing every {what} needs the security-lead or admin role"
             ))),
-            Some(_) => Err(ApiError::bad_request(
-                "invalid_query",
-                "scope must be mine or all",
-            )),
         }
     }
 

@@ -16,7 +16,7 @@ use sponsor_console::protocol::audit::{Actor, AuditEvent};
 use sponsor_console::protocol::requests::{DelegationBody, NewChild};
 use sponsor_console::server::store::SponsorUpsert;
 
-use crate::common::{CLIENT_ID, PASSWORD, TestServer, approve, browser, deny, elevation};
+use crate::common::{CLIENT_ID, PASSWORD, TestServer, approve, browser, deny, elevation, query};
 
 fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit_chain.json")
@@ -145,7 +145,7 @@ async fn scenario() -> Vec<AuditEvent> {
         .await
         .expect("approve delegation");
     let grants = alice
-        .grants(&format!("agent={}", child_key.did()))
+        .grants(&query(&format!("agent={}", child_key.did())))
         .await
         .expect("grants");
     let active = grants.iter().find(|g| g.active).expect("an active grant");

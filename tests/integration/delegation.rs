@@ -187,7 +187,7 @@ async fn a_delegated_grant_ends_with_its_source() {
         .await
         .unwrap();
     let child = delegate(&t, &alice, &root_key, &["write:crm:x"]).await;
-    let grants = alice.grants("").await.unwrap();
+    let grants = alice.grants(&Default::default()).await.unwrap();
     assert_eq!(grants.len(), 2);
     let parent_grant = grants
         .iter()
@@ -201,7 +201,7 @@ async fn a_delegated_grant_ends_with_its_source() {
     // Revoking the parent's grant revokes the child's with it.
     let done = alice.revoke_grant(&parent_grant.id, "done").await.unwrap();
     assert_eq!(done.grants_revoked.len(), 2);
-    assert!(alice.grants("").await.unwrap().is_empty());
+    assert!(alice.grants(&Default::default()).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 use sponsor_console::client::ApiClient;
 use sponsor_console::console::embedded::start_embedded;
 
+use crate::common::query;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_signs_in_and_runs_the_demo() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,7 +32,7 @@ async fn the_embedded_default_signs_in_and_runs_the_demo() {
     // The demo fleet submits on its own; wait for its first requests to land.
     let submitted = async {
         loop {
-            let pending = sponsor.requests("status=all").await.unwrap();
+            let pending = sponsor.requests(&query("status=all")).await.unwrap();
             if pending.len() >= 3 {
                 break;
             }

@@ -7,6 +7,7 @@ use sponsor_console::client::fleet::{Fleet, FleetConfig};
 use sponsor_console::protocol::requests::RequestKind;
 
 use crate::common::TestServer;
+use crate::common::query;
 
 #[tokio::test]
 async fn a_fleet_submits_believable_requests() {
@@ -31,7 +32,10 @@ async fn a_fleet_submits_believable_requests() {
         .await;
     assert_eq!(stats.errors, 0, "{:?}", stats.last_error);
     assert_eq!(stats.submitted, 30);
-    let requests = alice.requests("status=all&limit=100").await.unwrap();
+    let requests = alice
+        .requests(&query("status=all&limit=100"))
+        .await
+        .unwrap();
     assert_eq!(requests.len(), 30);
     assert!(requests.iter().any(|r| r.kind == RequestKind::Delegation));
     assert!(

@@ -153,7 +153,7 @@ async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
     screen.wait_for("the confirmation", |t| t.contains("ledger-bot approved"));
 
     // 5. On the server: a grant of exactly that, for exactly one hour.
-    let grants = alice.grants("").await.unwrap();
+    let grants = alice.grants(&Default::default()).await.unwrap();
     assert_eq!(grants.len(), 1, "{grants:?}");
     assert_eq!(grants[0].agent_did, agent.did);
     assert_eq!(grants[0].capabilities, vec!["write:erp:invoices"]);

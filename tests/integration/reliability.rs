@@ -13,7 +13,7 @@ use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::requests::{Decision, RequestStatus};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{PASSWORD, TestServer, approve, elevation, settings, sign_in};
+use crate::common::{PASSWORD, TestServer, approve, elevation, query, settings, sign_in};
 
 fn relaxed_policy() -> Policy {
     let mut policy = Policy::shipped().unwrap();
@@ -67,7 +67,10 @@ async fn a_thousand_concurrent_submissions_with_retries_are_each_stored_once() {
     }
     let acknowledged: HashSet<&String> = by_key.values().collect();
     assert_eq!(acknowledged.len(), 1000);
-    let stored = alice.requests("status=all&limit=10000").await.unwrap();
+    let stored = alice
+        .requests(&query("status=all&limit=10000"))
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1000, "each exactly once");
     let stored_ids: HashSet<&String> = stored.iter().map(|r| &r.id).collect();
     assert_eq!(stored_ids, acknowledged);
@@ -191,7 +194,7 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
         let (alice, decided, progress) = (alice.clone(), acked_decisions.clone(), progress.clone());
         tasks.spawn(async move {
             loop {
-                let Ok(pending) = alice.requests("status=pending&limit=20").await else {
+                let Ok(pending) = alice.requests(&query("status=pending&limit=20")).await else {
                     break;
                 };
                 for r in pending {
@@ -233,7 +236,7 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
     let client = ApiClient::new(&base).unwrap();
     let alice = client.with_token(sign_in(&client, "alice").await.access_token);
     let stored: HashMap<String, RequestStatus> = alice
-        .requests("status=all&limit=10000")
+        .requests(&query("status=all&limit=10000"))
         .await
         .unwrap()
         .into_iter()

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use sponsor_console::protocol::requests::{Decision, RequestStatus};
 
-use crate::common::{TestServer, approve, code_of, deny, elevation};
+use crate::common::{TestServer, approve, code_of, deny, elevation, query};
 
 fn scope_of(token: &str) -> Vec<String> {
     let payload = token.split('.').nth(1).unwrap();
@@ -44,7 +44,7 @@ async fn the_full_elevation_story() {
     assert_eq!(asked.agent_did, agent.did);
 
     // The sponsor sees it pending.
-    let pending = alice.requests("status=pending").await.unwrap();
+    let pending = alice.requests(&query("status=pending")).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, asked.id);
     assert_eq!(pending[0].justification, "quarterly close needs the ledger");
@@ -64,7 +64,7 @@ async fn the_full_elevation_story() {
         audit_before + 1,
         "one audit event"
     );
-    let grant = alice.grants("").await.unwrap().remove(0);
+    let grant = alice.grants(&Default::default()).await.unwrap().remove(0);
     assert_eq!(grant.capabilities, vec!["write:crm:accounts"]);
     assert_eq!((grant.not_after - grant.not_before).num_seconds(), 3600);
     assert_eq!(Some(grant.id.clone()), decided.grant_id);
@@ -106,8 +106,8 @@ async fn the_full_elevation_story() {
         .await
         .unwrap();
     assert_eq!(scope_of(&after.access_token), vec!["read:crm:*"]);
-    assert!(alice.grants("").await.unwrap().is_empty());
-    assert_eq!(alice.grants("active=false").await.unwrap().len(), 1);
+    assert!(alice.grants(&Default::default()).await.unwrap().is_empty());
+    assert_eq!(alice.grants(&query("active=false")).await.unwrap().len(), 1);
     assert!(checker.audit_verify().await.unwrap().ok);
 }
 
@@ -239,7 +239,7 @@ async fn two_approvals_needed_and_one_deny_ends_it() {
         .await
         .unwrap();
     assert_eq!(done.status, RequestStatus::Approved);
-    let grant = alice.grants("").await.unwrap().remove(0);
+    let grant = alice.grants(&Default::default()).await.unwrap().remove(0);
     assert_eq!((grant.not_after - grant.not_before).num_seconds(), 1800);
     // Someone who is neither a sponsor nor in an approver role cannot decide.
     let bob = t.as_user("bob").await;
@@ -311,7 +311,7 @@ async fn approvals_are_bounded_by_the_request_and_the_policy() {
         "capabilities_not_requested"
     );
     let ok = alice.decide(&asked.id, &approve(None, None)).await.unwrap();
-    let grant = alice.grants("").await.unwrap().remove(0);
+    let grant = alice.grants(&Default::default()).await.unwrap().remove(0);
     assert_eq!(
         (grant.not_after - grant.not_before).num_seconds(),
         4 * 3600,
@@ -355,7 +355,7 @@ async fn idempotent_submissions() {
         .request_elevation(&elevation(&["read:crm:y"], 3600), Some("k-1"))
         .await;
     assert_eq!(code_of(other), "idempotency_key_reused");
-    assert_eq!(alice.requests("").await.unwrap().len(), 1);
+    assert_eq!(alice.requests(&Default::default()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -475,7 +475,7 @@ async fn revoking_a_grant_early_ends_the_tokens_that_carry_it() {
         .client_credentials(&t.assertion(&key), Some("read:crm:leads"))
         .await
         .unwrap();
-    let grant = alice.grants("").await.unwrap().remove(0);
+    let grant = alice.grants(&Default::default()).await.unwrap().remove(0);
     let done = alice.revoke_grant(&grant.id, "task is over").await.unwrap();
     assert_eq!(done.grants_revoked, vec![grant.id.clone()]);
     assert_eq!(done.tokens_revoked, 1);
@@ -590,7 +590,7 @@ async fn pending_lists_come_soonest_to_expire_first() {
     }
     let alice = t.as_user("alice").await;
     let pending: Vec<String> = alice
-        .requests("status=pending&limit=2")
+        .requests(&query("status=pending&limit=2"))
         .await
         .unwrap()
         .into_iter()
@@ -602,7 +602,7 @@ async fn pending_lists_come_soonest_to_expire_first() {
         "a capped page keeps the most urgent"
     );
     let all: Vec<String> = alice
-        .requests("status=all")
+        .requests(&query("status=all"))
         .await
         .unwrap()
         .into_iter()

@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::VerifyingKey;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::role::Role;
@@ -15,6 +14,7 @@ use crate::domain::{Invalid, Refusal, capability, did, text};
 use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
 use crate::protocol::audit::Actor;
 use crate::protocol::error::ErrorBody;
+use crate::protocol::query::AgentQuery;
 use crate::protocol::requests::{
     ReasonBody, SuspendAllBody, SuspendBody, Suspension, TrustPoint, TrustReport,
 };
@@ -152,25 +152,16 @@ pub async fn register(
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// `mine` (default) or `all` (security leads and admins).
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(ListQuery),
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
     responses((status = 200, body = AgentList), (status = 403, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<AgentQuery>,
 ) -> Result<Json<AgentList>, ApiError> {
     caller.require_sponsor()?;
     let now = state.clock.now();
-    let agents = match caller.list_scope(query.scope.as_deref(), "agent")? {
+    let agents = match caller.list_scope(query.scope, "agent")? {
         Some(sponsor) => state.store.agents_of_sponsor(&sponsor, now).await?,
         None => state.store.all_agents(now).await?,
     };

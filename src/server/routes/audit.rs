@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream;
-use serde::Deserialize;
 
 use crate::domain::audit::ChainVerifier;
 use crate::protocol::audit::{AuditPage, VerifyReport};
 use crate::protocol::error::ErrorBody;
+use crate::protocol::query::AuditQuery;
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiQuery, Principal};
 use crate::server::state::AppState;
@@ -18,19 +18,6 @@ use crate::server::store::{AuditScope, Store};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    #[serde(default)]
-    after: Option<i64>,
-    #[serde(default)]
-    limit: Option<u32>,
-    /// The newest N events instead (what a console shows first); excludes `after`.
-    #[serde(default)]
-    tail: Option<u32>,
-}
 
 fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
     caller.require_sponsor()?;
@@ -41,12 +28,12 @@ fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(PageQuery),
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn page(
     State(state): State<AppState>,
     caller: Principal,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let scope = scope_of(&caller)?;
     if let Some(n) = query.tail {

@@ -11,26 +11,16 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use serde::Deserialize;
 
 use crate::protocol::audit::AuditEvent;
 use crate::protocol::error::ErrorBody;
+use crate::protocol::query::EventsQuery;
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiQuery, Principal};
 use crate::server::state::AppState;
 use crate::server::store::AuditScope;
 
 const PAGE: u32 = 500;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// Start after this `seq` (as `Last-Event-ID` does; the header wins). Default: only new
-    /// events.
-    #[serde(default)]
-    after: Option<i64>,
-}
 
 struct Cursor {
     state: AppState,

@@ -2,38 +2,24 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Deserialize;
 
 use crate::domain::{Invalid, did, text};
 use crate::protocol::audit::Actor;
 use crate::protocol::error::ErrorBody;
+use crate::protocol::query::GrantQuery;
 use crate::protocol::requests::{Grant, GrantList, ReasonBody, Suspension};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
 use crate::server::state::AppState;
 use crate::server::store::GrantFilter;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    agent: Option<String>,
-    /// `true` (default): only grants in force now.
-    #[serde(default)]
-    active: Option<bool>,
-    /// `mine` (default) or `all`.
-    #[serde(default)]
-    scope: Option<String>,
-}
-
 /// `GET /v1/grants`.
-#[utoipa::path(get, path = "/v1/grants", tag = "grants", params(ListQuery),
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", params(GrantQuery),
     responses((status = 200, body = GrantList), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<GrantQuery>,
 ) -> Result<Json<GrantList>, ApiError> {
     let mut filter = GrantFilter {
         sponsor_id: None,
@@ -41,7 +27,7 @@ pub async fn list(
         active_only: query.active.unwrap_or(true),
     };
     if caller.is_sponsor() {
-        filter.sponsor_id = caller.list_scope(query.scope.as_deref(), "grant")?;
+        filter.sponsor_id = caller.list_scope(query.scope, "grant")?;
     } else {
         filter.agent_did = Some(caller.sub().to_owned());
     }

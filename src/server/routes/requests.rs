@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use serde::Deserialize;
 
 use super::agents::{idempotency_key, parse_public_key, request_hash};
 use crate::domain::decision::{self, Choice, Decider};
@@ -16,6 +15,7 @@ use crate::domain::delegation::{self, HeldGrant, Parent};
 use crate::domain::{Invalid, Refusal, capability, did, limits, text, trust};
 use crate::protocol::agents::{Agent, AgentStatus};
 use crate::protocol::error::ErrorBody;
+use crate::protocol::query::{RequestQuery, StatusFilter, WaitQuery};
 use crate::protocol::requests::{
     DecisionBody, DelegationBody, ElevationBody, ReasonBody, Request, RequestKind, RequestList,
     RequestStatus,
@@ -365,24 +365,6 @@ async fn ancestors(state: &AppState, agent: &Agent) -> Result<Vec<String>, ApiEr
     Ok(out)
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    agent: Option<String>,
-    /// `mine` (default) or `all` (security leads and admins).
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-    /// Pending lists: the `next` of the previous page.
-    #[serde(default)]
-    after: Option<String>,
-}
-
 /// A page cursor: `<expires_at ms>.<request id>`.
 fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
     let bad =
@@ -399,22 +381,14 @@ fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), Ap
 
 /// `GET /v1/requests`: a sponsor's agents' requests (or all, for readers of everything); an
 /// agent's own.
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(ListQuery),
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestQuery),
     responses((status = 200, body = RequestList), (status = 400, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<RequestQuery>,
 ) -> Result<Json<RequestList>, ApiError> {
-    let status = match query.status.as_deref() {
-        None | Some("all") => None,
-        Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "status must be pending, approved, denied, expired, cancelled or all",
-            )
-        })?),
-    };
+    let status = query.status.and_then(StatusFilter::status);
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -441,7 +415,7 @@ pub async fn list(
         after,
     };
     if caller.is_sponsor() {
-        filter.sponsor_id = caller.list_scope(query.scope.as_deref(), "request")?;
+        filter.sponsor_id = caller.list_scope(query.scope, "request")?;
     } else {
         if filter
             .agent_did
@@ -593,15 +567,6 @@ pub async fn cancel(
             .cancel_request(&id, caller.sub(), &body.reason, state.clock.now())
             .await?,
     ))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct WaitQuery {
-    /// Seconds to wait for a decision, 0–60 (default 30).
-    #[serde(default)]
-    timeout: Option<u64>,
 }
 
 /// `GET /v1/requests/{id}/wait`: answers as soon as the request is no longer pending, or with

@@ -317,3 +317,9 @@ pub fn deny() -> sponsor_console::protocol::requests::DecisionBody {
         justification: "not for this task".into(),
     }
 }
+
+/// A list query written as its query string (`status=pending&limit=2`), parsed by the same
+/// struct the server parses.
+pub fn query<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_urlencoded::from_str(text).expect("a valid list query")
+}

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::audit::append;
 use super::rows::{AGENT_COLUMNS, agent_from_row, sponsor_from_row};
@@ -15,6 +15,13 @@ use crate::server::store::{
     AgentCredential, AgentStore, Idempotency, NewAgent, NewAuditEvent, NewChild, Registered,
     SponsorRecord, SponsorUpsert, StoreError, StoreResult,
 };
+
+/// Which agents to read.
+enum Which<'a> {
+    One(&'a str),
+    OfSponsor(&'a str),
+    All,
+}
 
 impl SqliteStore {
     async fn sponsors_of(&self, did: &str) -> StoreResult<Vec<SponsorRef>> {
@@ -36,18 +43,22 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn agents_where(
-        &self,
-        clause: &str,
-        bind: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Agent>> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {clause} ORDER BY name, did");
-        let mut q = sqlx::query(&sql);
-        if let Some(b) = bind {
-            q = q.bind(b);
+    async fn agents_where(&self, which: Which<'_>, now: DateTime<Utc>) -> StoreResult<Vec<Agent>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
+        q.push(AGENT_COLUMNS).push(" FROM agents");
+        match which {
+            Which::One(did) => {
+                q.push(" WHERE did = ").push_bind(did);
+            }
+            Which::OfSponsor(id) => {
+                q.push(" WHERE did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
+                    .push_bind(id)
+                    .push(")");
+            }
+            Which::All => {}
         }
-        let rows = q.fetch_all(&self.reader).await?;
+        q.push(" ORDER BY name, did");
+        let rows = q.build().fetch_all(&self.reader).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let did: String = row.try_get("did")?;
@@ -326,7 +337,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Option<Agent>> {
-        let agents = self.agents_where("WHERE did = ?", Some(did), now).await?;
+        let agents = self.agents_where(Which::One(did), now).await?;
         Ok(agents.into_iter().next())
     }
 
@@ -354,16 +365,11 @@ impl AgentStore for SqliteStore {
         sponsor_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Agent>> {
-        self.agents_where(
-            "WHERE did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)",
-            Some(sponsor_id),
-            now,
-        )
-        .await
+        self.agents_where(Which::OfSponsor(sponsor_id), now).await
     }
 
     async fn all_agents(&self, now: DateTime<Utc>) -> StoreResult<Vec<Agent>> {
-        self.agents_where("", None, now).await
+        self.agents_where(Which::All, now).await
     }
 
     async fn is_sponsor_of(&self, sponsor_id: &str, did: &str) -> StoreResult<bool> {

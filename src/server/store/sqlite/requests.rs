@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::agents::register_child;
 use super::approval::create_grants;
@@ -174,63 +174,53 @@ impl RequestStore for SqliteStore {
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
-        let mut sql = format!("{REQUEST_SELECT} WHERE 1 = 1");
-        if filter.sponsor_id.is_some() {
-            sql.push_str(
-                " AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)",
-            );
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(sponsor) = &filter.sponsor_id {
+            q.push(" AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
+                .push_bind(sponsor)
+                .push(")");
         }
-        if filter.agent_did.is_some() {
-            sql.push_str(" AND r.agent_did = ?");
+        if let Some(agent) = &filter.agent_did {
+            q.push(" AND r.agent_did = ").push_bind(agent);
         }
-        if filter.status.is_some() {
-            sql.push_str(" AND r.status = ?");
+        if let Some(status) = filter.status {
+            q.push(" AND r.status = ").push_bind(status.as_str());
         }
-        if filter.after.is_some() {
-            sql.push_str(" AND (r.expires_at, r.id) > (?, ?)");
+        if let Some((at, id)) = &filter.after {
+            q.push(" AND (r.expires_at, r.id) > (")
+                .push_bind(ms(*at))
+                .push(", ")
+                .push_bind(id)
+                .push(")");
         }
         // Pending requests come soonest-to-expire first (what needs a decision first, and what
         // a capped page must not leave out); everything else newest first.
         if filter.status == Some(RequestStatus::Pending) {
-            sql.push_str(" ORDER BY r.expires_at, r.id LIMIT ?");
+            q.push(" ORDER BY r.expires_at, r.id");
         } else {
-            sql.push_str(" ORDER BY r.created_at DESC, r.id LIMIT ?");
+            q.push(" ORDER BY r.created_at DESC, r.id");
         }
-        let mut q = sqlx::query(&sql);
-        if let Some(s) = &filter.sponsor_id {
-            q = q.bind(s);
-        }
-        if let Some(a) = &filter.agent_did {
-            q = q.bind(a);
-        }
-        if let Some(st) = filter.status {
-            q = q.bind(st.as_str());
-        }
-        if let Some((at, id)) = &filter.after {
-            q = q.bind(ms(*at)).bind(id.clone());
-        }
+        q.push(" LIMIT ").push_bind(i64::from(filter.limit));
         let mut conn = self.reader.begin().await?;
-        let rows = q
-            .bind(i64::from(filter.limit))
-            .fetch_all(&mut *conn)
-            .await?;
-        // Decisions for the listed requests, in one query.
+        let rows = q.build().fetch_all(&mut *conn).await?;
+        // Decisions for the listed requests, a chunk of ids per query.
         let mut approvals: BTreeMap<String, Vec<Approval>> = BTreeMap::new();
         let ids: Vec<String> = rows
             .iter()
             .map(|r| r.try_get::<String, _>("id"))
             .collect::<Result<_, _>>()?;
         for chunk in ids.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT d.*, s.username FROM request_decisions d JOIN sponsors s ON s.id = d.approver_id
-                 WHERE d.request_id IN ({placeholders}) ORDER BY d.at, d.approver_id"
+                 WHERE d.request_id IN (",
             );
-            let mut q = sqlx::query(&sql);
+            let mut list = q.separated(", ");
             for id in chunk {
-                q = q.bind(id);
+                list.push_bind(id);
             }
-            for row in q.fetch_all(&mut *conn).await? {
+            q.push(") ORDER BY d.at, d.approver_id");
+            for row in q.build().fetch_all(&mut *conn).await? {
                 let request_id: String = row.try_get("request_id")?;
                 approvals
                     .entry(request_id)

@@ -131,8 +131,16 @@ pub(super) fn agent_from_row(
     })
 }
 
-pub(super) const REQUEST_SELECT: &str = "SELECT r.*, a.name AS agent_name, c.name AS child_name
-     FROM requests r JOIN agents a ON a.did = r.agent_did LEFT JOIN agents c ON c.did = r.child_did";
+/// A request with its agent's and child's names.
+macro_rules! request_select {
+    () => {
+        "SELECT r.*, a.name AS agent_name, c.name AS child_name
+         FROM requests r JOIN agents a ON a.did = r.agent_did LEFT JOIN agents c ON c.did = r.child_did"
+    };
+}
+
+pub(super) const REQUEST_SELECT: &str = request_select!();
+const REQUEST_BY_ID: &str = concat!(request_select!(), " WHERE r.id = ?");
 
 pub(super) fn request_from_row(row: &SqliteRow, approvals: Vec<Approval>) -> StoreResult<Request> {
     let kind: String = row.try_get("kind")?;
@@ -221,7 +229,7 @@ pub(super) async fn approvals_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Vec<A
 }
 
 pub(super) async fn request_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<Request>> {
-    let Some(row) = sqlx::query(&format!("{REQUEST_SELECT} WHERE r.id = ?"))
+    let Some(row) = sqlx::query(REQUEST_BY_ID)
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
