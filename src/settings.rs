@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn shipped_defaults_parse_and_match_code_defaults() {
-        let shipped = ServerSettings::load(None).unwrap_or_else(|e| unreachable!("{e}"));
+        let shipped = ServerSettings::load(None).expect("the shipped settings load");
         let code = ServerSettings::default();
         assert_eq!(shipped.server.bind, code.server.bind);
         assert_eq!(

@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn saved_key_is_private_and_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("agent.pem");
         let key = AgentKey::generate();
         assert!(key.save_new(&path).is_ok());

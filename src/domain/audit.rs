@@ -101,7 +101,7 @@ mod tests {
                 details: json!({"n": seq, "text": "é\u{1F600}"}),
                 prev_hash: prev.clone(),
             })
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("an event seals");
             prev.clone_from(&ev.hash);
             out.push(ev);
         }

@@ -152,7 +152,7 @@ mod tests {
     use super::*;
 
     fn cap(s: &str) -> Capability {
-        Capability::parse(s).unwrap_or_else(|e| unreachable!("{s}: {e}"))
+        Capability::parse(s).expect("a valid capability")
     }
 
     #[test]

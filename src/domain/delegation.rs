@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn cap(s: &str) -> Capability {
-        Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
+        Capability::parse(s).expect("a valid capability")
     }
 
     fn now() -> DateTime<Utc> {
@@ -290,7 +290,7 @@ mod properties {
             "send:email",
             "delete:crm:old",
         ])
-        .prop_map(|s| Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}")))
+        .prop_map(|s| Capability::parse(s).expect("a valid capability"))
     }
 
     proptest! {

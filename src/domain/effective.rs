@@ -104,7 +104,7 @@ mod tests {
     use chrono::Duration;
 
     fn cap(s: &str) -> Capability {
-        Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
+        Capability::parse(s).expect("a valid capability")
     }
 
     #[test]
@@ -123,7 +123,7 @@ mod tests {
             },
         ];
         let s = token_scope(&[cap("read:crm:*")], &grants, None, now)
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("standing and grants cover the scope");
         assert_eq!(s.capabilities, vec![cap("read:crm:*"), cap("write:crm:x")]);
         assert_eq!(s.grant_ids, vec!["a".to_owned()]);
         assert_eq!(s.not_after, Some(now + Duration::minutes(30)));
@@ -133,7 +133,7 @@ mod tests {
             Some(&[cap("read:crm:a")]),
             now,
         )
-        .unwrap_or_else(|e| unreachable!("{e}"));
+        .expect("a narrower scope is covered");
         assert!(narrow.grant_ids.is_empty() && narrow.not_after.is_none());
         assert!(
             token_scope(

@@ -210,13 +210,13 @@ mod tests {
     fn caps(items: &[&str]) -> Vec<Capability> {
         items
             .iter()
-            .map(|s| Capability::parse(s).unwrap_or_else(|e| unreachable!("{e}")))
+            .map(|s| Capability::parse(s).expect("a valid capability"))
             .collect()
     }
 
     #[test]
     fn the_shipped_policy_parses() {
-        let p = Policy::shipped().unwrap_or_else(|e| unreachable!("{e}"));
+        let p = Policy::shipped().expect("the shipped policy parses");
         assert_eq!(p.requests.pending_ttl_seconds, 3600);
         assert_eq!(p.requests.max_delegation_depth, 3);
         assert!(!p.capabilities.is_empty());
@@ -224,14 +224,14 @@ mod tests {
 
     #[test]
     fn the_strictest_rule_wins_and_unknown_capabilities_are_refused() {
-        let p = Policy::shipped().unwrap_or_else(|e| unreachable!("{e}"));
+        let p = Policy::shipped().expect("the shipped policy parses");
         let low = p
             .requirement(&caps(&["read:crm:accounts"]))
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("a known capability has a requirement");
         assert_eq!(low.sensitivity, Sensitivity::Low);
         let mixed = p
             .requirement(&caps(&["read:crm:accounts", "delete:crm:accounts"]))
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("known capabilities have a requirement");
         assert_eq!(mixed.sensitivity, Sensitivity::Critical);
         assert_eq!(mixed.approvals_required, 2);
         assert!(mixed.max_seconds <= low.max_seconds);

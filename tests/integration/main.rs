@@ -25,5 +25,6 @@ mod openapi;
 mod pty;
 mod refresh;
 mod reliability;
+mod request_ids;
 mod requests;
 mod token_validation;

@@ -81,6 +81,7 @@ pub fn request_hash<T: serde::Serialize>(body: &T) -> Result<String, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
     responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
     caller: Principal,
@@ -154,6 +155,7 @@ pub async fn register(
 
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
     responses((status = 200, body = AgentList), (status = 403, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -172,6 +174,7 @@ pub async fn list(
 /// exist, so DIDs cannot be probed.
 #[utoipa::path(get, path = "/v1/agents/{did}", tag = "agents", params(("did" = String, Path)),
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -216,6 +219,7 @@ async fn may_suspend(state: &AppState, caller: &Principal, did: &str) -> Result<
 #[utoipa::path(post, path = "/v1/agents/{did}/suspend", tag = "kill switch", params(("did" = String, Path)),
     request_body = SuspendBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Principal,
@@ -244,6 +248,7 @@ pub async fn suspend(
 #[utoipa::path(post, path = "/v1/agents/suspend", tag = "kill switch", request_body = SuspendAllBody,
     responses((status = 200, body = Suspension), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn suspend_all(
     State(state): State<AppState>,
     caller: Principal,
@@ -294,6 +299,7 @@ pub async fn suspend_all(
 #[utoipa::path(post, path = "/v1/agents/{did}/reactivate", tag = "kill switch", params(("did" = String, Path)),
     request_body = ReasonBody, responses((status = 200, body = Agent), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn reactivate(
     State(state): State<AppState>,
     caller: Principal,
@@ -325,6 +331,7 @@ pub async fn reactivate(
 #[utoipa::path(post, path = "/v1/agents/{did}/revoke", tag = "kill switch", params(("did" = String, Path)),
     request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
@@ -353,6 +360,7 @@ pub async fn revoke(
 /// `GET /v1/agents/{did}/trust`: score, tier and history (for the console's sparkline).
 #[utoipa::path(get, path = "/v1/agents/{did}/trust", tag = "agents", params(("did" = String, Path)),
     responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn trust(
     State(state): State<AppState>,
     caller: Principal,

@@ -30,6 +30,7 @@ fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn page(
     State(state): State<AppState>,
     caller: Principal,
@@ -104,6 +105,7 @@ pub async fn verify_chain(store: &dyn Store) -> Result<VerifyReport, ApiError> {
 /// Any signed-in human may verify: the answer reveals no event content.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
     responses((status = 200, body = VerifyReport), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Principal,
@@ -116,6 +118,7 @@ pub async fn verify(
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
     responses((status = 200, description = "the whole chain as JSON Lines, one AuditEvent per line", content_type = "application/jsonl", body = String),
               (status = 403, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn export(
     State(state): State<AppState>,
     caller: Principal,

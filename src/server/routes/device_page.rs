@@ -147,6 +147,7 @@ fn forbidden_csrf() -> Response {
 }
 
 /// `POST /device`: checks the user code and the password, then shows the consent page.
+#[tracing::instrument(skip_all)]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -275,6 +276,7 @@ pub async fn sign_in(
 }
 
 /// `POST /device/decision`.
+#[tracing::instrument(skip_all)]
 pub async fn decide(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,6 +9,7 @@ use crate::protocol::oauth::{
 use crate::server::oauth::SPONSOR_SCOPES;
 use crate::server::state::AppState;
 
+#[tracing::instrument(skip_all)]
 pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discovery> {
     let base = &state.issuer;
     let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -50,6 +51,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discove
     })
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
     Json(state.keys.jwks())
 }

@@ -16,6 +16,7 @@ use crate::server::store::GrantFilter;
 /// `GET /v1/grants`.
 #[utoipa::path(get, path = "/v1/grants", tag = "grants", params(GrantQuery),
     responses((status = 200, body = GrantList), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -76,6 +77,7 @@ async fn visible(state: &AppState, caller: &Principal, raw: &str) -> Result<Gran
 /// `GET /v1/grants/{id}`.
 #[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
     responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -88,6 +90,7 @@ pub async fn read(
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "grants", params(("id" = String, Path)),
     request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,

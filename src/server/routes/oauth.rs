@@ -20,6 +20,7 @@ fn no_store<T: serde::Serialize>(body: T) -> Response {
     response
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn device_authorization(
     State(state): State<AppState>,
     form: OAuthForm,
@@ -27,6 +28,7 @@ pub async fn device_authorization(
     Ok(no_store(oauth::device_authorization(&state, &form).await?))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn token(
     State(state): State<AppState>,
     form: OAuthForm,
@@ -35,6 +37,7 @@ pub async fn token(
 }
 
 /// RFC 7662 §2.1: the caller authenticates with its own bearer token.
+#[tracing::instrument(skip_all)]
 pub async fn introspect(
     State(state): State<AppState>,
     caller: Principal,
@@ -46,6 +49,7 @@ pub async fn introspect(
     ))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn revoke(
     State(state): State<AppState>,
     form: OAuthForm,
@@ -55,6 +59,7 @@ pub async fn revoke(
 }
 
 /// OIDC UserInfo for sponsor tokens.
+#[tracing::instrument(skip_all)]
 pub async fn userinfo(
     State(state): State<AppState>,
     caller: Principal,

@@ -159,6 +159,7 @@ async fn submit(
     params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
     responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn elevation(
     State(state): State<AppState>,
     caller: Principal,
@@ -237,6 +238,7 @@ async fn parent_view(state: &AppState, agent: &Agent) -> Result<Parent, ApiError
     params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
     responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn delegation(
     State(state): State<AppState>,
     caller: Principal,
@@ -383,6 +385,7 @@ fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), Ap
 /// agent's own.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestQuery),
     responses((status = 200, body = RequestList), (status = 400, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -499,6 +502,7 @@ fn check_id(raw: &str) -> Result<(), ApiError> {
 /// `GET /v1/requests/{id}`.
 #[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
     responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
     caller: Principal,
@@ -513,6 +517,7 @@ pub async fn read(
     responses((status = 200, body = Request), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "already_decided, expired or cancelled", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn decide(
     State(state): State<AppState>,
     caller: Principal,
@@ -549,6 +554,7 @@ pub async fn decide(
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", params(("id" = String, Path)),
     request_body = ReasonBody, responses((status = 200, body = Request), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Principal,
@@ -574,6 +580,7 @@ pub async fn cancel(
 #[utoipa::path(get, path = "/v1/requests/{id}/wait", tag = "requests", params(("id" = String, Path), WaitQuery),
     responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
 pub async fn wait(
     State(state): State<AppState>,
     caller: Principal,

@@ -57,7 +57,7 @@ impl TestServer {
     }
 
     pub async fn start_with(settings: ServerSettings) -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("governance.db");
         Self::start_at(settings, dir, db).await
     }
@@ -68,13 +68,11 @@ impl TestServer {
             .single()
             .unwrap_or_default();
         let clock = Arc::new(ManualClock::new(start_at));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| unreachable!("bind: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = start(settings, &db, listener, clock.clone())
             .await
-            .unwrap_or_else(|e| unreachable!("start: {e}"));
-        let client = ApiClient::new(&server.base_url()).unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("start");
+        let client = ApiClient::new(&server.base_url()).expect("the server URL parses");
         Self {
             server,
             clock,
@@ -120,7 +118,7 @@ impl TestServer {
                 None,
             )
             .await
-            .unwrap_or_else(|e| unreachable!("register: {e}"));
+            .expect("register");
         (key, agent)
     }
 
@@ -131,7 +129,7 @@ impl TestServer {
             self.clock_now(),
             Duration::seconds(60),
         )
-        .unwrap_or_else(|e| unreachable!("assertion: {e}"))
+        .expect("assertion")
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<Utc> {
@@ -179,7 +177,7 @@ pub async fn browser(
         .get(client.url(&format!("/device?user_code={user_code}")))
         .send()
         .await
-        .unwrap_or_else(|e| unreachable!("GET /device: {e}"));
+        .expect("GET /device");
     let cookie = csrf_cookie(&page).unwrap_or_default();
     let body = page.text().await.unwrap_or_default();
     let csrf = hidden(&body, "csrf").unwrap_or_default();
@@ -194,7 +192,7 @@ pub async fn browser(
         ])
         .send()
         .await
-        .unwrap_or_else(|e| unreachable!("POST /device: {e}"));
+        .expect("POST /device");
     let status = signed_in.status();
     let body = signed_in.text().await.unwrap_or_default();
     let Some(consent) = hidden(&body, "consent") else {
@@ -210,7 +208,7 @@ pub async fn browser(
         ])
         .send()
         .await
-        .unwrap_or_else(|e| unreachable!("POST /device/decision: {e}"));
+        .expect("POST /device/decision");
     BrowserOutcome {
         status: decided.status(),
         body: decided.text().await.unwrap_or_default(),
@@ -236,21 +234,19 @@ pub async fn sign_in(
     let auth = client
         .device_authorization(CLIENT_ID, None)
         .await
-        .unwrap_or_else(|e| unreachable!("device authorization: {e}"));
+        .expect("device authorization");
     let outcome = browser(client, &auth.user_code, username, PASSWORD, "approve").await;
     assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
     client
         .poll_device(CLIENT_ID, &auth.device_code)
         .await
-        .unwrap_or_else(|e| unreachable!("token: {e}"))
+        .expect("token")
 }
 
 /// A server on the real clock, for driving the binaries (which read the system time).
 pub async fn start_real_clock(settings: ServerSettings) -> (RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("tempdir: {e}"));
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| unreachable!("bind: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = start(
         settings,
         &dir.path().join("governance.db"),
@@ -258,7 +254,7 @@ pub async fn start_real_clock(settings: ServerSettings) -> (RunningServer, tempf
         Arc::new(sponsor_console::clock::SystemClock),
     )
     .await
-    .unwrap_or_else(|e| unreachable!("start: {e}"));
+    .expect("start");
     (server, dir)
 }
 
@@ -269,7 +265,7 @@ impl TestServer {
             .client
             .client_credentials(&self.assertion(key), None)
             .await
-            .unwrap_or_else(|e| unreachable!("agent token: {e}"));
+            .expect("agent token");
         self.client.with_token(token.access_token)
     }
 
@@ -277,7 +273,7 @@ impl TestServer {
     pub async fn sweep(&self) -> Vec<String> {
         sponsor_console::server::sweep(&self.server.state)
             .await
-            .unwrap_or_else(|e| unreachable!("sweep: {e}"))
+            .expect("sweep")
     }
 }
 

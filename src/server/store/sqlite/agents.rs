@@ -133,6 +133,7 @@ pub(super) async fn register_child(
 
 #[async_trait]
 impl AgentStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
     async fn upsert_sponsor(
         &self,
         sponsor: &SponsorUpsert,
@@ -215,6 +216,7 @@ impl AgentStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(username = %username))]
     async fn sponsor_by_username(&self, username: &str) -> StoreResult<Option<SponsorRecord>> {
         sqlx::query("SELECT * FROM sponsors WHERE username = ?")
             .bind(username)
@@ -225,6 +227,7 @@ impl AgentStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn sponsor_by_id(&self, id: &str) -> StoreResult<Option<SponsorRecord>> {
         sqlx::query("SELECT * FROM sponsors WHERE id = ?")
             .bind(id)
@@ -235,6 +238,7 @@ impl AgentStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_sponsors(&self) -> StoreResult<Vec<SponsorRecord>> {
         sqlx::query("SELECT * FROM sponsors ORDER BY username")
             .fetch_all(&self.reader)
@@ -244,6 +248,7 @@ impl AgentStore for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn register_agent(
         &self,
         agent: NewAgent,
@@ -336,11 +341,13 @@ impl AgentStore for SqliteStore {
         Ok(Registered::Created(Box::new(created)))
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn agent(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Option<Agent>> {
         let agents = self.agents_where(Which::One(did), now).await?;
         Ok(agents.into_iter().next())
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn agent_credential(&self, did: &str) -> StoreResult<Option<AgentCredential>> {
         let row: Option<(String, String, String)> =
             sqlx::query_as("SELECT public_key, status, capabilities FROM agents WHERE did = ?")
@@ -360,6 +367,7 @@ impl AgentStore for SqliteStore {
         .transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(sponsor_id = %sponsor_id))]
     async fn agents_of_sponsor(
         &self,
         sponsor_id: &str,
@@ -368,10 +376,12 @@ impl AgentStore for SqliteStore {
         self.agents_where(Which::OfSponsor(sponsor_id), now).await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn all_agents(&self, now: DateTime<Utc>) -> StoreResult<Vec<Agent>> {
         self.agents_where(Which::All, now).await
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did, sponsor_id = %sponsor_id))]
     async fn is_sponsor_of(&self, sponsor_id: &str, did: &str) -> StoreResult<bool> {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM agent_sponsors WHERE sponsor_id = ? AND agent_did = ?")
@@ -382,6 +392,7 @@ impl AgentStore for SqliteStore {
         Ok(row.is_some())
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn trust_history(&self, did: &str, limit: u32) -> StoreResult<Vec<TrustPoint>> {
         let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "SELECT at, score_after, delta, reason FROM (

@@ -63,6 +63,7 @@ pub(super) async fn append(
 
 #[async_trait]
 impl AuditStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
     async fn audit_page(
         &self,
         scope: &AuditScope,
@@ -96,6 +97,7 @@ impl AuditStore for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.writer.begin().await?;
         let seq = append(&mut tx, event, now).await?;
@@ -103,6 +105,7 @@ impl AuditStore for SqliteStore {
         Ok(seq)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         let rows = match scope {
             AuditScope::All => {
@@ -133,6 +136,7 @@ impl AuditStore for SqliteStore {
         Ok(events)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn audit_head(&self) -> StoreResult<i64> {
         let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
             .fetch_one(&self.reader)

@@ -261,6 +261,7 @@ async fn take_down(
 
 #[async_trait]
 impl GrantStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn active_grants(&self, did: &str, now: DateTime<Utc>) -> StoreResult<Vec<Grant>> {
         sqlx::query(
             "SELECT * FROM grants WHERE agent_did = ? AND revoked_at IS NULL AND not_before <= ? AND not_after > ?
@@ -276,6 +277,7 @@ impl GrantStore for SqliteStore {
         .collect()
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Grant>> {
         sqlx::query("SELECT * FROM grants WHERE id = ?")
             .bind(id)
@@ -286,6 +288,7 @@ impl GrantStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_grants(
         &self,
         filter: &GrantFilter,
@@ -315,6 +318,7 @@ impl GrantStore for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn revoke_grant(
         &self,
         id: &str,
@@ -361,6 +365,7 @@ impl GrantStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(skip_all)]
     async fn suspend(
         &self,
         target: SuspendTarget,
@@ -385,6 +390,7 @@ impl GrantStore for SqliteStore {
         Ok(out)
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn reactivate(
         &self,
         did: &str,
@@ -431,6 +437,7 @@ impl GrantStore for SqliteStore {
         self.agent(did, now).await?.ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(skip_all, fields(did = %did))]
     async fn revoke_agent(
         &self,
         did: &str,
@@ -446,6 +453,7 @@ impl GrantStore for SqliteStore {
         Ok(out)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn suspension_targets(
         &self,
         target: &SuspendTarget,

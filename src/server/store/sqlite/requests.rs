@@ -57,6 +57,7 @@ async fn expire_one(
 
 #[async_trait]
 impl RequestStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
     async fn submit_request(
         &self,
         new: NewRequest,
@@ -168,11 +169,13 @@ impl RequestStore for SqliteStore {
         Ok(Submitted::Created(Box::new(request)))
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn request(&self, id: &str) -> StoreResult<Option<Request>> {
         let mut conn = self.reader.begin().await?;
         request_in(&mut conn, id).await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
         q.push(" WHERE 1 = 1");
@@ -234,6 +237,7 @@ impl RequestStore for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn decide_request(
         &self,
         id: &str,
@@ -368,6 +372,7 @@ impl RequestStore for SqliteStore {
         Ok(updated)
     }
 
+    #[tracing::instrument(skip_all, fields(id = %id))]
     async fn cancel_request(
         &self,
         id: &str,
@@ -406,6 +411,7 @@ impl RequestStore for SqliteStore {
         Ok(updated)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn expire_requests(
         &self,
         now: DateTime<Utc>,

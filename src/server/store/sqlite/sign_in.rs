@@ -17,6 +17,7 @@ use crate::server::store::{
 
 #[async_trait]
 impl SignInStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
     async fn create_device_authorization(
         &self,
         record: &DeviceRecord,
@@ -53,6 +54,7 @@ impl SignInStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     async fn device_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceRecord>> {
         sqlx::query("SELECT * FROM device_authorizations WHERE user_code = ?")
             .bind(user_code)
@@ -63,6 +65,7 @@ impl SignInStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(sponsor_id = %sponsor_id))]
     async fn decide_device(
         &self,
         user_code: &str,
@@ -114,6 +117,7 @@ impl SignInStore for SqliteStore {
         Ok(record)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn poll_device(
         &self,
         device_code_hash: &str,
@@ -189,6 +193,7 @@ impl SignInStore for SqliteStore {
         Ok(outcome)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn put_consent(&self, consent: &Consent, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM device_consents WHERE expires_at <= ?")
@@ -207,6 +212,7 @@ impl SignInStore for SqliteStore {
         self.finish(tx).await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn take_consent(
         &self,
         consent_hash: &str,
@@ -231,6 +237,7 @@ impl SignInStore for SqliteStore {
             .filter(|c| c.expires_at > now))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn record_failure(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         // Failures older than a day no longer count under any limit.
@@ -246,6 +253,7 @@ impl SignInStore for SqliteStore {
         self.finish(tx).await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn failures_since(&self, key: &str, since: DateTime<Utc>) -> StoreResult<u32> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM auth_failures WHERE key = ? AND at > ?")

@@ -115,6 +115,7 @@ async fn revoke_family(
 
 #[async_trait]
 impl TokenStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
             "SELECT kid, private_pkcs8, public_key, created_at, retired_at, publish_until
@@ -138,6 +139,7 @@ impl TokenStore for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn rotate_signing_key(
         &self,
         key: SigningKeyRecord,
@@ -180,6 +182,7 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     async fn record_tokens(
         &self,
         access: &AccessTokenRecord,
@@ -199,6 +202,7 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     async fn access_token(&self, jti: &str) -> StoreResult<Option<AccessTokenRecord>> {
         sqlx::query(ACCESS_TOKEN_BY_JTI)
             .bind(jti)
@@ -209,6 +213,7 @@ impl TokenStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn revoke_access_token(
         &self,
         jti: &str,
@@ -242,6 +247,7 @@ impl TokenStore for SqliteStore {
         Ok(changed == 1)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn refresh_token_sponsor(&self, token_hash: &str) -> StoreResult<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT sponsor_id FROM refresh_tokens WHERE token_hash = ?")
@@ -251,6 +257,7 @@ impl TokenStore for SqliteStore {
         Ok(row.map(|r| r.0))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn use_refresh_token(
         &self,
         token_hash: &str,
@@ -324,6 +331,7 @@ impl TokenStore for SqliteStore {
         Ok(RefreshOutcome::Rotated { sponsor_id })
     }
 
+    #[tracing::instrument(skip_all)]
     async fn revoke_refresh_family(
         &self,
         token_hash: &str,
@@ -364,6 +372,7 @@ impl TokenStore for SqliteStore {
         Ok(true)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn consume_assertion(
         &self,
         issuer: &str,
@@ -377,6 +386,7 @@ impl TokenStore for SqliteStore {
         Ok(fresh)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn issue_agent_token(
         &self,
         assertion_jti: &str,
@@ -451,10 +461,10 @@ mod tests {
 
     #[tokio::test]
     async fn introspection_is_one_primary_key_lookup() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let dir = tempfile::tempdir().expect("temporary directory");
         let store = SqliteStore::open(&dir.path().join("t.db"))
             .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("a fresh store opens");
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {ACCESS_TOKEN_BY_JTI}"))
                 .bind("x")

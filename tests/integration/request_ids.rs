@@ -1,0 +1,79 @@
+//! Every request carries an id (the caller's `x-request-id`, or a new one) that the answer
+//! echoes and that every span a handler or store method opens for it is nested under.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::common::{CLIENT_ID, TestServer};
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_request_id_is_echoed_and_carried_by_store_spans() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // Global, not per thread: other tests run meanwhile on other threads, and a callsite they
+    // hit first must still be seen here. Only this test installs a subscriber.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let t = TestServer::start().await;
+
+    let response = t
+        .client
+        .http()
+        .post(t.client.url("/oauth2/device_authorization"))
+        .header("x-request-id", "req-id-test-42")
+        .form(&[("client_id", CLIENT_ID)])
+        .send()
+        .await
+        .expect("answered");
+    assert!(response.status().is_success());
+    assert_eq!(
+        response.headers().get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"req-id-test-42"[..])
+    );
+    let logs = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let store_line = logs
+        .lines()
+        .find(|l| l.contains("create_device_authorization") && l.contains("req-id-test-42"))
+        .unwrap_or_else(|| panic!("no store span in:\n{logs}"));
+    assert!(
+        store_line.contains("request_id=req-id-test-42"),
+        "{store_line}"
+    );
+    assert!(!logs.contains("device_code="), "no secrets in logs");
+
+    // Without one, the server makes one up.
+    let response = t
+        .client
+        .http()
+        .get(t.client.url("/healthz"))
+        .send()
+        .await
+        .expect("answered");
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("an id");
+    assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+}
