@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::Refusal;
+use super::role::Role;
 use crate::protocol::agents::AgentStatus;
 
 /// An agent and its place in the delegation tree.
@@ -187,6 +188,36 @@ pub fn cascade<'a>(roots: &[&'a str], grants: &'a [LiveGrant]) -> Vec<&'a str> {
     out
 }
 
+/// What the kill switch lets a human do to one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Suspend,
+    Reactivate,
+    Revoke,
+}
+
+/// Whether someone with `roles`, who does or does not sponsor the agent, may `act` on it. Its
+/// sponsors always may; on-call staff may suspend any agent; security leads and admins may do
+/// anything to any agent.
+pub fn may_act(act: Act, roles: &[Role], sponsors_agent: bool) -> bool {
+    let any = |wanted: &[Role]| roles.iter().any(|r| wanted.contains(r));
+    sponsors_agent
+        || match act {
+            Act::Suspend => any(&[Role::OnCall, Role::SecurityLead, Role::Admin]),
+            Act::Reactivate | Act::Revoke => any(&[Role::SecurityLead, Role::Admin]),
+        }
+}
+
+/// Whether someone with `roles` may suspend every agent of another sponsor.
+pub fn may_suspend_others(roles: &[Role]) -> bool {
+    may_act(Act::Suspend, roles, false)
+}
+
+/// Whether someone with `roles` may lift a suspension made for a security reason.
+pub fn may_lift_security(roles: &[Role]) -> bool {
+    roles.contains(&Role::SecurityLead)
+}
+
 /// Whether a grant may be revoked early: only while it is live.
 pub fn grant_revocable(revoked: bool, ended: bool) -> Result<(), Refusal> {
     if revoked {
@@ -322,6 +353,28 @@ mod tests {
         let reached = vec![node("a", None, AgentStatus::Revoked)];
         assert_eq!(plan(TakeDown::Suspend, &reached, &[], &[]), Plan::default());
         assert_eq!(plan(TakeDown::Revoke, &reached, &[], &[]), Plan::default());
+    }
+
+    #[test]
+    fn who_may_act_on_an_agent() {
+        use Act::*;
+        for act in [Suspend, Reactivate, Revoke] {
+            assert!(may_act(act, &[], true), "{act:?}: its sponsors");
+            assert!(
+                may_act(act, &[Role::SecurityLead], false),
+                "{act:?}: a security lead"
+            );
+            assert!(may_act(act, &[Role::Admin], false), "{act:?}: an admin");
+            assert!(
+                !may_act(act, &[Role::Sponsor], false),
+                "{act:?}: not another sponsor"
+            );
+        }
+        assert!(may_act(Suspend, &[Role::OnCall], false));
+        assert!(!may_act(Reactivate, &[Role::OnCall], false));
+        assert!(!may_act(Revoke, &[Role::OnCall], false));
+        assert!(may_suspend_others(&[Role::OnCall]) && !may_suspend_others(&[Role::Sponsor]));
+        assert!(may_lift_security(&[Role::SecurityLead]) && !may_lift_security(&[Role::Admin]));
     }
 
     #[test]

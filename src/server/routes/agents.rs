@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::VerifyingKey;
-use sha2::{Digest, Sha256};
 
 use crate::domain::role::Role;
+use crate::domain::suspension::{self, Act};
 use crate::domain::{Invalid, Refusal, capability, did, text};
 use crate::protocol::agents::{Agent, AgentList, RegisterAgent};
 use crate::protocol::audit::Actor;
@@ -20,8 +20,9 @@ use crate::protocol::requests::{
 };
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, ApiQuery, Principal};
+use crate::server::idempotency;
 use crate::server::state::AppState;
-use crate::server::store::{Idempotency, NewAgent, Registered, StoreError, SuspendTarget};
+use crate::server::store::{NewAgent, Registered, StoreError, SuspendTarget};
 
 /// Decodes and checks an Ed25519 public key (base64url, 32 bytes, a valid curve point).
 pub fn parse_public_key(encoded: &str) -> Result<[u8; 32], Invalid> {
@@ -54,29 +55,6 @@ fn check_object_id(value: &str) -> Result<(), Invalid> {
 }
 
 /// The `Idempotency-Key` header, if any: 1–128 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 128 visible ASCII characters",
-            )
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
-/// A hash of a request body, in canonical form so that key order does not matter.
-pub fn request_hash<T: serde::Serialize>(body: &T) -> Result<String, ApiError> {
-    let canonical = serde_jcs::to_vec(body).map_err(|_| ApiError::internal())?;
-    Ok(hex::encode(Sha256::digest(canonical)))
-}
-
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = RegisterAgent,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
     responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
@@ -106,14 +84,7 @@ pub async fn register(
     if let Some(runtime) = &body.runtime {
         text::short("runtime", runtime)?;
     }
-    let idempotency = match idempotency_key(&headers)? {
-        Some(key) => Some(Idempotency {
-            principal: caller.sub().to_owned(),
-            key,
-            request_hash: request_hash(&body)?,
-        }),
-        None => None,
-    };
+    let claim = idempotency::claim(&caller, &headers, &body)?;
     let agent = NewAgent {
         did: did::from_public_key(&key),
         name: body.name,
@@ -127,7 +98,7 @@ pub async fn register(
     };
     let registered = state
         .store
-        .register_agent(agent, idempotency, state.clock.now())
+        .register_agent(agent, claim, state.clock.now())
         .await
         .map_err(|e| match e {
             StoreError::Duplicate => ApiError::from(Refusal::conflict(
@@ -138,18 +109,7 @@ pub async fn register(
         })?;
     match registered {
         Registered::Created(agent) => Ok((StatusCode::CREATED, Json(agent)).into_response()),
-        Registered::Replayed(stored) => {
-            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, stored.body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(response)
-        }
+        Registered::Replayed(stored) => Ok(idempotency::replayed(stored)),
     }
 }
 
@@ -205,14 +165,29 @@ fn reason(text_in: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Who may take an agent out of service: its sponsors, on-call staff (any agent), security
-/// leads and admins.
-async fn may_suspend(state: &AppState, caller: &Principal, did: &str) -> Result<bool, ApiError> {
+/// The agent a kill-switch call names, when the caller may `act` on it (`domain::suspension`);
+/// otherwise it answers 404, so the caller does not learn that the agent exists.
+async fn kill_switch_target(
+    state: &AppState,
+    caller: &Principal,
+    raw: &str,
+    why: &str,
+    act: Act,
+) -> Result<String, ApiError> {
+    let did = did::parse(raw)?;
+    reason(why)?;
     caller.require_sponsor()?;
-    if caller.has_role(Role::OnCall) || caller.reads_all() {
-        return Ok(true);
+    let allowed = suspension::may_act(act, &caller.roles, false)
+        || suspension::may_act(
+            act,
+            &caller.roles,
+            state.store.is_sponsor_of(caller.sub(), &did).await?,
+        );
+    if allowed {
+        Ok(did)
+    } else {
+        Err(ApiError::not_found("agent"))
     }
-    Ok(state.store.is_sponsor_of(caller.sub(), did).await?)
 }
 
 /// `POST /v1/agents/{did}/suspend`: the agent and its delegated descendants, at once.
@@ -226,11 +201,7 @@ pub async fn suspend(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<SuspendBody>,
 ) -> Result<Json<Suspension>, ApiError> {
-    let did = did::parse(&raw)?;
-    reason(&body.reason)?;
-    if !may_suspend(&state, &caller, &did).await? {
-        return Err(ApiError::not_found("agent"));
-    }
+    let did = kill_switch_target(&state, &caller, &raw, &body.reason, Act::Suspend).await?;
     let done = state
         .store
         .suspend(
@@ -260,7 +231,7 @@ pub async fn suspend_all(
         .sponsor_id
         .clone()
         .unwrap_or_else(|| caller.sub().to_owned());
-    if sponsor != caller.sub() && !caller.has_role(Role::OnCall) && !caller.reads_all() {
+    if sponsor != caller.sub() && !suspension::may_suspend_others(&caller.roles) {
         return Err(ApiError::forbidden(
             "suspending another sponsor's agents needs the on-call, security-lead or admin role",
         ));
@@ -306,20 +277,13 @@ pub async fn reactivate(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Agent>, ApiError> {
-    let did = did::parse(&raw)?;
-    reason(&body.reason)?;
-    caller.require_sponsor()?;
-    let sponsor = state.store.is_sponsor_of(caller.sub(), &did).await?;
-    let lead = caller.has_role(Role::SecurityLead) || caller.has_role(Role::Admin);
-    if !sponsor && !lead {
-        return Err(ApiError::not_found("agent"));
-    }
+    let did = kill_switch_target(&state, &caller, &raw, &body.reason, Act::Reactivate).await?;
     let agent = state
         .store
         .reactivate(
             &did,
             &body.reason,
-            caller.has_role(Role::SecurityLead),
+            suspension::may_lift_security(&caller.roles),
             Actor::sponsor(caller.sub()),
             state.clock.now(),
         )
@@ -338,13 +302,7 @@ pub async fn revoke(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Suspension>, ApiError> {
-    let did = did::parse(&raw)?;
-    reason(&body.reason)?;
-    caller.require_sponsor()?;
-    let sponsor = state.store.is_sponsor_of(caller.sub(), &did).await?;
-    if !sponsor && !caller.reads_all() {
-        return Err(ApiError::not_found("agent"));
-    }
+    let did = kill_switch_target(&state, &caller, &raw, &body.reason, Act::Revoke).await?;
     let done = state
         .store
         .revoke_agent(

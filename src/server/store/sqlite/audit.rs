@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::rows::audit_from_row;
@@ -61,6 +61,26 @@ pub(super) async fn append(
     Ok(seq)
 }
 
+/// The events a reader in `scope` may see; more conditions follow with `AND`.
+fn scoped(scope: &AuditScope) -> QueryBuilder<'_, Sqlite> {
+    let mut q = QueryBuilder::new("SELECT * FROM audit_events WHERE ");
+    match scope {
+        AuditScope::All => {
+            q.push("1 = 1");
+        }
+        AuditScope::Sponsor(id) => {
+            q.push("(actor_id = ")
+                .push_bind(id)
+                .push(" OR subject = ")
+                .push_bind(id)
+                .push(" OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
+                .push_bind(id)
+                .push("))");
+        }
+    }
+    q
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     #[tracing::instrument(skip_all)]
@@ -70,30 +90,12 @@ impl AuditStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let rows = match scope {
-            AuditScope::All => {
-                sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-            AuditScope::Sponsor(id) => {
-                sqlx::query(
-                    "SELECT * FROM audit_events WHERE seq > ?
-                     AND (actor_id = ? OR subject = ?
-                          OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?))
-                     ORDER BY seq LIMIT ?",
-                )
-                .bind(after)
-                .bind(id)
-                .bind(id)
-                .bind(id)
-                .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await?
-            }
-        };
+        let mut q = scoped(scope);
+        q.push(" AND seq > ")
+            .push_bind(after)
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -107,27 +109,10 @@ impl AuditStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>> {
-        let rows = match scope {
-            AuditScope::All => {
-                sqlx::query("SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?")
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-            AuditScope::Sponsor(id) => {
-                sqlx::query(
-                    "SELECT * FROM audit_events WHERE actor_id = ? OR subject = ?
-                          OR subject IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ?)
-                     ORDER BY seq DESC LIMIT ?",
-                )
-                .bind(id)
-                .bind(id)
-                .bind(id)
-                .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await?
-            }
-        };
+        let mut q = scoped(scope);
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
         let mut events: Vec<AuditEvent> = rows
             .iter()
             .map(audit_from_row)
