@@ -3,18 +3,18 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::watch;
 
 use super::rows::audit_from_row;
-use super::{SqliteStore, from_ms, ms};
+use super::{SqliteStore, Tx, from_ms, ms};
 use crate::domain::audit::{GENESIS_HASH, seal};
 use crate::protocol::audit::{AuditEvent, UnhashedEvent};
 use crate::server::store::{AuditScope, AuditStore, NewAuditEvent, StoreError, StoreResult};
 
 /// Appends an audit event inside `tx`: reads the head, links, hashes, inserts.
 pub(super) async fn append(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     event: NewAuditEvent,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {

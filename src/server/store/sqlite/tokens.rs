@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
 use super::audit::append;
 use super::rows::access_from_row;
-use super::{SqliteStore, from_ms, ms, opt_from_ms};
+use super::{SqliteStore, Tx, from_ms, ms, opt_from_ms};
 use crate::domain::effective;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
@@ -18,7 +18,7 @@ use crate::server::store::{
 /// Introspection's only query: one primary-key lookup (see the query-plan test below).
 const ACCESS_TOKEN_BY_JTI: &str = "SELECT * FROM access_tokens WHERE jti = ?";
 
-async fn insert_access(tx: &mut Transaction<'_, Sqlite>, a: &AccessTokenRecord) -> StoreResult<()> {
+async fn insert_access(tx: &mut Tx<'_>, a: &AccessTokenRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO access_tokens (jti, subject_kind, subject, client_id, family_id, scope, issued_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -36,7 +36,7 @@ async fn insert_access(tx: &mut Transaction<'_, Sqlite>, a: &AccessTokenRecord) 
     Ok(())
 }
 
-async fn insert_refresh(tx: &mut Transaction<'_, Sqlite>, r: &NewRefreshToken) -> StoreResult<()> {
+async fn insert_refresh(tx: &mut Tx<'_>, r: &NewRefreshToken) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, sponsor_id, client_id, scope, issued_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -54,7 +54,7 @@ async fn insert_refresh(tx: &mut Transaction<'_, Sqlite>, r: &NewRefreshToken) -
 }
 
 async fn insert_assertion(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     issuer: &str,
     jti: &str,
     expires_at: DateTime<Utc>,
@@ -78,10 +78,7 @@ async fn insert_assertion(
     Ok(inserted == 1)
 }
 
-async fn family_has_live_tokens(
-    tx: &mut Transaction<'_, Sqlite>,
-    family: &str,
-) -> StoreResult<bool> {
+async fn family_has_live_tokens(tx: &mut Tx<'_>, family: &str) -> StoreResult<bool> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NULL LIMIT 1",
     )
@@ -91,11 +88,7 @@ async fn family_has_live_tokens(
     Ok(row.is_some())
 }
 
-async fn revoke_family(
-    tx: &mut Transaction<'_, Sqlite>,
-    family: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
+async fn revoke_family(tx: &mut Tx<'_>, family: &str, now: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
     )
