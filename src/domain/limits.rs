@@ -138,3 +138,36 @@ mod tests {
         assert!(fatigued(5, 5));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A chain accepts a child exactly when it is neither the parent, one of its ancestors,
+        /// nor another agent's child; the limit accepts exactly below the maximum.
+        #[test]
+        fn children_and_limits(
+            chain_len in 0usize..6,
+            pick in 0usize..8,
+            other_parent in any::<bool>(),
+            held in 0i64..20,
+            max in 0u32..20,
+        ) {
+            let chain: Vec<String> = (0..chain_len).map(|i| format!("did:mesh:a{i}")).collect();
+            let candidates: Vec<String> = std::iter::once("did:mesh:p".to_owned())
+                .chain(chain.iter().cloned())
+                .chain(["did:mesh:x".to_owned(), "did:mesh:y".to_owned()])
+                .collect();
+            let child = &candidates[pick % candidates.len()];
+            let child_parent = other_parent.then_some("did:mesh:q");
+            let ok = existing_child(child, child_parent, "did:mesh:p", &chain).is_ok();
+            let forbidden = child == "did:mesh:p" || chain.contains(child) || other_parent;
+            prop_assert_eq!(ok, !forbidden);
+            prop_assert_eq!(agent_limit(held, max).is_ok(), held < i64::from(max));
+            prop_assert_eq!(new_child(&[held], max).is_ok(), held < i64::from(max));
+        }
+    }
+}
