@@ -9,13 +9,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sponsor_console::client::ApiClient;
+use sponsor_console::client::login::{self, LoginError, LoginPrompt};
+use sponsor_console::client::session::SessionStore;
 use sponsor_console::clock::{SharedClock, SystemClock};
 use sponsor_console::console::app::{self, Alerts, Keeper};
 use sponsor_console::console::config::ConsoleSettings;
 use sponsor_console::console::embedded;
 use sponsor_console::console::keymap::Keymap;
-use sponsor_console::console::login::{self, LoginError, LoginPrompt};
-use sponsor_console::console::session::SessionStore;
 use sponsor_console::console::state::{Identity, State};
 use sponsor_console::console::theme::Theme;
 

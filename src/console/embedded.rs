@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::login::{self, LoginError};
-use super::session::Session;
 use crate::client::ApiClient;
 use crate::client::fleet::{Fleet, FleetConfig};
+use crate::client::login::{self, LoginError};
+use crate::client::session::Session;
 use crate::clock::{SharedClock, SystemClock};
 use crate::domain::role::Role;
 use crate::protocol::audit::Actor;
