@@ -4,6 +4,7 @@
 pub mod client;
 pub mod clock;
 pub mod console;
+pub mod demo;
 pub mod domain;
 pub mod protocol;
 pub mod server;

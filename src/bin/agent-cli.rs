@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
-use sponsor_console::client::fleet::{Fleet, FleetConfig};
 use sponsor_console::client::login;
 use sponsor_console::client::session::SessionStore;
 use sponsor_console::clock::{SharedClock, SystemClock};
+use sponsor_console::demo::fleet::{Fleet, FleetConfig};
 use sponsor_console::protocol::agents::RegisterAgent;
 use sponsor_console::protocol::requests::{DelegationBody, ElevationBody, NewChild, RequestStatus};
 

@@ -14,10 +14,10 @@ use sponsor_console::client::session::SessionStore;
 use sponsor_console::clock::{SharedClock, SystemClock};
 use sponsor_console::console::app::{self, Alerts, Keeper};
 use sponsor_console::console::config::ConsoleSettings;
-use sponsor_console::console::embedded;
 use sponsor_console::console::keymap::Keymap;
 use sponsor_console::console::state::{Identity, State};
 use sponsor_console::console::theme::Theme;
+use sponsor_console::demo::embedded;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 

@@ -3,7 +3,6 @@
 //! sponsor's side of it: device-flow sign-in and the session kept between runs.
 
 pub mod agent_key;
-pub mod fleet;
 pub mod login;
 pub mod session;
 

@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod config;
-pub mod embedded;
 pub mod keymap;
 pub mod safe_text;
 pub mod state;

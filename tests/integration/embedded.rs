@@ -3,7 +3,7 @@
 //! submit, and state kept under the data directory across restarts.
 
 use sponsor_console::client::ApiClient;
-use sponsor_console::console::embedded::start_embedded;
+use sponsor_console::demo::embedded::start_embedded;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_signs_in_and_runs_the_demo() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use super::fleet::{Fleet, FleetConfig};
 use crate::client::ApiClient;
-use crate::client::fleet::{Fleet, FleetConfig};
 use crate::client::login::{self, LoginError};
 use crate::client::session::Session;
 use crate::clock::{SharedClock, SystemClock};
