@@ -85,10 +85,10 @@ enum SponsorsCommand {
 }
 
 fn load_settings(cli: &Cli) -> anyhow::Result<ServerSettings> {
-    let user_file = settings::project_dirs()
-        .map(|d| d.config_dir().join("server.toml"))
-        .filter(|p| p.exists());
-    let path = cli.config.clone().or(user_file);
+    let path = cli
+        .config
+        .clone()
+        .or_else(|| settings::user_config_file("server.toml"));
     let settings = ServerSettings::load(path.as_deref())?;
     if let Some(p) = &path {
         tracing::info!(path = %p.display(), "settings loaded");
