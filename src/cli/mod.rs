@@ -3,4 +3,7 @@
 //! to stdout, so those stay free of clap and printing; `src/bin/` only parses, sets up logging
 //! and turns the outcome into an exit code.
 
+pub mod agent;
+pub mod exit;
+mod output;
 pub mod server;
