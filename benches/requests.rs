@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sponsor_console::client::fleet::Fleet;
 use sponsor_console::clock::SystemClock;
+use sponsor_console::demo::fleet::Fleet;
 use sponsor_console::domain::policy::Policy;
 use sponsor_console::settings::ServerSettings;
 use tokio::sync::Mutex;

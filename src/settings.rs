@@ -210,12 +210,9 @@ impl ServerSettings {
         if let Some(p) = &self.policy {
             return Ok(p.clone());
         }
-        let user = project_dirs()
-            .map(|d| d.config_dir().join("policy.toml"))
-            .filter(|p| p.exists());
         let path = (!self.server.policy.is_empty())
             .then(|| PathBuf::from(&self.server.policy))
-            .or(user);
+            .or_else(|| user_config_file("policy.toml"));
         match path {
             None => Policy::shipped().map_err(|e| SettingsError::Parse {
                 path: PathBuf::from("config/policy.default.toml"),
@@ -288,6 +285,14 @@ impl ServerSettings {
 /// The XDG directories of the project (data, state, config).
 pub fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "sponsor-console")
+}
+
+/// The user's `$XDG_CONFIG_HOME/sponsor-console/<name>` (`server.toml`, `policy.toml`,
+/// `console.toml`), if it exists.
+pub fn user_config_file(name: &str) -> Option<PathBuf> {
+    project_dirs()
+        .map(|d| d.config_dir().join(name))
+        .filter(|p| p.exists())
 }
 
 /// Where the server keeps its database when none is configured.

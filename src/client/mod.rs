@@ -1,8 +1,10 @@
 //! The typed HTTP client of the governance server, shared by the console, `agent-cli`, the
-//! benchmarks and the tests, so every caller speaks the same wire types as the server.
+//! benchmarks and the tests, so every caller speaks the same wire types as the server; and the
+//! sponsor's side of it: device-flow sign-in and the session kept between runs.
 
 pub mod agent_key;
-pub mod fleet;
+pub mod login;
+pub mod session;
 
 use std::time::Duration;
 

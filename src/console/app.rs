@@ -11,12 +11,12 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
-use super::login::{self, LoginError};
-use super::session::{Session, SessionStore};
 use super::state::{Action, Connection, Effect, State};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
+use crate::client::login::{self, LoginError};
+use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
 
 /// Keeps the session's access token fresh, refreshing (and, when it came from the session

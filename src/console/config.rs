@@ -102,10 +102,8 @@ impl ConsoleSettings {
     /// `path`, else `$XDG_CONFIG_HOME/sponsor-console/console.toml` if it exists, else the
     /// shipped defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let user = crate::settings::project_dirs()
-            .map(|d| d.config_dir().join("console.toml"))
-            .filter(|p| p.exists());
-        match path.map(Path::to_path_buf).or(user) {
+        let user = || crate::settings::user_config_file("console.toml");
+        match path.map(Path::to_path_buf).or_else(user) {
             None => Self::from_toml(CONSOLE_DEFAULTS, Path::new("config/console.default.toml")),
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {

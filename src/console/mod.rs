@@ -1,13 +1,10 @@
-//! The sponsor console: sign-in and the session it keeps, the state and its update function,
-//! the keymap, the views, and the app loop that runs effects in tasks.
+//! The sponsor console: the state and its update function, the keymap, the views, and the app
+//! loop that runs effects in tasks.
 
 pub mod app;
 pub mod config;
-pub mod embedded;
 pub mod keymap;
-pub mod login;
 pub mod safe_text;
-pub mod session;
 pub mod state;
 pub mod theme;
 pub mod view;

@@ -18,7 +18,7 @@ async fn keygen_register_token_introspect() {
             .args(["--server", base.as_str()])
             .env("SPONSOR_TOKEN", &sponsor_token)
             .env(
-                sponsor_console::console::session::STATE_DIR_ENV,
+                sponsor_console::client::session::STATE_DIR_ENV,
                 dir.path().join("state"),
             )
             .stdin(Stdio::null())

@@ -3,7 +3,7 @@
 //! submit, and state kept under the data directory across restarts.
 
 use sponsor_console::client::ApiClient;
-use sponsor_console::console::embedded::start_embedded;
+use sponsor_console::demo::embedded::start_embedded;
 
 use crate::common::query;
 

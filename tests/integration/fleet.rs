@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sponsor_console::client::fleet::{Fleet, FleetConfig};
+use sponsor_console::demo::fleet::{Fleet, FleetConfig};
 use sponsor_console::protocol::requests::RequestKind;
 
 use crate::common::TestServer;

@@ -4,7 +4,7 @@ use std::process::{Output, Stdio};
 
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
-use sponsor_console::console::session::{STATE_DIR_ENV, Session, SessionStore};
+use sponsor_console::client::session::{STATE_DIR_ENV, Session, SessionStore};
 
 use crate::common::{elevation, settings, sign_in, start_real_clock};
 

@@ -5,9 +5,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sponsor_console::client::login::{self, LoginError};
+use sponsor_console::client::session::{STATE_DIR_ENV, SessionStore};
 use sponsor_console::clock::SharedClock;
-use sponsor_console::console::login::{self, LoginError};
-use sponsor_console::console::session::{STATE_DIR_ENV, SessionStore};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, oneshot};
 

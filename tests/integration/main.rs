@@ -20,6 +20,7 @@ mod fleet;
 mod headless;
 mod keys;
 mod kill_switch;
+mod layout;
 mod login;
 mod openapi;
 mod pty;

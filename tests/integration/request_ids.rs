@@ -22,8 +22,32 @@ impl Write for Captured {
     }
 }
 
+/// Tracing caches per call site whether anyone listens, for the whole process; other tests of
+/// this binary hitting the same call sites first would race that. So the check runs alone, in
+/// a child process of this same test binary.
+#[test]
+fn the_request_id_is_echoed_and_carried_by_store_spans() {
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "request_ids::alone",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .output()
+        .expect("the child runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
-async fn the_request_id_is_echoed_and_carried_by_store_spans() {
+#[ignore = "run alone by the_request_id_is_echoed_and_carried_by_store_spans"]
+async fn alone() {
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -32,9 +56,7 @@ async fn the_request_id_is_echoed_and_carried_by_store_spans() {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
-    // Global, not per thread: other tests run meanwhile on other threads, and a callsite they
-    // hit first must still be seen here. Only this test installs a subscriber.
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    tracing::subscriber::set_global_default(subscriber).expect("alone in this process");
     let t = TestServer::start().await;
 
     let response = t
@@ -55,7 +77,13 @@ async fn the_request_id_is_echoed_and_carried_by_store_spans() {
     let store_line = logs
         .lines()
         .find(|l| l.contains("create_device_authorization") && l.contains("req-id-test-42"))
-        .unwrap_or_else(|| panic!("no store span in:\n{logs}"));
+        .unwrap_or_else(|| {
+            let ours: Vec<&str> = logs
+                .lines()
+                .filter(|l| l.contains("req-id-test-42") || l.contains("create_device"))
+                .collect();
+            panic!("no store span; related lines:\n{}", ours.join("\n"))
+        });
     assert!(
         store_line.contains("request_id=req-id-test-42"),
         "{store_line}"

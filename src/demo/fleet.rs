@@ -11,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use super::agent_key::AgentKey;
-use super::{ApiClient, ClientError, ClientResult};
+use crate::client::agent_key::AgentKey;
+use crate::client::{ApiClient, ClientError, ClientResult};
 use crate::clock::SharedClock;
 use crate::protocol::agents::RegisterAgent;
 use crate::protocol::requests::{DelegationBody, ElevationBody, NewChild, Request, RequestStatus};

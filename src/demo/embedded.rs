@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::login::{self, LoginError};
-use super::session::Session;
+use super::fleet::{Fleet, FleetConfig};
 use crate::client::ApiClient;
-use crate::client::fleet::{Fleet, FleetConfig};
+use crate::client::login::{self, LoginError};
+use crate::client::session::Session;
 use crate::clock::{SharedClock, SystemClock};
 use crate::domain::role::Role;
 use crate::protocol::audit::Actor;
-use crate::server::passwords::hash_password;
+use crate::server::passwords::{HashError, hash_password};
 use crate::server::store::{SponsorRecord, SponsorUpsert};
 use crate::server::{RunningServer, ServerError, start};
 use crate::settings::ServerSettings;
@@ -29,8 +29,17 @@ pub enum EmbeddedError {
     Server(#[from] ServerError),
     #[error("sign-in: {0}")]
     Login(#[from] LoginError),
+    // The causes are part of the message and deliberately not `source`s, so a `{:#}` chain
+    // prints each once.
+    #[error("{}: {error}", path.display())]
+    DataDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("binding a loopback port: {0}")]
+    Bind(std::io::Error),
     #[error("{0}")]
-    Setup(String),
+    Password(HashError),
 }
 
 /// A running embedded tenant.
@@ -84,13 +93,15 @@ pub async fn start_embedded(
     demo_agents: usize,
     demo_rate: f64,
 ) -> Result<Embedded, EmbeddedError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| EmbeddedError::Setup(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|error| EmbeddedError::DataDir {
+        path: dir.to_path_buf(),
+        error,
+    })?;
     let mut settings = ServerSettings::default();
     settings.limits.max_agents_per_sponsor = 500;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| EmbeddedError::Setup(format!("binding a loopback port: {e}")))?;
+        .map_err(EmbeddedError::Bind)?;
     let clock: SharedClock = Arc::new(SystemClock);
     let server = start(settings, &dir.join("embedded.db"), listener, clock.clone()).await?;
     let state = server.state.clone();
@@ -98,8 +109,7 @@ pub async fn start_embedded(
     // The local sponsor signs in only through this process: its password is random and
     // thrown away.
     let secret: [u8; 32] = rand::random();
-    let password_hash =
-        hash_password(&hex::encode(secret)).map_err(|e| EmbeddedError::Setup(e.to_string()))?;
+    let password_hash = hash_password(&hex::encode(secret)).map_err(EmbeddedError::Password)?;
     let sponsor = state
         .store
         .upsert_sponsor(

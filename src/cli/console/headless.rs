@@ -1,0 +1,272 @@
+//! The headless sub-commands: sign-in (`login`, `whoami`, `logout`) and the scripted ones, each
+//! one API call, one clear line (or a table, or JSON), and an exit code that says what happened.
+
+use std::sync::Arc;
+
+use super::{AuditCommand, Command, ListCommand, print_prompt};
+use crate::cli::exit;
+use crate::cli::output::{print_json, print_table};
+use crate::client::login::{self, LoginError};
+use crate::client::session::{SessionError, SessionStore};
+use crate::client::{ApiClient, ClientError};
+use crate::clock::{SharedClock, SystemClock};
+use crate::console::safe_text::one_line as safe;
+use crate::console::state::human_duration;
+use crate::protocol::query::{GrantQuery, ListScope, RequestQuery};
+use crate::protocol::requests::{Decision, DecisionBody, RequestStatus};
+
+/// One headless command for one server.
+#[derive(Debug)]
+pub struct Headless {
+    pub command: Command,
+    pub server: String,
+}
+
+/// Why a headless command failed; [`HeadlessError::exit_code`] says how to exit.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlessError {
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl HeadlessError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            HeadlessError::Login(e) => exit::of_login(e),
+            HeadlessError::Client(e) => exit::of_client(e),
+            HeadlessError::Session(_) | HeadlessError::Json(_) => exit::FAILURE,
+        }
+    }
+}
+
+impl Headless {
+    /// Runs the command and returns its exit code. Exit codes: 0 done, 1 failure, 2 bad usage
+    /// or input, 3 not signed in / session ended, 4 refused (forbidden, not found, sign-in
+    /// denied), 5 conflict (already decided, expired, cancelled), 6 audit chain broken.
+    pub async fn run(self) -> Result<u8, HeadlessError> {
+        let api = ApiClient::new(&self.server)?;
+        let store = SessionStore::default_location()?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        match self.command {
+            Command::Login => {
+                let session = login::device_login(&api, clock, login::real_sleep, |prompt| {
+                    print_prompt(&prompt);
+                    async {}
+                })
+                .await?;
+                let path = store.save(&session)?;
+                println!(
+                    "Signed in to {} as {}. Session saved to {}.",
+                    session.server,
+                    session.username.as_deref().unwrap_or("?"),
+                    path.display()
+                );
+            }
+            Command::Whoami { json } => {
+                let session = login::current_session(&api, &store, &clock).await?;
+                let me = api.with_token(&session.access_token).me().await?;
+                if json {
+                    print_json(&me)?;
+                } else {
+                    println!(
+                        "{} ({}) on {}\nroles: {}\nsession token valid until {}",
+                        me.display_name.as_deref().unwrap_or(&me.sub),
+                        me.username.as_deref().unwrap_or("?"),
+                        session.server,
+                        me.roles.join(", "),
+                        session
+                            .expires_at
+                            .with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S %Z")
+                    );
+                }
+            }
+            Command::Logout => {
+                if login::logout(&api, &store, &clock).await? {
+                    println!("Signed out of {}.", api.base());
+                } else {
+                    println!("Not signed in to {}.", api.base());
+                }
+            }
+            other => {
+                let session = login::current_session(&api, &store, &clock).await?;
+                return scripted(other, &api.with_token(&session.access_token)).await;
+            }
+        }
+        Ok(exit::SUCCESS)
+    }
+}
+
+/// The scripted commands, as the signed-in sponsor.
+async fn scripted(command: Command, api: &ApiClient) -> Result<u8, HeadlessError> {
+    let now = chrono::Utc::now();
+    match command {
+        Command::Requests {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let mut query = RequestQuery::pending(500, None);
+            query.scope = all.then_some(ListScope::All);
+            let list = api.all_requests(query).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let mut rows = vec![header(&[
+                    "ID",
+                    "KIND",
+                    "AGENT",
+                    "CAPABILITIES",
+                    "ASKED",
+                    "SENSITIVITY",
+                    "LEFT",
+                ])];
+                for r in list {
+                    rows.push(vec![
+                        r.id.clone(),
+                        r.kind.as_str().into(),
+                        safe(&r.agent_name),
+                        r.capabilities.join(","),
+                        human_duration(r.duration_seconds),
+                        r.policy.sensitivity.as_str().into(),
+                        human_duration((r.expires_at - now).num_seconds()),
+                    ]);
+                }
+                print_table(&rows);
+            }
+        }
+        Command::Approve {
+            id,
+            duration,
+            capabilities,
+            reason,
+        } => {
+            let body = DecisionBody {
+                decision: Decision::Approve,
+                duration_seconds: Some(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)),
+                capabilities,
+                justification: reason,
+            };
+            let r = api.decide(&id, &body).await?;
+            match r.status {
+                RequestStatus::Approved => println!(
+                    "approved {} for {}: grant {}",
+                    r.id,
+                    safe(&r.agent_name),
+                    r.grant_id.unwrap_or_default()
+                ),
+                _ => println!(
+                    "approval recorded on {}; {} of {} approvals",
+                    r.id,
+                    r.approvals.len(),
+                    r.policy.approvals_required
+                ),
+            }
+        }
+        Command::Deny { id, reason } => {
+            let body = DecisionBody {
+                decision: Decision::Deny,
+                duration_seconds: None,
+                capabilities: None,
+                justification: reason,
+            };
+            let r = api.decide(&id, &body).await?;
+            println!("denied {} of {}", r.id, safe(&r.agent_name));
+        }
+        Command::Suspend {
+            did,
+            reason,
+            security,
+        } => {
+            let s = api.suspend(&did, &reason, security).await?;
+            if s.agents.is_empty() {
+                println!("nothing changed: {did} was not active");
+            } else {
+                println!(
+                    "suspended {}; revoked {} grant(s), cancelled {} request(s), revoked {} token(s)",
+                    s.agents.join(", "),
+                    s.grants_revoked.len(),
+                    s.requests_cancelled.len(),
+                    s.tokens_revoked
+                );
+            }
+        }
+        Command::Reactivate { did, reason } => {
+            let a = api.reactivate(&did, &reason).await?;
+            println!("{} ({}) is {}", safe(&a.name), a.did, a.status.as_str());
+        }
+        Command::Agents {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let list = api.agents(all).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let mut rows = vec![header(&["DID", "NAME", "STATUS", "TRUST"])];
+                for a in list {
+                    rows.push(vec![
+                        a.did.clone(),
+                        safe(&a.name),
+                        a.status.as_str().into(),
+                        format!("{} {}", a.trust_tier, a.trust_score),
+                    ]);
+                }
+                print_table(&rows);
+            }
+        }
+        Command::Grants {
+            command: ListCommand::Ls { json, all },
+        } => {
+            let list = api
+                .grants(&GrantQuery {
+                    scope: all.then_some(ListScope::All),
+                    ..GrantQuery::default()
+                })
+                .await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let mut rows = vec![header(&["ID", "AGENT", "CAPABILITIES", "UNTIL", "LEFT"])];
+                for g in list {
+                    rows.push(vec![
+                        g.id.clone(),
+                        g.agent_did.clone(),
+                        g.capabilities.join(","),
+                        g.not_after.to_rfc3339(),
+                        human_duration((g.not_after - now).num_seconds()),
+                    ]);
+                }
+                print_table(&rows);
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let report = api.audit_verify().await?;
+            if report.ok {
+                println!(
+                    "audit chain ok: {} events, head {}",
+                    report.count, report.head
+                );
+            } else {
+                println!(
+                    "AUDIT CHAIN BROKEN at seq {}: {} ({} events verified before it)",
+                    report.first_bad_seq.unwrap_or_default(),
+                    report.reason.unwrap_or_default(),
+                    report.count
+                );
+                return Ok(exit::CHAIN_BROKEN);
+            }
+        }
+        Command::Login | Command::Whoami { .. } | Command::Logout => {}
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn header(titles: &[&str]) -> Vec<String> {
+    titles.iter().map(|t| (*t).to_owned()).collect()
+}

@@ -1,0 +1,169 @@
+//! `sponsor-console`: its arguments, and the split between the terminal console (no
+//! sub-command) and the headless sub-commands (sign-in, and one call each for scripts).
+
+mod headless;
+mod launch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use headless::{Headless, HeadlessError};
+pub use launch::{Launch, LaunchError, Prepared};
+
+use crate::client::login::LoginPrompt;
+
+/// Where the headless commands go without `--server`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sponsor-console",
+    version,
+    about = "Where humans govern AI agents"
+)]
+pub struct Cli {
+    /// Governance server base URL. Without it the console runs the embedded default
+    /// (headless commands default to http://127.0.0.1:7070).
+    #[arg(long, global = true, env = "GOVERNANCE_SERVER")]
+    pub server: Option<String>,
+    /// Console settings file (default: $XDG_CONFIG_HOME/sponsor-console/console.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// No acting keys: approve, deny, suspend, reactivate and revoke are gone.
+    #[arg(long)]
+    pub read_only: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with the device flow: open the URL shown, enter the code, approve.
+    Login,
+    /// Show who is signed in (refreshing the session if needed).
+    Whoami {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke this session's tokens and forget them.
+    Logout,
+    /// Requests: `requests ls`.
+    Requests {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Approve a request for a bounded time.
+    Approve {
+        id: String,
+        /// How long, e.g. 30m or 1h (at most what was asked and what policy allows).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Grant only these (comma-separated), a subset of what was asked.
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Option<Vec<String>>,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny a request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Suspend an agent and its delegated descendants at once.
+    Suspend {
+        did: String,
+        #[arg(long)]
+        reason: String,
+        /// A security incident: only a security lead may lift it.
+        #[arg(long)]
+        security: bool,
+    },
+    /// Lift an agent's suspension.
+    Reactivate {
+        did: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Agents: `agents ls`.
+    Agents {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Grants: `grants ls`.
+    Grants {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// The audit chain: `audit verify`.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    /// List (pending requests; my agents; my active grants).
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Everything, not only mine (security leads and admins).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole hash chain; exit code 6 if it is broken.
+    Verify,
+}
+
+/// What the arguments ask for: the terminal console, or one headless command. They log
+/// differently (the console owns the terminal), so the binary sets up logging for each.
+#[derive(Debug)]
+pub enum Mode {
+    Console(Launch),
+    Headless(Headless),
+}
+
+impl Cli {
+    pub fn into_mode(self) -> Mode {
+        match self.command {
+            Some(command) => Mode::Headless(Headless {
+                command,
+                server: self.server.unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+            }),
+            None => Mode::Console(Launch {
+                server: self.server,
+                config: self.config,
+                read_only: self.read_only,
+            }),
+        }
+    }
+}
+
+/// The device flow's instructions for the human, with a QR code of the complete URL.
+fn print_prompt(prompt: &LoginPrompt) {
+    println!("To sign in, open {}", prompt.verification_uri);
+    println!("and enter the code {}", prompt.user_code);
+    if let Some(complete) = &prompt.verification_uri_complete {
+        println!("(or open {complete})");
+        if let Ok(code) = qrcode::QrCode::new(complete.as_bytes()) {
+            let qr = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build();
+            println!("{qr}");
+        }
+    }
+    println!(
+        "Waiting for approval (the code expires in {} minutes)…",
+        prompt.expires_in.as_secs() / 60
+    );
+}

@@ -1,0 +1,43 @@
+//! The exit codes of the command-line tools, one table for all three, and which failure gets
+//! which code.
+
+use crate::client::ClientError;
+use crate::client::login::LoginError;
+
+/// Done.
+pub const SUCCESS: u8 = 0;
+/// Anything not listed below.
+pub const FAILURE: u8 = 1;
+/// Bad usage or input: clap's own code, and the server's 400, 413, 415 and 422.
+pub const USAGE: u8 = 2;
+/// Not signed in, or the session has ended.
+pub const NOT_SIGNED_IN: u8 = 3;
+/// `agent-cli wait` gave up while the request was still pending.
+pub const STILL_PENDING: u8 = 3;
+/// Refused: forbidden, not found, or sign-in denied or expired.
+pub const REFUSED: u8 = 4;
+/// Conflict: already decided, expired, cancelled.
+pub const CONFLICT: u8 = 5;
+/// `audit verify` found the chain broken.
+pub const CHAIN_BROKEN: u8 = 6;
+
+/// The code of a failed API call, from its HTTP status.
+pub fn of_client(e: &ClientError) -> u8 {
+    match e.status().map(|s| s.as_u16()) {
+        Some(400 | 413 | 415 | 422) => USAGE,
+        Some(401) => NOT_SIGNED_IN,
+        Some(403 | 404) => REFUSED,
+        Some(409) => CONFLICT,
+        _ => FAILURE,
+    }
+}
+
+/// The code of a failed sign-in or session.
+pub fn of_login(e: &LoginError) -> u8 {
+    match e {
+        LoginError::NotSignedIn(_) | LoginError::SessionEnded(_) => NOT_SIGNED_IN,
+        LoginError::Denied | LoginError::Expired => REFUSED,
+        LoginError::Client(c) => of_client(c),
+        _ => FAILURE,
+    }
+}

@@ -1,0 +1,298 @@
+//! `governance-server`: its arguments, serving until a signal, and the offline administration
+//! of its database (`keys rotate`, `sponsors add|list|hash-password`).
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::clock::SystemClock;
+use crate::domain::{Invalid, role};
+use crate::protocol::audit::Actor;
+use crate::server::passwords::{HashError, hash_password};
+use crate::server::store::{AgentStore, SponsorUpsert, SqliteStore, StoreError};
+use crate::server::{ServerError, rotate_keys, start};
+use crate::settings::{self, ServerSettings, SettingsError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "governance-server",
+    version,
+    about = "Governance server: agent identities, sign-in, tokens and audit"
+)]
+pub struct Cli {
+    /// Settings file (default: $XDG_CONFIG_HOME/sponsor-console/server.toml if it exists, else
+    /// the shipped defaults).
+    #[arg(long, global = true, env = "GOVERNANCE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file (overrides the settings).
+    #[arg(long, global = true, env = "GOVERNANCE_DATABASE")]
+    pub database: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve {
+        /// Address to listen on (overrides the settings).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Human accounts of the local tenant.
+    Sponsors {
+        #[command(subcommand)]
+        command: SponsorsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SponsorsCommand {
+    /// Add a sponsor, or update one with the same username. Prompts for the password (or reads
+    /// one line from stdin with --password-stdin).
+    Add {
+        username: String,
+        /// Comma-separated: sponsor, security-lead, on-call, admin.
+        #[arg(long, default_value = "sponsor")]
+        roles: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List sponsors.
+    List,
+    /// Print an argon2 hash of a password, for `[[sponsors]]` in the settings file.
+    HashPassword {
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Why a `governance-server` command failed. The wrapped errors keep their own text and
+/// causes, so the report reads the same as the error itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerCliError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("opening {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("a username has no spaces")]
+    UsernameWithSpaces,
+    #[error("the passwords differ")]
+    PasswordsDiffer,
+    #[error("use a password of at least 12 characters")]
+    PasswordTooShort,
+    #[error("the password is longer than 1024 bytes")]
+    PasswordTooLong,
+}
+
+/// Runs one `governance-server` command; `serve` (the default) returns after SIGINT or SIGTERM.
+pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
+    match &cli.command {
+        None => serve(&cli, None).await,
+        Some(Command::Serve { bind }) => serve(&cli, *bind).await,
+        Some(Command::Keys {
+            command: KeysCommand::Rotate,
+        }) => {
+            let kid = rotate(&cli).await?;
+            println!(
+                "now signing with key {kid}; the previous key stays published until its tokens expire"
+            );
+            Ok(())
+        }
+        Some(Command::Sponsors { command }) => match command {
+            SponsorsCommand::HashPassword { password_stdin } => {
+                let password = read_password(*password_stdin, true)?;
+                println!("{}", hash_password(&password)?);
+                Ok(())
+            }
+            SponsorsCommand::List => list_sponsors(&cli).await,
+            SponsorsCommand::Add {
+                username,
+                roles,
+                display_name,
+                password_stdin,
+            } => {
+                crate::domain::text::name("username", username)?;
+                if username.contains(char::is_whitespace) {
+                    return Err(ServerCliError::UsernameWithSpaces);
+                }
+                let roles = role::parse_list(roles)?;
+                let display_name = display_name.clone().unwrap_or_else(|| username.clone());
+                crate::domain::text::name("display name", &display_name)?;
+                let password = read_password(*password_stdin, true)?;
+                add_sponsor(
+                    &cli,
+                    SponsorUpsert {
+                        username: username.clone(),
+                        display_name,
+                        roles,
+                        password_hash: hash_password(&password)?,
+                        source: "cli".into(),
+                    },
+                )
+                .await
+            }
+        },
+    }
+}
+
+fn load_settings(cli: &Cli) -> Result<ServerSettings, ServerCliError> {
+    let path = cli
+        .config
+        .clone()
+        .or_else(|| settings::user_config_file("server.toml"));
+    let settings = ServerSettings::load(path.as_deref())?;
+    if let Some(p) = &path {
+        tracing::info!(path = %p.display(), "settings loaded");
+    }
+    Ok(settings)
+}
+
+fn database_path(cli: &Cli, settings: &ServerSettings) -> PathBuf {
+    cli.database
+        .clone()
+        .or_else(|| {
+            (!settings.server.database.is_empty()).then(|| PathBuf::from(&settings.server.database))
+        })
+        .unwrap_or_else(settings::default_database_path)
+}
+
+fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>, ServerCliError> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line)?;
+        Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        if confirm {
+            let second = Zeroizing::new(rpassword::prompt_password("Again: ")?);
+            if first != second {
+                return Err(ServerCliError::PasswordsDiffer);
+            }
+        }
+        first
+    };
+    if password.chars().count() < 12 {
+        return Err(ServerCliError::PasswordTooShort);
+    }
+    if password.len() > 1024 {
+        return Err(ServerCliError::PasswordTooLong);
+    }
+    Ok(password)
+}
+
+// Every call into the server and its store is below, so changes there meet this file in one
+// place.
+
+async fn open_store(path: &Path) -> Result<SqliteStore, ServerCliError> {
+    SqliteStore::open(path)
+        .await
+        .map_err(|source| ServerCliError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError> {
+    let mut settings = load_settings(cli)?;
+    if let Some(bind) = bind {
+        settings.server.bind = bind;
+    }
+    let db = database_path(cli, &settings);
+    let addr = settings.server.bind;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerCliError::Bind { addr, source })?;
+    let server = start(settings, &db, listener, Arc::new(SystemClock)).await?;
+    eprintln!(
+        "governance-server listening on {} (database {})",
+        server.base_url(),
+        db.display()
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn rotate(cli: &Cli) -> Result<String, ServerCliError> {
+    let settings = load_settings(cli)?;
+    let store = open_store(&database_path(cli, &settings)).await?;
+    let kid = rotate_keys(&store, &settings, chrono::Utc::now()).await?;
+    store.close().await;
+    Ok(kid)
+}
+
+async fn list_sponsors(cli: &Cli) -> Result<(), ServerCliError> {
+    let settings = load_settings(cli)?;
+    let store = open_store(&database_path(cli, &settings)).await?;
+    for s in store.list_sponsors().await? {
+        let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
+        println!("{}\t{}\t{}", s.username, roles.join(","), s.display_name);
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn add_sponsor(cli: &Cli, sponsor: SponsorUpsert) -> Result<(), ServerCliError> {
+    let settings = load_settings(cli)?;
+    let store = open_store(&database_path(cli, &settings)).await?;
+    let record = store
+        .upsert_sponsor(&sponsor, Actor::system(), chrono::Utc::now())
+        .await?;
+    println!("sponsor {} saved (id {})", record.username, record.id);
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

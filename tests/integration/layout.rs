@@ -1,0 +1,87 @@
+//! The package's shape, checked on the source: the binaries stay thin (arguments, logging, a
+//! call into the library), and agent-cli's code does not reach into the console.
+
+use std::path::{Path, PathBuf};
+
+const MAX_BIN_LINES: usize = 80;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Paths into the console module (`console::…`, `crate::console::…`), but not the crate's own
+/// name, `sponsor_console::`.
+fn console_paths(text: &str) -> Vec<String> {
+    text.match_indices("console::")
+        .filter(|(at, _)| {
+            !text[..*at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+        .map(|(at, _)| {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            text[line_start..line_end].trim().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn binaries_only_parse_log_and_call_the_library() {
+    let bins = rust_files(&root().join("src/bin"));
+    assert_eq!(bins.len(), 3, "{bins:?}");
+    for bin in bins {
+        let lines = std::fs::read_to_string(&bin).unwrap().lines().count();
+        assert!(
+            lines <= MAX_BIN_LINES,
+            "{} has {lines} lines; its logic belongs in src/cli/",
+            bin.display()
+        );
+    }
+}
+
+#[test]
+fn agent_cli_does_not_depend_on_the_console() {
+    let root = root();
+    let mut files = vec![
+        root.join("src/bin/agent-cli.rs"),
+        root.join("src/cli/agent.rs"),
+        root.join("src/cli/exit.rs"),
+        root.join("src/cli/output.rs"),
+    ];
+    // What agent-cli calls: the client (sign-in and sessions included) and the demo fleet.
+    files.extend(rust_files(&root.join("src/client")));
+    files.extend(rust_files(&root.join("src/demo")));
+    for file in files {
+        let found = console_paths(&std::fs::read_to_string(&file).unwrap());
+        assert!(found.is_empty(), "{}: {found:?}", file.display());
+    }
+}
+
+#[test]
+fn the_console_path_check_can_fail() {
+    assert_eq!(
+        console_paths("use crate::console::safe_text;\nuse sponsor_console::client;\n"),
+        vec!["use crate::console::safe_text;"]
+    );
+    assert_eq!(
+        console_paths("super::console::x"),
+        vec!["super::console::x"]
+    );
+    assert!(console_paths("sponsor_console::cli::agent").is_empty());
+}
