@@ -302,6 +302,9 @@ pub struct Identity {
     pub embedded: bool,
 }
 
+/// Longer than the longest duration preset: worth a second look whatever policy allows.
+const LONG_SECONDS: i64 = 8 * 3600;
+
 /// Risk flags of a request, shown in the inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Risk {
@@ -317,10 +320,10 @@ impl Risk {
         Self {
             critical: r.policy.sensitivity == Sensitivity::Critical,
             high: r.policy.sensitivity == Sensitivity::High,
-            low_trust: r.trust_score < 500,
+            low_trust: Tier::of(r.trust_score) < Tier::Standard,
             delegation: r.kind == RequestKind::Delegation,
-            unusual_duration: r.duration_seconds > r.policy.max_seconds
-                || r.duration_seconds > 8 * 3600,
+            unusual_duration: r.policy.grantable_seconds(r.duration_seconds) < r.duration_seconds
+                || r.duration_seconds > LONG_SECONDS,
         }
     }
 
@@ -1067,7 +1070,7 @@ impl State {
         let Some(r) = self.target_request() else {
             return;
         };
-        let max_seconds = r.duration_seconds.min(r.policy.max_seconds);
+        let max_seconds = r.policy.grantable_seconds(r.duration_seconds);
         let preset = (0..PRESETS.len())
             .rev()
             .find(|i| PRESETS[*i].0 <= max_seconds)
@@ -1099,11 +1102,7 @@ impl State {
             .collect();
         let blocked: Vec<String> = marked
             .iter()
-            .filter(|r| {
-                r.policy.sensitivity != Sensitivity::Low
-                    || r.policy.approvals_required > 1
-                    || Tier::of(r.trust_score) < Tier::Standard
-            })
+            .filter(|r| !r.policy.allows_bulk_approval(Tier::of(r.trust_score)))
             .map(|r| crate::console::safe_text::one_line(&r.agent_name))
             .collect();
         if !blocked.is_empty() {
@@ -1124,7 +1123,7 @@ impl State {
                     "{} → {} for {}",
                     crate::console::safe_text::one_line(&r.agent_name),
                     r.capabilities.join(", "),
-                    human_duration(r.duration_seconds.min(r.policy.max_seconds))
+                    human_duration(r.policy.grantable_seconds(r.duration_seconds))
                 )
             })
             .collect();
@@ -1723,9 +1722,4 @@ fn cycle(focus: Focus, order: &[Focus], back: bool) -> Focus {
     } else {
         order[(pos + 1) % order.len()]
     }
-}
-
-/// An agent's trust tier for display (the score the request carried at submission).
-pub fn tier_of(score: i64) -> Tier {
-    Tier::of(score)
 }

@@ -13,9 +13,10 @@ use super::keymap::Context;
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{
     Connection, DecideForm, Focus, Load, Modal, PRESETS, ReasonForm, Risk, Screen, State,
-    SuspendAllForm, SuspendForm, human_duration, tier_of,
+    SuspendAllForm, SuspendForm, human_duration,
 };
 use super::theme::Theme;
+use crate::domain::trust::Tier;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::requests::{Request, RequestKind};
 
@@ -233,7 +234,7 @@ fn inbox(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
                 Cell::from(agent),
                 Cell::from(safe(&r.capabilities.join(" "))),
                 Cell::from(human_duration(r.duration_seconds)),
-                Cell::from(tier_of(r.trust_score).as_str()),
+                Cell::from(Tier::of(r.trust_score).as_str()),
                 Cell::from(human_duration(age)),
                 Cell::from(human_duration(left)),
                 Cell::from(flags(state, r, risk)),
@@ -1013,10 +1014,13 @@ fn detail(frame: &mut Frame, area: Rect, state: &State, id: &str, scroll: u16, c
             safe(a.runtime.as_deref().unwrap_or("—"))
         )));
     }
-    let score = trust.map_or(r.trust_score, |t| t.score);
+    // The server's current score and tier when loaded; else what the request carried.
+    let (score, tier) = trust.map_or((r.trust_score, Tier::of(r.trust_score)), |t| {
+        (t.score, t.tier)
+    });
     left.push(Line::raw(format!(
         "trust    {score} {} (at request: {})",
-        tier_of(score).as_str(),
+        tier.as_str(),
         r.trust_score
     )));
     left.push(Line::raw(""));
