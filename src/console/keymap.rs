@@ -474,14 +474,6 @@ impl Keymap {
         }
         out
     }
-
-    /// The first key bound to `command`, for messages ("press a to approve").
-    pub fn key_for(&self, command: Command) -> Option<&str> {
-        self.bindings
-            .iter()
-            .find(|b| b.command == command)
-            .map(|b| b.key.as_str())
-    }
 }
 
 #[cfg(test)]

@@ -573,7 +573,7 @@ impl State {
 
     /// Replaces all pending requests (keeps the selection on the same request if it is still
     /// there).
-    pub fn set_requests(&mut self, requests: Vec<Request>, now: DateTime<Utc>) {
+    pub fn set_requests(&mut self, requests: Vec<Request>) {
         let keep = self.selected_request().map(|r| r.id.clone());
         self.requests = requests
             .into_iter()
@@ -582,11 +582,11 @@ impl State {
         self.search = self.requests.iter().map(search_text).collect();
         let ids: BTreeSet<&String> = self.requests.iter().map(|r| &r.id).collect();
         self.marks.retain(|m| ids.contains(m));
-        self.refresh_inbox(keep, now);
+        self.refresh_inbox(keep);
     }
 
     /// Inserts, updates or (when no longer pending) removes one request.
-    fn upsert_request(&mut self, request: Request, now: DateTime<Utc>) {
+    fn upsert_request(&mut self, request: Request) {
         let keep = self.selected_request().map(|r| r.id.clone());
         let pos = self.requests.iter().position(|r| r.id == request.id);
         match (pos, request.status == RequestStatus::Pending) {
@@ -605,11 +605,11 @@ impl State {
             }
             (None, false) => {}
         }
-        self.refresh_inbox(keep, now);
+        self.refresh_inbox(keep);
     }
 
     /// Re-applies filter and sort. Linear in the number of requests plus the sort.
-    pub fn refresh_inbox(&mut self, keep: Option<String>, now: DateTime<Utc>) {
+    pub fn refresh_inbox(&mut self, keep: Option<String>) {
         let needle = self.filter.to_lowercase();
         let terms: Vec<&str> = needle.split_whitespace().collect();
         let mut view: Vec<usize> = (0..self.requests.len())
@@ -633,7 +633,6 @@ impl State {
                 )
             }),
         }
-        let _ = now;
         self.inbox = view;
         self.inbox_selected = keep
             .and_then(|id| self.inbox.iter().position(|i| self.requests[*i].id == id))
@@ -658,13 +657,13 @@ impl State {
                         .filter(|r| r.expires_at > now)
                         .cloned()
                         .collect();
-                    self.set_requests(keep, now);
+                    self.set_requests(keep);
                 }
                 Vec::new()
             }
             Action::Requests(Ok(list)) => {
                 self.requests_load = Load::Ready;
-                self.set_requests(list, now);
+                self.set_requests(list);
                 Vec::new()
             }
             Action::Requests(Err(e)) => {
@@ -672,7 +671,7 @@ impl State {
                 Vec::new()
             }
             Action::Request(Ok(r)) => {
-                self.upsert_request(r, now);
+                self.upsert_request(r);
                 Vec::new()
             }
             Action::Request(Err(_)) => Vec::new(),
@@ -716,7 +715,7 @@ impl State {
                 self.trust.insert(did, report);
                 Vec::new()
             }
-            Action::Event(event) => self.on_event(*event, now),
+            Action::Event(event) => self.on_event(*event),
             Action::Connection(c) => {
                 let was_down = self.connection != Connection::Live;
                 self.connection = c;
@@ -739,7 +738,7 @@ impl State {
                             _ => r.status.as_str(),
                         };
                         self.flash(format!("{} {what}", r.agent_name), false, now);
-                        self.upsert_request(r, now);
+                        self.upsert_request(r);
                         return vec![Effect::LoadGrants];
                     }
                     Err(e) => self.flash(format!("decision refused: {e}"), true, now),
@@ -799,7 +798,7 @@ impl State {
         }
     }
 
-    fn on_event(&mut self, event: AuditEvent, now: DateTime<Utc>) -> Vec<Effect> {
+    fn on_event(&mut self, event: AuditEvent) -> Vec<Effect> {
         let mut effects = Vec::new();
         let action = event.event.action.as_str();
         let request_id = event.event.details["request_id"]
@@ -857,7 +856,6 @@ impl State {
             self.audit.drain(..excess);
             self.audit_selected = self.audit_selected.saturating_sub(excess);
         }
-        let _ = now;
         effects
     }
 
@@ -876,13 +874,13 @@ impl State {
                     }
                     return Vec::new();
                 }
-                Modal::Filter(text) => return self.on_filter_key(key, text, now),
+                Modal::Filter(text) => return self.on_filter_key(key, text),
                 Modal::CommandLine(text) => return self.on_command_key(key, text, now),
-                Modal::Decide(form) => return self.on_decide_key(key, form, now),
-                Modal::Reason(form) => return self.on_reason_key(key, form, now),
-                Modal::Suspend(form) => return self.on_suspend_key(key, form, now),
-                Modal::SuspendAll(form) => return self.on_suspend_all_key(key, form, now),
-                Modal::BulkApprove(form) => return self.on_bulk_key(key, form, now),
+                Modal::Decide(form) => return self.on_decide_key(key, form),
+                Modal::Reason(form) => return self.on_reason_key(key, form),
+                Modal::Suspend(form) => return self.on_suspend_key(key, form),
+                Modal::SuspendAll(form) => return self.on_suspend_all_key(key, form),
+                Modal::BulkApprove(form) => return self.on_bulk_key(key, form),
                 Modal::Detail { .. } => {}
             }
         }
@@ -952,12 +950,12 @@ impl State {
             Command::Sort => {
                 self.sort = self.sort.next();
                 let keep = self.selected_request().map(|r| r.id.clone());
-                self.refresh_inbox(keep, now);
+                self.refresh_inbox(keep);
                 self.flash(format!("sorted by {}", self.sort.label()), false, now);
             }
             Command::Approve => self.open_approve(now),
-            Command::Deny => self.open_deny(now),
-            Command::Suspend => self.open_suspend(now),
+            Command::Deny => self.open_deny(),
+            Command::Suspend => self.open_suspend(),
             Command::SuspendAll => {
                 let count = self
                     .agents
@@ -1137,7 +1135,7 @@ impl State {
         }));
     }
 
-    fn open_deny(&mut self, _now: DateTime<Utc>) {
+    fn open_deny(&mut self) {
         let in_detail = matches!(self.modals.last(), Some(Modal::Detail { .. }));
         let targets: Vec<String> = if !in_detail && !self.marks.is_empty() {
             self.marks.iter().cloned().collect()
@@ -1166,7 +1164,7 @@ impl State {
         }));
     }
 
-    fn open_suspend(&mut self, _now: DateTime<Utc>) {
+    fn open_suspend(&mut self) {
         let did = match (self.screen, self.modals.last()) {
             (_, Some(Modal::Detail { id, .. })) => self.request(id).map(|r| r.agent_did.clone()),
             (Screen::Inbox, _) => self.selected_request().map(|r| r.agent_did.clone()),
@@ -1246,12 +1244,7 @@ impl State {
         self.modals.push(modal);
     }
 
-    fn on_filter_key(
-        &mut self,
-        key: KeyEvent,
-        mut text: String,
-        now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_filter_key(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
         let inbox = self.screen == Screen::Inbox;
         match key.code {
             KeyCode::Esc => {
@@ -1283,7 +1276,7 @@ impl State {
         }
         self.filter = text;
         let keep = self.selected_request().map(|r| r.id.clone());
-        self.refresh_inbox(keep, now);
+        self.refresh_inbox(keep);
         Vec::new()
     }
 
@@ -1370,12 +1363,7 @@ impl State {
         }
     }
 
-    fn on_decide_key(
-        &mut self,
-        key: KeyEvent,
-        mut form: DecideForm,
-        _now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_decide_key(&mut self, key: KeyEvent, mut form: DecideForm) -> Vec<Effect> {
         let order: Vec<Focus> = std::iter::once(Focus::Presets)
             .chain((form.preset == PRESETS.len()).then_some(Focus::Custom))
             .chain((0..form.capabilities.len()).map(Focus::Capability))
@@ -1480,12 +1468,7 @@ impl State {
         Vec::new()
     }
 
-    fn on_reason_key(
-        &mut self,
-        key: KeyEvent,
-        mut form: ReasonForm,
-        _now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_reason_key(&mut self, key: KeyEvent, mut form: ReasonForm) -> Vec<Effect> {
         match navigate(
             &key,
             &mut form.focus,
@@ -1545,12 +1528,7 @@ impl State {
         }
     }
 
-    fn on_suspend_key(
-        &mut self,
-        key: KeyEvent,
-        mut form: SuspendForm,
-        _now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_suspend_key(&mut self, key: KeyEvent, mut form: SuspendForm) -> Vec<Effect> {
         if key.code == KeyCode::Char(' ') && form.focus == Focus::Toggle {
             form.security = !form.security;
             return self.keep(Modal::Suspend(form));
@@ -1582,12 +1560,7 @@ impl State {
         }
     }
 
-    fn on_suspend_all_key(
-        &mut self,
-        key: KeyEvent,
-        mut form: SuspendAllForm,
-        _now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_suspend_all_key(&mut self, key: KeyEvent, mut form: SuspendAllForm) -> Vec<Effect> {
         let order = [Focus::Custom, Focus::Text, Focus::Cancel, Focus::Confirm];
         match navigate(&key, &mut form.focus, &order) {
             Nav::Close => self.close_dialog(),
@@ -1625,12 +1598,7 @@ impl State {
         }
     }
 
-    fn on_bulk_key(
-        &mut self,
-        key: KeyEvent,
-        mut form: BulkApproveForm,
-        _now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn on_bulk_key(&mut self, key: KeyEvent, mut form: BulkApproveForm) -> Vec<Effect> {
         match navigate(
             &key,
             &mut form.focus,

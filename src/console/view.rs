@@ -5,7 +5,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Wrap};
 
@@ -1158,16 +1158,4 @@ fn detail(frame: &mut Frame, area: Rect, state: &State, id: &str, scroll: u16, c
             .scroll((scroll, 0)),
         columns[1],
     );
-}
-
-/// The style the inbox gives a request row (for tests of safety-critical styling).
-pub fn row_style(r: &Request, theme: &Theme) -> Style {
-    let risk = Risk::of(r);
-    if risk.critical {
-        theme.critical
-    } else if risk.high {
-        theme.high
-    } else {
-        theme.base
-    }
 }
