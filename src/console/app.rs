@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::login::{self, LoginError};
 use super::session::{Session, SessionStore};
-use super::state::{Action, Connection, Effect, State};
+use super::state::{Action, Connection, Effect, EffectError, State};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
@@ -133,10 +133,6 @@ fn desktop_session() -> bool {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Runs one effect in a task; its answer comes back on `tx`.
 fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
     let (keeper, tx) = (keeper.clone(), tx.clone());
@@ -144,7 +140,7 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
         let client = match keeper.client().await {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Action::Requests(Err(format!("session: {e}"))));
+                let _ = tx.send(Action::Requests(Err(EffectError::Session(e))));
                 return;
             }
         };
@@ -154,24 +150,37 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
                 client
                     .requests("status=pending&limit=10000")
                     .await
-                    .map_err(err),
+                    .map_err(EffectError::from),
             ),
-            Effect::LoadRequest(id) => Action::Request(client.get_request(&id).await.map_err(err)),
-            Effect::LoadAgents => Action::Agents(client.agents(false).await.map_err(err)),
-            Effect::LoadGrants => Action::Grants(client.grants("").await.map_err(err)),
-            Effect::LoadAudit => Action::Audit(client.audit_tail(500).await.map_err(err)),
+            Effect::LoadRequest(id) => {
+                Action::Request(client.get_request(&id).await.map_err(EffectError::from))
+            }
+            Effect::LoadAgents => {
+                Action::Agents(client.agents(false).await.map_err(EffectError::from))
+            }
+            Effect::LoadGrants => {
+                Action::Grants(client.grants("").await.map_err(EffectError::from))
+            }
+            Effect::LoadAudit => {
+                Action::Audit(client.audit_tail(500).await.map_err(EffectError::from))
+            }
             Effect::LoadTrust(did) => match client.trust(&did).await {
                 Ok(t) => Action::Trust(did, t),
                 Err(_) => return,
             },
             Effect::Decide { id, body } => {
-                Action::Decided(client.decide(&id, &body).await.map_err(err))
+                Action::Decided(client.decide(&id, &body).await.map_err(EffectError::from))
             }
             Effect::Suspend {
                 did,
                 reason,
                 security,
-            } => Action::Suspended(client.suspend(&did, &reason, security).await.map_err(err)),
+            } => Action::Suspended(
+                client
+                    .suspend(&did, &reason, security)
+                    .await
+                    .map_err(EffectError::from),
+            ),
             Effect::SuspendAll { reason, expected } => Action::Suspended(
                 client
                     .suspend_all(&crate::protocol::requests::SuspendAllBody {
@@ -181,15 +190,23 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
                         expected_count: u32::try_from(expected).ok(),
                     })
                     .await
-                    .map_err(err),
+                    .map_err(EffectError::from),
             ),
-            Effect::Reactivate { did, reason } => {
-                Action::Reactivated(client.reactivate(&did, &reason).await.map_err(err))
+            Effect::Reactivate { did, reason } => Action::Reactivated(
+                client
+                    .reactivate(&did, &reason)
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::RevokeGrant { id, reason } => Action::GrantRevoked(
+                client
+                    .revoke_grant(&id, &reason)
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::Verify => {
+                Action::Verified(client.audit_verify().await.map_err(EffectError::from))
             }
-            Effect::RevokeGrant { id, reason } => {
-                Action::GrantRevoked(client.revoke_grant(&id, &reason).await.map_err(err))
-            }
-            Effect::Verify => Action::Verified(client.audit_verify().await.map_err(err)),
             Effect::Notify { .. } | Effect::Quit => return,
         };
         let _ = tx.send(action);
@@ -203,8 +220,8 @@ fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::ta
         let mut attempt: u32 = 0;
         loop {
             let opened = match keeper.client().await {
-                Ok(client) => client.events(last).await.map_err(err),
-                Err(e) => Err(e.to_string()),
+                Ok(client) => client.events(last).await.map_err(EffectError::from),
+                Err(e) => Err(EffectError::Session(e)),
             };
             let error = match opened {
                 Ok(mut stream) => {
@@ -220,8 +237,8 @@ fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::ta
                                     return;
                                 }
                             }
-                            Some(Err(e)) => break e.to_string(),
-                            None => break "the server closed the stream".to_owned(),
+                            Some(Err(e)) => break EffectError::Client(e),
+                            None => break EffectError::StreamClosed,
                         }
                     }
                 }

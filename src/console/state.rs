@@ -9,6 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::keymap::{Command, Context, Keymap};
+use super::login::LoginError;
+use crate::client::ClientError;
 use crate::domain::policy::Sensitivity;
 use crate::domain::trust::Tier;
 use crate::protocol::agents::{Agent, AgentStatus};
@@ -48,20 +50,36 @@ impl Screen {
     }
 }
 
+/// Why an effect failed; the console shows its message.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    /// The server refused, or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The session could not be renewed, so nothing was sent.
+    #[error("session: {0}")]
+    Session(#[from] LoginError),
+    /// A failure below HTTP, shown as the system words it (`connection refused`).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the stream")]
+    StreamClosed,
+}
+
 /// The event stream's state, shown in the status bar.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Connection {
     Connecting,
     Live,
-    Reconnecting { attempt: u32, error: String },
+    Reconnecting { attempt: u32, error: EffectError },
 }
 
 /// Something loaded from the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Load {
     Loading,
     Ready,
-    Failed(String),
+    Failed(EffectError),
 }
 
 /// Inbox sort orders, cycled with the sort key.
@@ -264,23 +282,23 @@ pub enum Effect {
 }
 
 /// What happened.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Action {
     Key(KeyEvent),
     Tick,
-    Requests(Result<Vec<Request>, String>),
-    Request(Result<Request, String>),
-    Agents(Result<Vec<Agent>, String>),
-    Grants(Result<Vec<Grant>, String>),
-    Audit(Result<Vec<AuditEvent>, String>),
+    Requests(Result<Vec<Request>, EffectError>),
+    Request(Result<Request, EffectError>),
+    Agents(Result<Vec<Agent>, EffectError>),
+    Grants(Result<Vec<Grant>, EffectError>),
+    Audit(Result<Vec<AuditEvent>, EffectError>),
     Trust(String, TrustReport),
     Event(Box<AuditEvent>),
     Connection(Connection),
-    Decided(Result<Request, String>),
-    Suspended(Result<Suspension, String>),
-    Reactivated(Result<Agent, String>),
-    GrantRevoked(Result<Suspension, String>),
-    Verified(Result<VerifyReport, String>),
+    Decided(Result<Request, EffectError>),
+    Suspended(Result<Suspension, EffectError>),
+    Reactivated(Result<Agent, EffectError>),
+    GrantRevoked(Result<Suspension, EffectError>),
+    Verified(Result<VerifyReport, EffectError>),
     TokenExpiry(DateTime<Utc>),
 }
 
@@ -388,7 +406,7 @@ pub struct State {
     pub audit: Vec<AuditEvent>,
     pub audit_selected: usize,
     pub audit_load: Load,
-    pub verify: Option<Result<VerifyReport, String>>,
+    pub verify: Option<Result<VerifyReport, EffectError>>,
     pub trust: HashMap<String, TrustReport>,
 }
 
@@ -717,9 +735,9 @@ impl State {
             }
             Action::Event(event) => self.on_event(*event),
             Action::Connection(c) => {
-                let was_down = self.connection != Connection::Live;
+                let was_down = !matches!(self.connection, Connection::Live);
                 self.connection = c;
-                if was_down && self.connection == Connection::Live {
+                if was_down && matches!(self.connection, Connection::Live) {
                     // Back after a gap: the stream resumed from the last seq, but lists may
                     // have been loaded before it started.
                     return vec![Effect::LoadRequests, Effect::LoadAgents, Effect::LoadGrants];

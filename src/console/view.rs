@@ -134,7 +134,7 @@ fn loading(frame: &mut Frame, area: Rect, load: &Load, what: &str, ctx: Frame2<'
             frame.render_widget(
                 Paragraph::new(format!(
                     "could not load {what}: {} (ctrl-r retries)",
-                    safe(e)
+                    safe(&e.to_string())
                 ))
                 .style(ctx.theme.error)
                 .wrap(Wrap { trim: true }),
@@ -478,7 +478,7 @@ fn audit(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
             ctx.theme.error,
         ),
         Some(Err(e)) => Span::styled(
-            format!(" verification failed: {} ", safe(e)),
+            format!(" verification failed: {} ", safe(&e.to_string())),
             ctx.theme.error,
         ),
     };

@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
 use sponsor_console::console::keymap::Keymap;
-use sponsor_console::console::state::{Action, Effect, Focus, Identity, Modal, State};
+use sponsor_console::console::state::{Action, Effect, EffectError, Focus, Identity, Modal, State};
 use sponsor_console::console::theme::Theme;
 use sponsor_console::console::view::{self, Frame2};
 use sponsor_console::domain::policy::{Requirement, Sensitivity};
@@ -324,11 +324,12 @@ fn snapshot_read_only_and_production() {
 #[test]
 fn snapshot_loading_failure_and_reconnecting() {
     let mut s = fixture(false);
-    s.update(Action::Requests(Err("connection refused".into())), now());
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    s.update(Action::Requests(Err(EffectError::Io(refused))), now());
     s.update(
         Action::Connection(sponsor_console::console::state::Connection::Reconnecting {
             attempt: 3,
-            error: "reset".into(),
+            error: EffectError::StreamClosed,
         }),
         now(),
     );
