@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::keymap::{Command, Context, Keymap};
+use super::keymap::{Command, Context, Keymap, LineCommand, parse_line};
 use super::login::LoginError;
 use crate::client::ClientError;
 use crate::domain::policy::Sensitivity;
@@ -1320,48 +1320,44 @@ impl State {
             }
             KeyCode::Enter => {
                 self.modals.pop();
-                let command = match text.trim() {
-                    "q" | "quit" => Some(Command::Quit),
-                    "requests" | "inbox" | "req" => Some(Command::Inbox),
-                    "agents" | "ag" => Some(Command::Agents),
-                    "grants" | "gr" => Some(Command::Grants),
-                    "audit" => Some(Command::Audit),
-                    "verify" => {
-                        self.go(Screen::Audit);
-                        Some(Command::Verify)
-                    }
-                    "help" => Some(Command::Help),
-                    cmd if cmd.starts_with("suspend ") => {
-                        let did = cmd["suspend ".len()..].trim().to_owned();
-                        if self.read_only || !self.keymap.has(Command::Suspend) {
-                            self.flash("suspending is not available here", true, now);
-                        } else if crate::domain::did::parse(&did).is_err() {
-                            self.flash("usage: suspend did:mesh:…", true, now);
-                        } else {
-                            self.open_suspend_did(did);
-                        }
-                        None
-                    }
-                    "" => None,
-                    other => {
-                        self.flash(
-                            format!(
-                                "unknown command {:?}",
-                                crate::console::safe_text::one_line(other)
-                            ),
-                            true,
-                            now,
-                        );
-                        None
-                    }
-                };
-                if let Some(c) = command {
-                    return self.on_command(c, now);
-                }
+                return self.run_line(&text, now);
             }
             _ => {}
         }
         Vec::new()
+    }
+
+    fn run_line(&mut self, line: &str, now: DateTime<Utc>) -> Vec<Effect> {
+        match parse_line(line) {
+            Ok(None) => Vec::new(),
+            Err(unknown) => {
+                self.flash(unknown.to_string(), true, now);
+                Vec::new()
+            }
+            Ok(Some(LineCommand {
+                command: Command::Suspend,
+                arg,
+            })) => {
+                let did = arg.unwrap_or_default();
+                if self.read_only || !self.keymap.has(Command::Suspend) {
+                    self.flash("suspending is not available here", true, now);
+                } else if crate::domain::did::parse(&did).is_err() {
+                    self.flash("usage: suspend did:mesh:…", true, now);
+                } else {
+                    self.open_suspend_did(did);
+                }
+                Vec::new()
+            }
+            Ok(Some(LineCommand {
+                command: Command::Verify,
+                ..
+            })) => {
+                // Verifying from anywhere shows the verdict where it is drawn.
+                self.go(Screen::Audit);
+                self.on_command(Command::Verify, now)
+            }
+            Ok(Some(LineCommand { command, .. })) => self.on_command(command, now),
+        }
     }
 
     /// Common text editing of a focused input.

@@ -9,7 +9,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Wrap};
 
-use super::keymap::Context;
+use super::keymap::{Context, line_summary};
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{
     Connection, DecideForm, Focus, Load, Modal, PRESETS, ReasonForm, Risk, Screen, State,
@@ -571,15 +571,7 @@ fn hints(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         )]
     } else {
         let mut v = Vec::new();
-        for (keys, help) in state.keymap.hints(context) {
-            if context != Context::Global
-                && matches!(
-                    help,
-                    "up" | "down" | "first" | "last" | "page up" | "page down"
-                )
-            {
-                continue;
-            }
+        for (keys, help) in state.keymap.footer(context) {
             v.push(Span::styled(keys, ctx.theme.accent));
             v.push(Span::styled(format!(" {help}  "), ctx.theme.dim));
         }
@@ -967,7 +959,7 @@ fn help(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "Commands after ':' — requests, agents, grants, audit, verify, suspend DID, help, quit",
+        format!("Commands after ':' — {}", line_summary()),
         ctx.theme.dim,
     ));
     let rect = centered(area, 70, (lines.len() as u16 + 2).min(area.height));

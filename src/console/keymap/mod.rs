@@ -8,6 +8,13 @@ use std::collections::BTreeMap;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
+mod commands;
+mod line;
+
+pub use commands::Command;
+use commands::{Footer, SPECS};
+pub use line::{LineCommand, UnknownCommand, line_summary, parse_line};
+
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
@@ -18,278 +25,6 @@ pub enum Context {
     Grants,
     Audit,
 }
-
-/// Everything a key can mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Command {
-    Quit,
-    Help,
-    Back,
-    Up,
-    Down,
-    Top,
-    Bottom,
-    PageUp,
-    PageDown,
-    Inbox,
-    Agents,
-    Grants,
-    Audit,
-    NextScreen,
-    Filter,
-    CommandLine,
-    Refresh,
-    Open,
-    Mark,
-    ClearMarks,
-    Sort,
-    Approve,
-    Deny,
-    Suspend,
-    SuspendAll,
-    Reactivate,
-    RevokeGrant,
-    Verify,
-}
-
-struct Spec {
-    command: Command,
-    name: &'static str,
-    help: &'static str,
-    contexts: &'static [Context],
-    keys: &'static [&'static str],
-    /// Changes something at the server: gone in read-only mode.
-    acting: bool,
-}
-
-use Context as C;
-
-const SPECS: &[Spec] = &[
-    Spec {
-        command: Command::Quit,
-        name: "quit",
-        help: "quit",
-        contexts: &[C::Global],
-        keys: &["q", "ctrl-c"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Help,
-        name: "help",
-        help: "keys",
-        contexts: &[C::Global],
-        keys: &["?"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Back,
-        name: "back",
-        help: "back",
-        contexts: &[C::Global],
-        keys: &["esc"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Up,
-        name: "up",
-        help: "up",
-        contexts: &[C::Global],
-        keys: &["k", "up"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Down,
-        name: "down",
-        help: "down",
-        contexts: &[C::Global],
-        keys: &["j", "down"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Top,
-        name: "top",
-        help: "first",
-        contexts: &[C::Global],
-        keys: &["g", "home"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Bottom,
-        name: "bottom",
-        help: "last",
-        contexts: &[C::Global],
-        keys: &["G", "end"],
-        acting: false,
-    },
-    Spec {
-        command: Command::PageUp,
-        name: "page_up",
-        help: "page up",
-        contexts: &[C::Global],
-        keys: &["pageup", "ctrl-b"],
-        acting: false,
-    },
-    Spec {
-        command: Command::PageDown,
-        name: "page_down",
-        help: "page down",
-        contexts: &[C::Global],
-        keys: &["pagedown", "ctrl-f"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Inbox,
-        name: "inbox",
-        help: "inbox",
-        contexts: &[C::Global],
-        keys: &["1"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Agents,
-        name: "agents",
-        help: "agents",
-        contexts: &[C::Global],
-        keys: &["2"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Grants,
-        name: "grants",
-        help: "grants",
-        contexts: &[C::Global],
-        keys: &["3"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Audit,
-        name: "audit",
-        help: "audit",
-        contexts: &[C::Global],
-        keys: &["4"],
-        acting: false,
-    },
-    Spec {
-        command: Command::NextScreen,
-        name: "next_screen",
-        help: "next screen",
-        contexts: &[C::Global],
-        keys: &["tab"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Filter,
-        name: "filter",
-        help: "filter",
-        contexts: &[C::Inbox, C::Agents, C::Grants, C::Audit],
-        keys: &["/"],
-        acting: false,
-    },
-    Spec {
-        command: Command::CommandLine,
-        name: "command_line",
-        help: "command",
-        contexts: &[C::Global],
-        keys: &[":"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Refresh,
-        name: "refresh",
-        help: "refresh",
-        contexts: &[C::Global],
-        keys: &["ctrl-r"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Open,
-        name: "open",
-        help: "open",
-        contexts: &[C::Inbox],
-        keys: &["enter"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Mark,
-        name: "mark",
-        help: "mark",
-        contexts: &[C::Inbox],
-        keys: &["space"],
-        acting: false,
-    },
-    Spec {
-        command: Command::ClearMarks,
-        name: "clear_marks",
-        help: "clear marks",
-        contexts: &[C::Inbox],
-        keys: &["u"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Sort,
-        name: "sort",
-        help: "sort",
-        contexts: &[C::Inbox],
-        keys: &["o"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Approve,
-        name: "approve",
-        help: "approve",
-        contexts: &[C::Inbox, C::Detail],
-        keys: &["a"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Deny,
-        name: "deny",
-        help: "deny",
-        contexts: &[C::Inbox, C::Detail],
-        keys: &["d"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Suspend,
-        name: "suspend",
-        help: "suspend agent",
-        contexts: &[C::Inbox, C::Detail, C::Agents],
-        keys: &["s"],
-        acting: true,
-    },
-    Spec {
-        command: Command::SuspendAll,
-        name: "suspend_all",
-        help: "suspend all mine",
-        contexts: &[C::Agents],
-        keys: &["S"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Reactivate,
-        name: "reactivate",
-        help: "reactivate",
-        contexts: &[C::Agents],
-        keys: &["r"],
-        acting: true,
-    },
-    Spec {
-        command: Command::RevokeGrant,
-        name: "revoke_grant",
-        help: "revoke grant",
-        contexts: &[C::Grants],
-        keys: &["x"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Verify,
-        name: "verify",
-        help: "verify chain",
-        contexts: &[C::Audit],
-        keys: &["v"],
-        acting: false,
-    },
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeymapError {
@@ -452,12 +187,22 @@ impl Keymap {
         self.bindings.iter().any(|b| b.command == command)
     }
 
-    /// `(keys, description)` for each command active in `context`, screen commands first.
+    /// `(keys, description)` for each command active in `context`, screen commands first: what
+    /// the help screen lists.
     pub fn hints(&self, context: Context) -> Vec<(String, &'static str)> {
+        self.entries(context, false)
+    }
+
+    /// The part of the hints the footer shows.
+    pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
+        self.entries(context, true)
+    }
+
+    fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
         let mut out: Vec<(String, &'static str)> = Vec::new();
         for ctx in [context, Context::Global] {
-            for spec in SPECS {
-                if !spec.contexts.contains(&ctx) {
+            for spec in SPECS.iter().filter(|s| s.contexts.contains(&ctx)) {
+                if footer && spec.footer == Footer::Hidden {
                     continue;
                 }
                 let keys: Vec<&str> = self
@@ -532,5 +277,27 @@ mod tests {
             Keymap::new(&bad, false),
             Err(KeymapError::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn the_footer_leaves_out_movement_and_help_lists_it() {
+        let k = Keymap::defaults(false);
+        let footer = k.footer(Context::Inbox);
+        assert_eq!(footer.first(), Some(&("/".to_owned(), "filter")));
+        assert!(
+            footer
+                .iter()
+                .all(|(_, h)| !["up", "down", "first", "last"].contains(h))
+        );
+        assert!(
+            footer
+                .iter()
+                .any(|(keys, h)| keys == "q/ctrl-c" && *h == "quit")
+        );
+        assert!(
+            k.hints(Context::Inbox)
+                .iter()
+                .any(|(keys, h)| keys == "k/up" && *h == "up")
+        );
     }
 }
