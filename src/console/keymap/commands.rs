@@ -35,6 +35,16 @@ pub enum Command {
     Reactivate,
     RevokeGrant,
     Verify,
+    // In dialogs (and the filter and command line, which take Activate and Cancel).
+    NextField,
+    PreviousField,
+    PreviousChoice,
+    NextChoice,
+    Toggle,
+    Activate,
+    Cancel,
+    /// Picks the n-th duration preset (from 0).
+    Preset(u8),
 }
 
 /// Whether the footer names a command, and with which of its keys.
@@ -42,6 +52,8 @@ pub enum Command {
 pub(super) enum Footer {
     Hidden,
     AllKeys,
+    /// Only the first key: the footer stays one line while aliases (arrows) keep working.
+    FirstKey,
 }
 
 /// How a command is typed after `:`.
@@ -224,6 +236,77 @@ pub(super) const SPECS: &[Spec] = &[
     )
     .acting(),
     spec(K::Verify, "verify", "verify chain", &[C::Audit], &["v"]).line(4, &["verify"]),
+    spec(
+        K::NextField,
+        "next_field",
+        "next field",
+        &[C::Dialog],
+        &["tab", "down"],
+    )
+    .footer(Footer::FirstKey),
+    spec(
+        K::PreviousField,
+        "previous_field",
+        "previous field",
+        &[C::Dialog],
+        &["shift-tab", "up"],
+    )
+    .footer(Footer::Hidden),
+    spec(
+        K::PreviousChoice,
+        "previous_choice",
+        "presets and buttons",
+        &[C::Dialog],
+        &["left"],
+    ),
+    spec(
+        K::NextChoice,
+        "next_choice",
+        "presets and buttons",
+        &[C::Dialog],
+        &["right"],
+    ),
+    spec(K::Toggle, "toggle", "toggles", &[C::Dialog], &["space"]),
+    spec(
+        K::Activate,
+        "activate",
+        "activates",
+        &[C::Dialog],
+        &["enter"],
+    ),
+    spec(K::Cancel, "cancel", "cancels", &[C::Dialog], &["esc"]),
+    spec(
+        K::Preset(0),
+        "preset_1",
+        "duration preset",
+        &[C::Dialog],
+        &["1"],
+    )
+    .footer(Footer::Hidden),
+    spec(
+        K::Preset(1),
+        "preset_2",
+        "duration preset",
+        &[C::Dialog],
+        &["2"],
+    )
+    .footer(Footer::Hidden),
+    spec(
+        K::Preset(2),
+        "preset_3",
+        "duration preset",
+        &[C::Dialog],
+        &["3"],
+    )
+    .footer(Footer::Hidden),
+    spec(
+        K::Preset(3),
+        "preset_4",
+        "duration preset",
+        &[C::Dialog],
+        &["4"],
+    )
+    .footer(Footer::Hidden),
 ];
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub enum Context {
     Agents,
     Grants,
     Audit,
+    /// Any dialog. Global bindings do not apply there: a dialog keeps every key to itself.
+    Dialog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,16 +171,17 @@ impl Keymap {
         })
     }
 
-    /// What `key` means in `context` (screen bindings win over global ones).
+    /// What `key` means in `context`: screen bindings win over global ones; in a dialog only
+    /// the dialog's bindings count.
     pub fn lookup(&self, key: &KeyEvent, context: Context) -> Option<Command> {
         let name = key_name(key)?;
         self.bindings
             .iter()
             .find(|b| b.context == context && b.key == name)
             .or_else(|| {
-                self.bindings
-                    .iter()
-                    .find(|b| b.context == Context::Global && b.key == name)
+                self.bindings.iter().find(|b| {
+                    context != Context::Dialog && b.context == Context::Global && b.key == name
+                })
             })
             .map(|b| b.command)
     }
@@ -198,26 +201,64 @@ impl Keymap {
         self.entries(context, true)
     }
 
-    fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
-        let mut out: Vec<(String, &'static str)> = Vec::new();
-        for ctx in [context, Context::Global] {
-            for spec in SPECS.iter().filter(|s| s.contexts.contains(&ctx)) {
-                if footer && spec.footer == Footer::Hidden {
-                    continue;
-                }
-                let keys: Vec<&str> = self
-                    .bindings
-                    .iter()
-                    .filter(|b| b.command == spec.command && b.context == ctx)
-                    .map(|b| b.key.as_str())
-                    .collect();
-                if keys.is_empty() || out.iter().any(|(_, h)| *h == spec.help) {
-                    continue;
-                }
-                out.push((keys.join("/"), spec.help));
+    /// The keys bound to `command`, as hints write them (`esc`, `space`, `k/up`).
+    pub fn keys(&self, command: Command) -> String {
+        let mut keys: Vec<&str> = Vec::new();
+        for b in self.bindings.iter().filter(|b| b.command == command) {
+            if !keys.contains(&label(&b.key)) {
+                keys.push(label(&b.key));
             }
         }
-        out
+        keys.join("/")
+    }
+
+    /// Commands that share a description share an entry (`←/→ presets and buttons`).
+    fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
+        let contexts: &[Context] = if context == Context::Dialog {
+            &[Context::Dialog]
+        } else {
+            &[context, Context::Global]
+        };
+        let mut out: Vec<(Vec<&str>, &'static str)> = Vec::new();
+        for ctx in contexts {
+            for spec in SPECS.iter().filter(|s| s.contexts.contains(ctx)) {
+                let mut keys = self
+                    .bindings
+                    .iter()
+                    .filter(|b| b.command == spec.command && b.context == *ctx)
+                    .map(|b| label(&b.key));
+                let keys: Vec<&str> = match (footer, spec.footer) {
+                    (true, Footer::Hidden) => continue,
+                    (true, Footer::FirstKey) => keys.next().into_iter().collect(),
+                    _ => keys.collect(),
+                };
+                if keys.is_empty() {
+                    continue;
+                }
+                match out.iter_mut().find(|(_, help)| *help == spec.help) {
+                    Some((known, _)) => {
+                        for k in keys {
+                            if !known.contains(&k) {
+                                known.push(k);
+                            }
+                        }
+                    }
+                    None => out.push((keys, spec.help)),
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(keys, help)| (keys.join("/"), help))
+            .collect()
+    }
+}
+
+/// How hints write a key: the horizontal arrows as glyphs, every other key by its name.
+fn label(key: &str) -> &str {
+    match key {
+        "left" => "←",
+        "right" => "→",
+        other => other,
     }
 }
 
@@ -280,24 +321,59 @@ mod tests {
     }
 
     #[test]
-    fn the_footer_leaves_out_movement_and_help_lists_it() {
+    fn dialogs_keep_their_keys_and_the_footer_is_generated() {
         let k = Keymap::defaults(false);
-        let footer = k.footer(Context::Inbox);
-        assert_eq!(footer.first(), Some(&("/".to_owned(), "filter")));
-        assert!(
-            footer
-                .iter()
-                .all(|(_, h)| !["up", "down", "first", "last"].contains(h))
+        let code = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
+        // No global fallback: q does not quit and 1 is a preset, not the inbox.
+        assert_eq!(k.lookup(&key('q'), Context::Dialog), None);
+        assert_eq!(
+            k.lookup(&key('1'), Context::Dialog),
+            Some(Command::Preset(0))
         );
-        assert!(
-            footer
-                .iter()
-                .any(|(keys, h)| keys == "q/ctrl-c" && *h == "quit")
+        assert_eq!(
+            k.lookup(&code(KeyCode::Tab), Context::Dialog),
+            Some(Command::NextField)
         );
+        assert_eq!(
+            k.lookup(&code(KeyCode::Down), Context::Dialog),
+            Some(Command::NextField)
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::BackTab), Context::Dialog),
+            Some(Command::PreviousField)
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::Esc), Context::Dialog),
+            Some(Command::Cancel)
+        );
+        let footer: Vec<String> = k
+            .footer(Context::Dialog)
+            .into_iter()
+            .map(|(keys, help)| format!("{keys} {help}"))
+            .collect();
+        assert_eq!(
+            footer.join(" · "),
+            "tab next field · ←/→ presets and buttons · space toggles · enter activates · esc cancels"
+        );
+        assert_eq!(k.keys(Command::Toggle), "space");
+        // Movement stays out of the screen footers but is in help.
+        assert!(k.footer(Context::Inbox).iter().all(|(_, h)| *h != "up"));
         assert!(
             k.hints(Context::Inbox)
                 .iter()
                 .any(|(keys, h)| keys == "k/up" && *h == "up")
+        );
+        // Rebinding shows in the footer.
+        let mut o = BTreeMap::new();
+        o.insert(
+            "activate".to_owned(),
+            KeyList::Many(vec!["ctrl-s".into(), "enter".into()]),
+        );
+        let k = Keymap::new(&o, false).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(
+            k.footer(Context::Dialog)
+                .iter()
+                .any(|(keys, h)| keys == "ctrl-s/enter" && *h == "activates")
         );
     }
 }

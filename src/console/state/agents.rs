@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    Effect, EffectError, Focus, Load, Modal, ReasonForm, ReasonKind, Screen, State, SuspendAllForm,
-    SuspendForm,
-};
+use super::dialog::{self, Checks, Confirm, Dialog, FieldId, Row, Rule, TextField};
+use super::{Effect, EffectError, Load, Modal, Screen, State};
+use crate::console::safe_text::one_line;
 use crate::protocol::agents::{Agent, AgentStatus};
 use crate::protocol::requests::Suspension;
 
@@ -68,9 +67,30 @@ impl State {
                     .map(|r| r.agent_name.clone())
             })
             .unwrap_or_else(|| did.clone());
-        // What the console knows will end: the agent's and its descendants' grants and
-        // pending requests.
-        let mut family = vec![did.clone()];
+        let mut rows = vec![Row::Heading("This will, at once and in one step:".into())];
+        rows.extend(self.consequences(&did).into_iter().map(Row::Bullet));
+        rows.extend([
+            Row::Blank,
+            Row::Text(TextField::new(FieldId::Reason, "Reason", Rule::Required)),
+            Row::Checks(Checks {
+                id: FieldId::Security,
+                heading: None,
+                items: vec![(
+                    "security incident (only a security lead may lift it)".into(),
+                    false,
+                )],
+                at_least_one: false,
+            }),
+        ]);
+        let title = format!("Suspend {} ({did})", one_line(&name));
+        let dialog = Dialog::new(title, rows, "Suspend", Confirm::Suspend { did });
+        self.modals.push(Modal::Dialog(dialog));
+    }
+
+    /// What the console knows will end: the agent's and its descendants' grants and pending
+    /// requests, and its tokens.
+    fn consequences(&self, did: &str) -> Vec<String> {
+        let mut family = vec![did.to_owned()];
         let mut i = 0;
         while i < family.len() {
             let parent = family[i].clone();
@@ -85,9 +105,9 @@ impl State {
         for d in &family {
             let label = self
                 .agent(d)
-                .map(|a| crate::console::safe_text::one_line(&a.name))
+                .map(|a| one_line(&a.name))
                 .unwrap_or_else(|| d.clone());
-            if d != &did {
+            if d != did {
                 consequences.push(format!("descendant {label} is suspended too"));
             }
             for g in self.grants.iter().filter(|g| &g.agent_did == d && g.active) {
@@ -108,15 +128,7 @@ impl State {
             }
         }
         consequences.push("every token it holds stops working at once".into());
-        self.modals.push(Modal::Suspend(SuspendForm {
-            did,
-            name,
-            reason: String::new(),
-            security: false,
-            consequences,
-            focus: Focus::Cancel,
-            error: None,
-        }));
+        consequences
     }
 
     pub(super) fn open_suspend_all(&mut self) {
@@ -125,33 +137,39 @@ impl State {
             .iter()
             .filter(|a| a.status == AgentStatus::Active)
             .count();
-        self.modals.push(Modal::SuspendAll(SuspendAllForm {
-            count,
-            typed: String::new(),
-            reason: String::new(),
-            focus: Focus::Cancel,
-            error: None,
-        }));
+        let rows = vec![
+            Row::Line(format!(
+                "Every one of your {count} active agents stops at once: grants revoked, requests cancelled, tokens dead."
+            )),
+            Row::Blank,
+            Row::Text(TextField::new(
+                FieldId::Count,
+                format!("Type {count} to confirm"),
+                Rule::Count(count),
+            )),
+            Row::Text(TextField::new(FieldId::Reason, "Reason", Rule::Required)),
+        ];
+        let dialog = Dialog::new(
+            "Suspend ALL my agents",
+            rows,
+            "Suspend all",
+            Confirm::SuspendAll { count },
+        );
+        self.modals.push(Modal::Dialog(dialog));
     }
 
     pub(super) fn open_reactivate(&mut self, now: DateTime<Utc>) {
-        if let Some(a) = self.selected_agent() {
-            if a.status == AgentStatus::Suspended {
-                self.modals.push(Modal::Reason(ReasonForm {
-                    kind: ReasonKind::Reactivate,
-                    targets: vec![a.did.clone()],
-                    title: format!(
-                        "Reactivate {}",
-                        crate::console::safe_text::one_line(&a.name)
-                    ),
-                    reason: String::new(),
-                    focus: Focus::Cancel,
-                    error: None,
-                }));
-            } else {
-                self.flash("only a suspended agent can be reactivated", true, now);
-            }
+        let Some(a) = self.selected_agent() else {
+            return;
+        };
+        if a.status != AgentStatus::Suspended {
+            return self.flash("only a suspended agent can be reactivated", true, now);
         }
+        let dialog = dialog::reason(
+            format!("Reactivate {}", one_line(&a.name)),
+            Confirm::Reactivate { did: a.did.clone() },
+        );
+        self.modals.push(Modal::Dialog(dialog));
     }
 
     pub(super) fn on_suspended(

@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    DecideForm, Effect, EffectError, Focus, Modal, PRESETS, ReasonForm, ReasonKind, Screen, State,
-    human_duration,
-};
+use super::dialog::{self, Checks, Confirm, Dialog, DurationField, FieldId, Row, Rule, TextField};
+use super::{Effect, EffectError, Modal, Screen, State};
+use crate::console::safe_text::one_line;
 use crate::protocol::requests::{Request, RequestStatus};
 
 impl State {
@@ -19,6 +18,10 @@ impl State {
         vec![Effect::LoadTrust(did)]
     }
 
+    fn in_detail(&self) -> bool {
+        matches!(self.modals.last(), Some(Modal::Detail { .. }))
+    }
+
     /// The request an acting key applies to: the open detail, else the inbox selection.
     pub(super) fn target_request(&self) -> Option<&Request> {
         match self.modals.last() {
@@ -29,40 +32,16 @@ impl State {
     }
 
     pub(super) fn open_approve(&mut self, now: DateTime<Utc>) {
-        let in_detail = matches!(self.modals.last(), Some(Modal::Detail { .. }));
-        if !in_detail && !self.marks.is_empty() {
+        if !self.in_detail() && !self.marks.is_empty() {
             return self.open_bulk_approve(now);
         }
-        let Some(r) = self.target_request() else {
-            return;
-        };
-        let max_seconds = r.policy.grantable_seconds(r.duration_seconds);
-        let preset = (0..PRESETS.len())
-            .rev()
-            .find(|i| PRESETS[*i].0 <= max_seconds)
-            .unwrap_or(PRESETS.len());
-        let form = DecideForm {
-            request_id: r.id.clone(),
-            agent: r.agent_name.clone(),
-            grantee: r.child_name.clone().unwrap_or_else(|| r.agent_name.clone()),
-            max_seconds,
-            preset,
-            custom: if preset == PRESETS.len() {
-                human_duration(max_seconds)
-            } else {
-                String::new()
-            },
-            capabilities: r.capabilities.iter().map(|c| (c.clone(), true)).collect(),
-            justification: String::new(),
-            focus: Focus::Cancel,
-            error: None,
-        };
-        self.modals.push(Modal::Decide(form));
+        if let Some(dialog) = self.target_request().map(decide_dialog) {
+            self.modals.push(Modal::Dialog(dialog));
+        }
     }
 
     pub(super) fn open_deny(&mut self) {
-        let in_detail = matches!(self.modals.last(), Some(Modal::Detail { .. }));
-        let targets: Vec<String> = if !in_detail && !self.marks.is_empty() {
+        let request_ids: Vec<String> = if !self.in_detail() && !self.marks.is_empty() {
             self.marks.iter().cloned().collect()
         } else {
             match self.target_request() {
@@ -70,23 +49,18 @@ impl State {
                 None => return,
             }
         };
-        let title = if targets.len() == 1 {
-            let name = self
-                .request(&targets[0])
-                .map(|r| crate::console::safe_text::one_line(&r.agent_name))
-                .unwrap_or_default();
-            format!("Deny the request of {name}")
-        } else {
-            format!("Deny {} marked requests", targets.len())
+        let title = match &request_ids[..] {
+            [one] => {
+                let name = self
+                    .request(one)
+                    .map(|r| one_line(&r.agent_name))
+                    .unwrap_or_default();
+                format!("Deny the request of {name}")
+            }
+            many => format!("Deny {} marked requests", many.len()),
         };
-        self.modals.push(Modal::Reason(ReasonForm {
-            kind: ReasonKind::Deny,
-            targets,
-            title,
-            reason: String::new(),
-            focus: Focus::Cancel,
-            error: None,
-        }));
+        let dialog = dialog::reason(title, Confirm::Deny { request_ids });
+        self.modals.push(Modal::Dialog(dialog));
     }
 
     pub(super) fn on_decided(
@@ -112,4 +86,40 @@ impl State {
             }
         }
     }
+}
+
+/// The decide dialog: a duration capped by what policy lets an approver grant, the requested
+/// capabilities to narrow, a justification, and a summary of exactly what will be granted.
+fn decide_dialog(r: &Request) -> Dialog {
+    let rows = vec![
+        Row::Duration(DurationField::new(
+            r.policy.grantable_seconds(r.duration_seconds),
+        )),
+        Row::Blank,
+        Row::Checks(Checks {
+            id: FieldId::Capabilities,
+            heading: Some("Capabilities"),
+            items: r.capabilities.iter().map(|c| (c.clone(), true)).collect(),
+            at_least_one: true,
+        }),
+        Row::Blank,
+        Row::Text(TextField::new(
+            FieldId::Justification,
+            "Justification",
+            Rule::Required,
+        )),
+        Row::Blank,
+        Row::GrantSummary {
+            grantee: r.child_name.clone().unwrap_or_else(|| r.agent_name.clone()),
+            did: r.child_did.clone().unwrap_or_else(|| r.agent_did.clone()),
+        },
+    ];
+    Dialog::new(
+        format!("Approve the request of {}", one_line(&r.agent_name)),
+        rows,
+        "Confirm",
+        Confirm::Approve {
+            request_id: r.id.clone(),
+        },
+    )
 }

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Effect, EffectError, Focus, Load, Modal, ReasonForm, ReasonKind, State};
+use super::dialog::{self, Confirm};
+use super::{Effect, EffectError, Load, Modal, State};
+use crate::console::safe_text::one_line;
 use crate::protocol::requests::{Grant, Suspension};
 
 impl State {
@@ -41,24 +43,22 @@ impl State {
     }
 
     pub(super) fn open_revoke_grant(&mut self) {
-        if let Some(g) = self.selected_grant().filter(|g| g.active) {
-            let name = self
-                .agent(&g.agent_did)
-                .map(|a| a.name.clone())
-                .unwrap_or_else(|| g.agent_did.clone());
-            self.modals.push(Modal::Reason(ReasonForm {
-                kind: ReasonKind::RevokeGrant,
-                targets: vec![g.id.clone()],
-                title: format!(
-                    "Revoke {} from {} now",
-                    g.capabilities.join(", "),
-                    crate::console::safe_text::one_line(&name)
-                ),
-                reason: String::new(),
-                focus: Focus::Cancel,
-                error: None,
-            }));
-        }
+        let Some(g) = self.selected_grant().filter(|g| g.active) else {
+            return;
+        };
+        let name = self
+            .agent(&g.agent_did)
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| g.agent_did.clone());
+        let dialog = dialog::reason(
+            format!(
+                "Revoke {} from {} now",
+                g.capabilities.join(", "),
+                one_line(&name)
+            ),
+            Confirm::RevokeGrant { id: g.id.clone() },
+        );
+        self.modals.push(Modal::Dialog(dialog));
     }
 
     pub(super) fn on_grant_revoked(

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::{BulkApproveForm, Focus, Modal, State, human_duration};
+use super::dialog::{Confirm, Dialog, FieldId, Row, Rule, TextField};
+use super::{Modal, State, human_duration};
+use crate::console::safe_text::one_line;
 use crate::domain::policy::Sensitivity;
 use crate::domain::trust::Tier;
 use crate::protocol::requests::{Request, RequestKind, RequestStatus};
@@ -227,6 +229,8 @@ impl State {
         self.flash(format!("sorted by {}", self.sort.label()), false, now);
     }
 
+    /// Approving marked requests together: only those policy and trust make routine; the set
+    /// is shown again before anything is sent.
     pub(super) fn open_bulk_approve(&mut self, now: DateTime<Utc>) {
         let marked: Vec<&Request> = self
             .requests
@@ -236,7 +240,7 @@ impl State {
         let blocked: Vec<String> = marked
             .iter()
             .filter(|r| !r.policy.allows_bulk_approval(Tier::of(r.trust_score)))
-            .map(|r| crate::console::safe_text::one_line(&r.agent_name))
+            .map(|r| one_line(&r.agent_name))
             .collect();
         if !blocked.is_empty() {
             self.flash(
@@ -249,24 +253,30 @@ impl State {
             );
             return;
         }
-        let lines = marked
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} → {} for {}",
-                    crate::console::safe_text::one_line(&r.agent_name),
-                    r.capabilities.join(", "),
-                    human_duration(r.policy.grantable_seconds(r.duration_seconds))
-                )
-            })
-            .collect();
-        let request_ids = marked.iter().map(|r| r.id.clone()).collect();
-        self.modals.push(Modal::BulkApprove(BulkApproveForm {
-            request_ids,
-            lines,
-            justification: String::new(),
-            focus: Focus::Cancel,
-            error: None,
+        let count = marked.len();
+        let mut rows = vec![Row::Heading(
+            "Each of these is approved as asked (capped by policy):".into(),
+        )];
+        rows.extend(marked.iter().map(|r| {
+            Row::Bullet(format!(
+                "{} → {} for {}",
+                one_line(&r.agent_name),
+                r.capabilities.join(", "),
+                human_duration(r.policy.grantable_seconds(r.duration_seconds))
+            ))
         }));
+        rows.push(Row::Blank);
+        rows.push(Row::Text(TextField::new(
+            FieldId::Justification,
+            "Justification",
+            Rule::Required,
+        )));
+        let request_ids = marked.iter().map(|r| r.id.clone()).collect();
+        self.modals.push(Modal::Dialog(Dialog::new(
+            format!("Approve {count} marked requests"),
+            rows,
+            format!("Approve {count}"),
+            Confirm::ApproveMarked { request_ids },
+        )));
     }
 }

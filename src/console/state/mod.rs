@@ -7,7 +7,7 @@
 mod agents;
 mod audit;
 mod detail;
-mod dialog;
+pub mod dialog;
 mod grants;
 mod help;
 mod inbox;
@@ -24,10 +24,7 @@ use crate::client::ClientError;
 use crate::protocol::agents::Agent;
 use crate::protocol::audit::{AuditEvent, VerifyReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
-pub use dialog::{
-    BulkApproveForm, DecideForm, Focus, PRESETS, ReasonForm, ReasonKind, SuspendAllForm,
-    SuspendForm,
-};
+pub use dialog::{Dialog, Focus, PRESETS};
 pub use inbox::{Risk, Sort};
 
 /// Top-level screens.
@@ -98,11 +95,7 @@ pub enum Load {
 pub enum Modal {
     Help,
     Detail { id: String, scroll: u16 },
-    Decide(DecideForm),
-    Reason(ReasonForm),
-    Suspend(SuspendForm),
-    SuspendAll(SuspendAllForm),
-    BulkApprove(BulkApproveForm),
+    Dialog(Dialog),
     Filter(String),
     CommandLine(String),
 }
@@ -290,6 +283,7 @@ impl State {
     pub fn context(&self) -> Context {
         match self.modals.last() {
             Some(Modal::Detail { .. }) => Context::Detail,
+            Some(Modal::Dialog(_)) => Context::Dialog,
             _ => self.screen.context(),
         }
     }
@@ -387,23 +381,42 @@ impl State {
 
     fn on_key(&mut self, key: KeyEvent, now: DateTime<Utc>) -> Vec<Effect> {
         // Dialogs and inputs take keys first.
-        if let Some(top) = self.modals.last().cloned() {
-            match top {
-                Modal::Help => return self.on_help_key(key),
-                Modal::Filter(text) => return self.on_filter_key(key, text),
-                Modal::CommandLine(text) => return self.on_command_key(key, text, now),
-                Modal::Decide(form) => return self.on_decide_key(key, form),
-                Modal::Reason(form) => return self.on_reason_key(key, form),
-                Modal::Suspend(form) => return self.on_suspend_key(key, form),
-                Modal::SuspendAll(form) => return self.on_suspend_all_key(key, form),
-                Modal::BulkApprove(form) => return self.on_bulk_key(key, form),
-                Modal::Detail { .. } => {}
-            }
+        match self.modals.last() {
+            Some(Modal::Help) => return self.on_help_key(&key),
+            Some(Modal::Filter(_)) => return self.on_filter_key(&key),
+            Some(Modal::CommandLine(_)) => return self.on_command_line_key(&key, now),
+            Some(Modal::Dialog(_)) => return self.on_dialog_key(&key),
+            Some(Modal::Detail { .. }) | None => {}
         }
         let Some(command) = self.keymap.lookup(&key, self.context()) else {
             return Vec::new();
         };
         self.on_command(command, now)
+    }
+
+    /// The generic dialog update; confirming closes the dialog (and the detail under it) and
+    /// produces exactly the dialog's action.
+    fn on_dialog_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        let Some(Modal::Dialog(dialog)) = self.modals.last_mut() else {
+            return Vec::new();
+        };
+        match dialog.on_key(key, &self.keymap) {
+            dialog::Step::Stay => Vec::new(),
+            dialog::Step::Close => {
+                self.modals.pop();
+                Vec::new()
+            }
+            dialog::Step::Confirmed => {
+                let Some(Modal::Dialog(dialog)) = self.modals.pop() else {
+                    return Vec::new();
+                };
+                self.modals.retain(|m| !matches!(m, Modal::Detail { .. }));
+                if dialog.action.clears_marks() {
+                    self.marks.clear();
+                }
+                dialog.effects()
+            }
+        }
     }
 
     fn on_command(&mut self, command: Command, now: DateTime<Utc>) -> Vec<Effect> {
@@ -454,13 +467,17 @@ impl State {
                 self.verify = None;
                 return vec![Effect::Verify];
             }
+            // Dialog keys mean nothing outside a dialog.
+            Command::NextField
+            | Command::PreviousField
+            | Command::PreviousChoice
+            | Command::NextChoice
+            | Command::Toggle
+            | Command::Activate
+            | Command::Cancel
+            | Command::Preset(_) => {}
         }
         Vec::new()
-    }
-
-    fn replace_top(&mut self, modal: Modal) {
-        self.modals.pop();
-        self.modals.push(modal);
     }
 
     fn go(&mut self, screen: Screen) {

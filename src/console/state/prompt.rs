@@ -1,11 +1,42 @@
 //! The prompts on the hint line: `/` filters the screen's list as you type, `:` runs a command
-//! read by the command list's own parser.
+//! read by the command list's own parser. Typing goes to the prompt; confirm and cancel are
+//! the dialog keys of the keymap.
 
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::{Effect, Modal, Screen, State};
-use crate::console::keymap::{Command, LineCommand, parse_line};
+use crate::console::keymap::{Command, Context, LineCommand, parse_line};
+
+const PROMPT_LIMIT: usize = 200;
+
+/// How a key changed a prompt's text.
+enum Edit {
+    Changed,
+    Done,
+    Cancelled,
+    Ignored,
+}
+
+fn edit(text: &mut String, key: &KeyEvent, command: Option<Command>) -> Edit {
+    match key.code {
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            if text.chars().count() < PROMPT_LIMIT && !c.is_control() {
+                text.push(c);
+            }
+            Edit::Changed
+        }
+        KeyCode::Backspace => {
+            text.pop();
+            Edit::Changed
+        }
+        _ => match command {
+            Some(Command::Activate) => Edit::Done,
+            Some(Command::Cancel) => Edit::Cancelled,
+            _ => Edit::Ignored,
+        },
+    }
+}
 
 impl State {
     pub(super) fn open_filter(&mut self) {
@@ -17,30 +48,25 @@ impl State {
         self.modals.push(Modal::Filter(current));
     }
 
-    pub(super) fn on_filter_key(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
-        let inbox = self.screen == Screen::Inbox;
-        match key.code {
-            KeyCode::Esc => {
-                self.modals.pop();
-                text.clear();
-            }
-            KeyCode::Enter => {
+    pub(super) fn on_filter_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        let command = self.keymap.lookup(key, Context::Dialog);
+        let Some(Modal::Filter(text)) = self.modals.last_mut() else {
+            return Vec::new();
+        };
+        let text = match edit(text, key, command) {
+            Edit::Changed => text.clone(),
+            Edit::Done => {
                 self.modals.pop();
                 return Vec::new();
             }
-            KeyCode::Backspace => {
-                text.pop();
-                self.replace_top(Modal::Filter(text.clone()));
+            // Cancelling clears the filter.
+            Edit::Cancelled => {
+                self.modals.pop();
+                String::new()
             }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                if text.chars().count() < 200 && !c.is_control() {
-                    text.push(c);
-                }
-                self.replace_top(Modal::Filter(text.clone()));
-            }
-            _ => return Vec::new(),
-        }
-        if !inbox {
+            Edit::Ignored => return Vec::new(),
+        };
+        if self.screen != Screen::Inbox {
             self.list_filter = text;
             self.agents_selected = 0;
             self.grants_selected = 0;
@@ -53,33 +79,27 @@ impl State {
         Vec::new()
     }
 
-    pub(super) fn on_command_key(
+    pub(super) fn on_command_line_key(
         &mut self,
-        key: KeyEvent,
-        mut text: String,
+        key: &KeyEvent,
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
-        match key.code {
-            KeyCode::Esc => {
+        let command = self.keymap.lookup(key, Context::Dialog);
+        let Some(Modal::CommandLine(text)) = self.modals.last_mut() else {
+            return Vec::new();
+        };
+        match edit(text, key, command) {
+            Edit::Done => {
+                let line = std::mem::take(text);
                 self.modals.pop();
+                self.run_line(&line, now)
             }
-            KeyCode::Backspace => {
-                text.pop();
-                self.replace_top(Modal::CommandLine(text));
-            }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                if text.chars().count() < 200 && !c.is_control() {
-                    text.push(c);
-                }
-                self.replace_top(Modal::CommandLine(text));
-            }
-            KeyCode::Enter => {
+            Edit::Cancelled => {
                 self.modals.pop();
-                return self.run_line(&text, now);
+                Vec::new()
             }
-            _ => {}
+            Edit::Changed | Edit::Ignored => Vec::new(),
         }
-        Vec::new()
     }
 
     fn run_line(&mut self, line: &str, now: DateTime<Utc>) -> Vec<Effect> {

@@ -1,4 +1,4 @@
-//! The dialogs: decide, reason (deny, reactivate, revoke), suspend, suspend all, bulk approve.
+//! The one dialog widget: draws any `Dialog` row by row, then its error and its buttons.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,10 +7,175 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::{Frame2, centered, dialog_block, local, safe};
-use crate::console::state::{
-    BulkApproveForm, DecideForm, Focus, PRESETS, ReasonForm, State, SuspendAllForm, SuspendForm,
-    human_duration,
+use crate::console::keymap::{Command, Keymap};
+use crate::console::state::dialog::{
+    Checks, Confirm, Dialog, DialogError, DurationField, FieldId, Focus, PRESETS, Row,
 };
+use crate::console::state::human_duration;
+
+/// Width, and the lines besides the content (borders, breathing room, and for the grant
+/// summary room to wrap onto a second line).
+fn size(action: &Confirm) -> (u16, u16) {
+    match action {
+        Confirm::Approve { .. } => (96, 4),
+        Confirm::ApproveMarked { .. } => (96, 2),
+        Confirm::Deny { .. } | Confirm::Reactivate { .. } | Confirm::RevokeGrant { .. } => (80, 3),
+        Confirm::Suspend { .. } | Confirm::SuspendAll { .. } => (90, 3),
+    }
+}
+
+pub(super) fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    dialog: &Dialog,
+    keymap: &Keymap,
+    ctx: Frame2<'_>,
+) {
+    let mut lines: Vec<Line> = Vec::new();
+    for (row, r) in dialog.rows.iter().enumerate() {
+        let focused = |item: usize| dialog.focus == Focus::Field { row, item };
+        match r {
+            Row::Line(text) => lines.push(Line::raw(safe(text))),
+            Row::Heading(text) => lines.push(Line::styled(safe(text), ctx.theme.dim)),
+            Row::Bullet(text) => lines.push(Line::raw(format!("  • {}", safe(text)))),
+            Row::Blank => lines.push(Line::raw("")),
+            Row::Duration(d) => duration(&mut lines, d, focused(0), focused(1), ctx),
+            Row::Checks(c) => checks(&mut lines, c, keymap, focused, ctx),
+            Row::Text(t) => lines.push(field(&t.label, &t.value, focused(0), ctx)),
+            Row::GrantSummary { grantee, did } => {
+                lines.push(grant_summary(dialog, grantee, did, ctx));
+            }
+        }
+    }
+    lines.push(error_line(dialog.error.as_ref(), ctx));
+    lines.push(buttons(dialog.focus, &dialog.confirm_label, ctx));
+    let (width, spare) = size(&dialog.action);
+    let rect = centered(area, width, lines.len() as u16 + spare);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .block(dialog_block(safe(&dialog.title), ctx))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+/// Presets capped by policy (those above the cap struck through), custom, and the cap.
+fn duration(
+    lines: &mut Vec<Line<'static>>,
+    d: &DurationField,
+    presets_focused: bool,
+    custom_focused: bool,
+    ctx: Frame2<'_>,
+) {
+    let mut presets = vec![Span::styled("Duration: ", ctx.theme.dim)];
+    for (i, (_, label)) in PRESETS.iter().enumerate() {
+        let chosen = d.chosen == i;
+        let text = if chosen {
+            format!("({label})")
+        } else {
+            format!("[{label}]")
+        };
+        let mut style = if d.allowed(i) {
+            ctx.theme.base
+        } else {
+            ctx.theme.dim.add_modifier(Modifier::CROSSED_OUT)
+        };
+        if chosen {
+            style = style.add_modifier(Modifier::BOLD);
+            if presets_focused {
+                style = style.patch(ctx.theme.selected);
+            }
+        }
+        presets.push(Span::styled(text, style));
+        presets.push(Span::raw(" "));
+    }
+    let custom_style = if d.is_custom() && presets_focused {
+        ctx.theme.selected
+    } else {
+        ctx.theme.base
+    };
+    presets.push(Span::styled(
+        if d.is_custom() {
+            "(custom)"
+        } else {
+            "[custom]"
+        },
+        custom_style,
+    ));
+    presets.push(Span::styled(
+        format!("   at most {}", human_duration(d.max_seconds)),
+        ctx.theme.dim,
+    ));
+    lines.push(Line::from(presets));
+    if d.is_custom() {
+        lines.push(field("  custom", &d.custom, custom_focused, ctx));
+    }
+}
+
+/// A check list; under a heading (which names the toggle key) its entries are indented.
+fn checks(
+    lines: &mut Vec<Line<'static>>,
+    c: &Checks,
+    keymap: &Keymap,
+    focused: impl Fn(usize) -> bool,
+    ctx: Frame2<'_>,
+) {
+    let indent = match c.heading {
+        Some(heading) => {
+            lines.push(Line::styled(
+                format!("{heading} ({} toggles):", keymap.keys(Command::Toggle)),
+                ctx.theme.dim,
+            ));
+            "  "
+        }
+        None => "",
+    };
+    for (i, (label, on)) in c.items.iter().enumerate() {
+        let text = format!("{indent}[{}] {}", if *on { "x" } else { " " }, safe(label));
+        let style = if focused(i) {
+            ctx.theme.selected
+        } else {
+            ctx.theme.base
+        };
+        lines.push(Line::styled(text, style));
+    }
+}
+
+/// Exactly what will be granted, to whom, until when.
+fn grant_summary(dialog: &Dialog, grantee: &str, did: &str, ctx: Frame2<'_>) -> Line<'static> {
+    let Some(seconds) = dialog.duration().map(DurationField::seconds) else {
+        return Line::raw("");
+    };
+    match seconds {
+        Ok(secs) => {
+            let until = ctx.now + chrono::Duration::seconds(secs);
+            let caps = dialog.checked(FieldId::Capabilities);
+            if caps.is_empty() {
+                return Line::styled(
+                    "Nothing would be granted: keep at least one capability.",
+                    ctx.theme.error,
+                );
+            }
+            Line::from(vec![
+                Span::styled("Grants ", ctx.theme.base),
+                Span::styled(
+                    safe(&caps.join(", ")),
+                    ctx.theme.accent.add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(format!(
+                    " to {} ({}) for {}, until {} local (in {}).",
+                    safe(grantee),
+                    safe(did),
+                    human_duration(secs),
+                    local(until, ctx),
+                    human_duration(secs)
+                )),
+            ])
+        }
+        Err(e) => Line::styled(format!("Duration: {e}"), ctx.theme.error),
+    }
+}
 
 fn buttons(focus: Focus, confirm: &str, ctx: Frame2<'_>) -> Line<'static> {
     let style = |on: bool| {
@@ -42,260 +207,9 @@ fn field(label: &str, value: &str, focused: bool, ctx: Frame2<'_>) -> Line<'stat
     ])
 }
 
-fn error_line(error: &Option<String>, ctx: Frame2<'_>) -> Line<'static> {
+fn error_line(error: Option<&DialogError>, ctx: Frame2<'_>) -> Line<'static> {
     match error {
-        Some(e) => Line::from(Span::styled(format!("✗ {}", safe(e)), ctx.theme.error)),
+        Some(e) => Line::from(Span::styled(format!("✗ {e}"), ctx.theme.error)),
         None => Line::raw(""),
     }
-}
-
-pub(super) fn decide(
-    frame: &mut Frame,
-    area: Rect,
-    state: &State,
-    form: &DecideForm,
-    ctx: Frame2<'_>,
-) {
-    let mut lines: Vec<Line> = Vec::new();
-    let request = state.request(&form.request_id);
-    // Duration presets capped by policy and by the request.
-    let mut presets = vec![Span::styled("Duration: ", ctx.theme.dim)];
-    for (i, (secs, label)) in PRESETS.iter().enumerate() {
-        let allowed = *secs <= form.max_seconds;
-        let chosen = form.preset == i;
-        let text = if chosen {
-            format!("({label})")
-        } else {
-            format!("[{label}]")
-        };
-        let mut style = if allowed {
-            ctx.theme.base
-        } else {
-            ctx.theme.dim.add_modifier(Modifier::CROSSED_OUT)
-        };
-        if chosen {
-            style = style.add_modifier(Modifier::BOLD);
-            if form.focus == Focus::Presets {
-                style = style.patch(ctx.theme.selected);
-            }
-        }
-        presets.push(Span::styled(text, style));
-        presets.push(Span::raw(" "));
-    }
-    let custom_chosen = form.preset == PRESETS.len();
-    let mut custom_style = ctx.theme.base;
-    if custom_chosen && form.focus == Focus::Presets {
-        custom_style = ctx.theme.selected;
-    }
-    presets.push(Span::styled(
-        if custom_chosen {
-            "(custom)"
-        } else {
-            "[custom]"
-        },
-        custom_style,
-    ));
-    presets.push(Span::styled(
-        format!("   at most {}", human_duration(form.max_seconds)),
-        ctx.theme.dim,
-    ));
-    lines.push(Line::from(presets));
-    if custom_chosen {
-        lines.push(field(
-            "  custom",
-            &form.custom,
-            form.focus == Focus::Custom,
-            ctx,
-        ));
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("Capabilities (space toggles):", ctx.theme.dim));
-    for (i, (cap, on)) in form.capabilities.iter().enumerate() {
-        let focused = form.focus == Focus::Capability(i);
-        let text = format!("  [{}] {}", if *on { "x" } else { " " }, safe(cap));
-        lines.push(Line::styled(
-            text,
-            if focused {
-                ctx.theme.selected
-            } else {
-                ctx.theme.base
-            },
-        ));
-    }
-    lines.push(Line::raw(""));
-    lines.push(field(
-        "Justification",
-        &form.justification,
-        form.focus == Focus::Text,
-        ctx,
-    ));
-    lines.push(Line::raw(""));
-    // Exactly what will be granted, to whom, until when.
-    let summary = match form.seconds() {
-        Ok(secs) => {
-            let until = ctx.now + chrono::Duration::seconds(secs);
-            let caps = form.chosen();
-            let did = request
-                .map(|r| r.child_did.clone().unwrap_or_else(|| r.agent_did.clone()))
-                .unwrap_or_default();
-            if caps.is_empty() {
-                Line::styled(
-                    "Nothing would be granted: keep at least one capability.",
-                    ctx.theme.error,
-                )
-            } else {
-                Line::from(vec![
-                    Span::styled("Grants ", ctx.theme.base),
-                    Span::styled(
-                        safe(&caps.join(", ")),
-                        ctx.theme.accent.add_modifier(Modifier::BOLD),
-                    ),
-                    Span::raw(format!(
-                        " to {} ({did}) for {}, until {} local (in {}).",
-                        safe(&form.grantee),
-                        human_duration(secs),
-                        local(until, ctx),
-                        human_duration(secs)
-                    )),
-                ])
-            }
-        }
-        Err(e) => Line::styled(format!("Duration: {e}"), ctx.theme.error),
-    };
-    lines.push(summary);
-    lines.push(error_line(&form.error, ctx));
-    lines.push(buttons(form.focus, "Confirm", ctx));
-    // Room for the summary to wrap onto a second line.
-    let height = lines.len() as u16 + 4;
-    let rect = centered(area, 96.min(area.width), height);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(dialog_block(
-                format!("Approve the request of {}", safe(&form.agent)),
-                ctx,
-            ))
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
-}
-
-pub(super) fn reason(frame: &mut Frame, area: Rect, form: &ReasonForm, ctx: Frame2<'_>) {
-    let lines = vec![
-        field("Reason", &form.reason, form.focus == Focus::Text, ctx),
-        Line::raw(""),
-        error_line(&form.error, ctx),
-        buttons(form.focus, "Confirm", ctx),
-    ];
-    let rect = centered(area, 80, lines.len() as u16 + 3);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(dialog_block(form.title.clone(), ctx))
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
-}
-
-pub(super) fn suspend(frame: &mut Frame, area: Rect, form: &SuspendForm, ctx: Frame2<'_>) {
-    let mut lines = vec![Line::styled(
-        "This will, at once and in one step:",
-        ctx.theme.dim,
-    )];
-    for c in &form.consequences {
-        lines.push(Line::raw(format!("  • {}", safe(c))));
-    }
-    lines.push(Line::raw(""));
-    lines.push(field(
-        "Reason",
-        &form.reason,
-        form.focus == Focus::Text,
-        ctx,
-    ));
-    let toggle = format!(
-        "[{}] security incident (only a security lead may lift it)",
-        if form.security { "x" } else { " " }
-    );
-    lines.push(Line::styled(
-        toggle,
-        if form.focus == Focus::Toggle {
-            ctx.theme.selected
-        } else {
-            ctx.theme.base
-        },
-    ));
-    lines.push(error_line(&form.error, ctx));
-    lines.push(buttons(form.focus, "Suspend", ctx));
-    let rect = centered(area, 90, lines.len() as u16 + 3);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(dialog_block(
-                format!("Suspend {} ({})", safe(&form.name), form.did),
-                ctx,
-            ))
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
-}
-
-pub(super) fn suspend_all(frame: &mut Frame, area: Rect, form: &SuspendAllForm, ctx: Frame2<'_>) {
-    let lines = vec![
-        Line::raw(format!(
-            "Every one of your {} active agents stops at once: grants revoked, requests cancelled, tokens dead.",
-            form.count
-        )),
-        Line::raw(""),
-        field(
-            &format!("Type {} to confirm", form.count),
-            &form.typed,
-            form.focus == Focus::Custom,
-            ctx,
-        ),
-        field("Reason", &form.reason, form.focus == Focus::Text, ctx),
-        error_line(&form.error, ctx),
-        buttons(form.focus, "Suspend all", ctx),
-    ];
-    let rect = centered(area, 90, lines.len() as u16 + 3);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(dialog_block("Suspend ALL my agents".into(), ctx))
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
-}
-
-pub(super) fn bulk(frame: &mut Frame, area: Rect, form: &BulkApproveForm, ctx: Frame2<'_>) {
-    let mut lines = vec![Line::styled(
-        "Each of these is approved as asked (capped by policy):",
-        ctx.theme.dim,
-    )];
-    for l in &form.lines {
-        lines.push(Line::raw(format!("  • {}", safe(l))));
-    }
-    lines.push(Line::raw(""));
-    lines.push(field(
-        "Justification",
-        &form.justification,
-        form.focus == Focus::Text,
-        ctx,
-    ));
-    lines.push(error_line(&form.error, ctx));
-    lines.push(buttons(
-        form.focus,
-        &format!("Approve {}", form.request_ids.len()),
-        ctx,
-    ));
-    let rect = centered(area, 96, (lines.len() as u16 + 2).min(area.height));
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(dialog_block(
-                format!("Approve {} marked requests", form.request_ids.len()),
-                ctx,
-            ))
-            .wrap(Wrap { trim: false }),
-        rect,
-    );
 }

@@ -7,24 +7,15 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::{Frame2, centered, dialog_block};
-use crate::console::keymap::{Context, line_summary};
-use crate::console::state::{Modal, Screen, State};
+use crate::console::keymap::{Command, line_summary};
+use crate::console::state::State;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
-    let underneath = match state.modals.iter().rev().nth(1) {
-        Some(Modal::Detail { .. }) => Context::Detail,
-        _ => match state.screen {
-            Screen::Inbox => Context::Inbox,
-            Screen::Agents => Context::Agents,
-            Screen::Grants => Context::Grants,
-            Screen::Audit => Context::Audit,
-        },
-    };
     let mut lines = vec![Line::styled(
         "Keys active here (from your keymap):",
         ctx.theme.dim,
     )];
-    for (keys, help) in state.keymap.hints(underneath) {
+    for (keys, help) in state.keymap.hints(state.help_context()) {
         lines.push(Line::from(vec![
             Span::styled(format!("  {keys:<18}"), ctx.theme.accent),
             Span::raw(help),
@@ -38,7 +29,10 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     let rect = centered(area, 70, (lines.len() as u16 + 2).min(area.height));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(Text::from(lines)).block(dialog_block("Help (esc closes)".into(), ctx)),
+        Paragraph::new(Text::from(lines)).block(dialog_block(
+            format!("Help ({} closes)", state.keymap.keys(Command::Back)),
+            ctx,
+        )),
         rect,
     );
 }

@@ -18,6 +18,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
+use super::keymap::Context;
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{Connection, Load, Modal, Screen, State, human_duration};
 use super::theme::Theme;
@@ -68,11 +69,7 @@ pub fn render(frame: &mut Frame, state: &State, ctx: Frame2<'_>) {
         match modal {
             Modal::Help => help::draw(frame, area, state, ctx),
             Modal::Detail { id, scroll } => detail::draw(frame, rows[1], state, id, *scroll, ctx),
-            Modal::Decide(form) => dialog::decide(frame, area, state, form, ctx),
-            Modal::Reason(form) => dialog::reason(frame, area, form, ctx),
-            Modal::Suspend(form) => dialog::suspend(frame, area, form, ctx),
-            Modal::SuspendAll(form) => dialog::suspend_all(frame, area, form, ctx),
-            Modal::BulkApprove(form) => dialog::bulk(frame, area, form, ctx),
+            Modal::Dialog(d) => dialog::draw(frame, area, d, &state.keymap, ctx),
             Modal::Filter(text) => input_line(frame, rows[2], "/", text, ctx),
             Modal::CommandLine(text) => input_line(frame, rows[2], ":", text, ctx),
         }
@@ -179,21 +176,15 @@ fn list_filter_note(state: &State) -> String {
 
 fn hints(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let context = state.context();
-    let dialog = matches!(
-        state.modals.last(),
-        Some(
-            Modal::Decide(_)
-                | Modal::Reason(_)
-                | Modal::Suspend(_)
-                | Modal::SuspendAll(_)
-                | Modal::BulkApprove(_)
-        )
-    );
-    let spans: Vec<Span> = if dialog {
-        vec![Span::styled(
-            "tab next field · ←/→ presets and buttons · space toggles · enter activates · esc cancels",
-            ctx.theme.dim,
-        )]
+    let spans: Vec<Span> = if context == Context::Dialog {
+        let text = state
+            .keymap
+            .footer(context)
+            .into_iter()
+            .map(|(keys, help)| format!("{keys} {help}"))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        vec![Span::styled(text, ctx.theme.dim)]
     } else {
         let mut v = Vec::new();
         for (keys, help) in state.keymap.footer(context) {
