@@ -11,7 +11,7 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
-use super::state::{Action, Connection, Effect, State};
+use super::state::{Action, Connection, Effect, EffectError, State};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
@@ -133,51 +133,61 @@ fn desktop_session() -> bool {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-/// Runs one effect in a task; its answer comes back on `tx`.
 /// How many pending requests the inbox asks for per page.
 const PENDING_PAGE: u32 = 500;
 
+/// Runs one effect in a task; its answer comes back on `tx`.
 fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
     let (keeper, tx) = (keeper.clone(), tx.clone());
     tokio::spawn(async move {
         let client = match keeper.client().await {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Action::Requests(Err(format!("session: {e}"))));
+                let _ = tx.send(Action::Requests(Err(EffectError::Session(e))));
                 return;
             }
         };
         let _ = tx.send(Action::TokenExpiry(keeper.expires_at().await));
         let action = match effect {
             // Every pending request, page by page: a large fleet must not be cut off.
-            Effect::LoadRequests => {
-                Action::Requests(client.all_pending(PENDING_PAGE).await.map_err(err))
+            Effect::LoadRequests => Action::Requests(
+                client
+                    .all_pending(PENDING_PAGE)
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::LoadRequest(id) => {
+                Action::Request(client.get_request(&id).await.map_err(EffectError::from))
             }
-            Effect::LoadRequest(id) => Action::Request(client.get_request(&id).await.map_err(err)),
-            Effect::LoadAgents => Action::Agents(client.agents(false).await.map_err(err)),
+            Effect::LoadAgents => {
+                Action::Agents(client.agents(false).await.map_err(EffectError::from))
+            }
             Effect::LoadGrants => Action::Grants(
                 client
                     .grants(&crate::protocol::query::GrantQuery::default())
                     .await
-                    .map_err(err),
+                    .map_err(EffectError::from),
             ),
-            Effect::LoadAudit => Action::Audit(client.audit_tail(500).await.map_err(err)),
+            Effect::LoadAudit => {
+                Action::Audit(client.audit_tail(500).await.map_err(EffectError::from))
+            }
             Effect::LoadTrust(did) => match client.trust(&did).await {
                 Ok(t) => Action::Trust(did, t),
                 Err(_) => return,
             },
             Effect::Decide { id, body } => {
-                Action::Decided(client.decide(&id, &body).await.map_err(err))
+                Action::Decided(client.decide(&id, &body).await.map_err(EffectError::from))
             }
             Effect::Suspend {
                 did,
                 reason,
                 security,
-            } => Action::Suspended(client.suspend(&did, &reason, security).await.map_err(err)),
+            } => Action::Suspended(
+                client
+                    .suspend(&did, &reason, security)
+                    .await
+                    .map_err(EffectError::from),
+            ),
             Effect::SuspendAll { reason, expected } => Action::Suspended(
                 client
                     .suspend_all(&crate::protocol::requests::SuspendAllBody {
@@ -187,15 +197,23 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
                         expected_count: u32::try_from(expected).ok(),
                     })
                     .await
-                    .map_err(err),
+                    .map_err(EffectError::from),
             ),
-            Effect::Reactivate { did, reason } => {
-                Action::Reactivated(client.reactivate(&did, &reason).await.map_err(err))
+            Effect::Reactivate { did, reason } => Action::Reactivated(
+                client
+                    .reactivate(&did, &reason)
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::RevokeGrant { id, reason } => Action::GrantRevoked(
+                client
+                    .revoke_grant(&id, &reason)
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::Verify => {
+                Action::Verified(client.audit_verify().await.map_err(EffectError::from))
             }
-            Effect::RevokeGrant { id, reason } => {
-                Action::GrantRevoked(client.revoke_grant(&id, &reason).await.map_err(err))
-            }
-            Effect::Verify => Action::Verified(client.audit_verify().await.map_err(err)),
             Effect::Notify { .. } | Effect::Quit => return,
         };
         let _ = tx.send(action);
@@ -209,8 +227,8 @@ fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::ta
         let mut attempt: u32 = 0;
         loop {
             let opened = match keeper.client().await {
-                Ok(client) => client.events(last).await.map_err(err),
-                Err(e) => Err(e.to_string()),
+                Ok(client) => client.events(last).await.map_err(EffectError::from),
+                Err(e) => Err(EffectError::Session(e)),
             };
             let error = match opened {
                 Ok(mut stream) => {
@@ -226,8 +244,8 @@ fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::ta
                                     return;
                                 }
                             }
-                            Some(Err(e)) => break e.to_string(),
-                            None => break "the server closed the stream".to_owned(),
+                            Some(Err(e)) => break EffectError::Client(e),
+                            None => break EffectError::StreamClosed,
                         }
                     }
                 }

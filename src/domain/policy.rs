@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::Invalid;
 use super::capability::Capability;
 use super::role::Role;
+use super::trust::Tier;
 
 #[derive(
     Debug,
@@ -105,6 +106,22 @@ pub struct Requirement {
     pub approvals_required: u8,
     /// Roles allowed by every matching rule (the agent's sponsors may always decide).
     pub approver_roles: Vec<Role>,
+}
+
+impl Requirement {
+    /// The longest grant an approver may give: what was asked, capped by policy.
+    pub fn grantable_seconds(&self, requested_seconds: i64) -> i64 {
+        requested_seconds.min(self.max_seconds)
+    }
+
+    /// Whether a request may be approved together with others, without its own dialog: only
+    /// when it is low-sensitivity, needs one approver, and its agent is at standard trust or
+    /// above.
+    pub fn allows_bulk_approval(&self, trust: Tier) -> bool {
+        self.sensitivity == Sensitivity::Low
+            && self.approvals_required <= 1
+            && trust >= Tier::Standard
+    }
 }
 
 pub const SHIPPED: &str = include_str!("../../config/policy.default.toml");
@@ -244,5 +261,24 @@ mod tests {
         let broken = SHIPPED.replace("approvals_required = 2", "approvals_required = 3");
         assert!(Policy::from_toml(&broken).is_err());
         assert!(Policy::from_toml("[requests]\nunknown = 1").is_err());
+    }
+
+    #[test]
+    fn what_an_approver_may_grant() {
+        let req = |sensitivity, approvals_required| Requirement {
+            sensitivity,
+            max_seconds: 4 * 3600,
+            approvals_required,
+            approver_roles: vec![],
+        };
+        let low = req(Sensitivity::Low, 1);
+        assert_eq!(low.grantable_seconds(7200), 7200);
+        assert_eq!(low.grantable_seconds(8 * 3600), 4 * 3600);
+        assert!(low.allows_bulk_approval(Tier::Standard));
+        assert!(low.allows_bulk_approval(Tier::VerifiedPartner));
+        assert!(!low.allows_bulk_approval(Tier::Probationary));
+        assert!(!req(Sensitivity::Low, 2).allows_bulk_approval(Tier::Trusted));
+        assert!(!req(Sensitivity::High, 1).allows_bulk_approval(Tier::Trusted));
+        assert!(!req(Sensitivity::Critical, 1).allows_bulk_approval(Tier::Trusted));
     }
 }

@@ -8,7 +8,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
 use sponsor_console::console::keymap::Keymap;
-use sponsor_console::console::state::{Action, Effect, Focus, Identity, Modal, State};
+use sponsor_console::console::state::dialog::{Confirm, Dialog, DurationField, PRESETS, Row};
+use sponsor_console::console::state::{Action, Effect, EffectError, Focus, Identity, Modal, State};
 use sponsor_console::console::theme::Theme;
 use sponsor_console::console::view::{self, Frame2};
 use sponsor_console::domain::policy::{Requirement, Sensitivity};
@@ -205,6 +206,19 @@ fn typed(s: &mut State, text: &str) {
     }
 }
 
+/// The dialog on top.
+fn dialog(s: &State) -> &Dialog {
+    match s.modals.last() {
+        Some(Modal::Dialog(d)) => d,
+        other => panic!("no dialog on top: {other:?}"),
+    }
+}
+
+/// The duration field of the dialog on top.
+fn duration(s: &State) -> &DurationField {
+    dialog(s).duration().expect("a duration field")
+}
+
 fn draw(state: &State, theme: &Theme) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     terminal
@@ -324,11 +338,12 @@ fn snapshot_read_only_and_production() {
 #[test]
 fn snapshot_loading_failure_and_reconnecting() {
     let mut s = fixture(false);
-    s.update(Action::Requests(Err("connection refused".into())), now());
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    s.update(Action::Requests(Err(EffectError::Io(refused))), now());
     s.update(
         Action::Connection(sponsor_console::console::state::Connection::Reconnecting {
             attempt: 3,
-            error: "reset".into(),
+            error: EffectError::StreamClosed,
         }),
         now(),
     );
@@ -341,11 +356,17 @@ fn snapshot_loading_failure_and_reconnecting() {
 fn approving_is_two_steps_and_cancel_has_the_focus() {
     let mut s = fixture(false);
     assert!(s.update(ch('a'), now()).is_empty());
-    let Some(Modal::Decide(form)) = s.modals.last() else {
-        panic!("decide dialog")
-    };
+    let form = dialog(&s);
+    assert!(
+        matches!(form.action, Confirm::Approve { .. }),
+        "decide dialog"
+    );
     assert_eq!(form.focus, Focus::Cancel);
-    assert_eq!(form.max_seconds, 7200, "min(requested 2h, policy 4h)");
+    assert_eq!(
+        duration(&s).max_seconds,
+        7200,
+        "min(requested 2h, policy 4h)"
+    );
     // Enter on the focused Cancel closes without acting.
     assert!(s.update(key(KeyCode::Enter), now()).is_empty());
     assert!(s.modals.is_empty());
@@ -354,10 +375,8 @@ fn approving_is_two_steps_and_cancel_has_the_focus() {
     s.update(ch('a'), now());
     s.update(key(KeyCode::Right), now()); // Cancel → Confirm
     assert!(s.update(key(KeyCode::Enter), now()).is_empty());
-    let Some(Modal::Decide(form)) = s.modals.last() else {
-        panic!()
-    };
-    assert!(form.error.as_deref().unwrap().contains("justification"));
+    let form = dialog(&s);
+    assert!(form.error.unwrap().to_string().contains("justification"));
 
     // Narrow: 15 minutes, justification typed, confirm.
     s.update(key(KeyCode::BackTab), now()); // Confirm → Cancel
@@ -367,20 +386,12 @@ fn approving_is_two_steps_and_cancel_has_the_focus() {
     for _ in 0..2 {
         s.update(key(KeyCode::Tab), now()); // Confirm, wrap to presets
     }
-    let Some(Modal::Decide(form)) = s.modals.last() else {
-        panic!()
-    };
-    assert_eq!(form.focus, Focus::Presets);
+    // The presets are the first row of the decide dialog.
+    assert_eq!(dialog(&s).focus, Focus::Field { row: 0, item: 0 });
     s.update(key(KeyCode::Left), now()); // 1h → 15m
-    let Some(Modal::Decide(form)) = s.modals.last() else {
-        panic!()
-    };
-    assert_eq!(form.seconds(), Ok(900));
+    assert_eq!(duration(&s).seconds(), Ok(900));
     let effects = loop {
-        let Some(Modal::Decide(form)) = s.modals.last() else {
-            panic!()
-        };
-        if form.focus == Focus::Confirm {
+        if dialog(&s).focus == Focus::Confirm {
             break s.update(key(KeyCode::Enter), now());
         }
         s.update(key(KeyCode::Tab), now());
@@ -398,6 +409,45 @@ fn approving_is_two_steps_and_cancel_has_the_focus() {
 }
 
 #[test]
+fn every_dialog_opens_on_cancel() {
+    let mut s = fixture(false);
+    let mut opened = Vec::new();
+    for (keys, what) in [
+        ("a", "approve"),
+        ("d", "deny"),
+        ("s", "suspend"),
+        ("2S", "suspend all"),
+        ("2jjr", "reactivate"),
+        ("3x", "revoke"),
+    ] {
+        s.update(ch('1'), now());
+        typed(&mut s, keys);
+        let d = dialog(&s);
+        assert_eq!(d.focus, Focus::Cancel, "{what}");
+        opened.push(std::mem::discriminant(&d.action));
+        s.update(key(KeyCode::Esc), now());
+        assert!(s.modals.is_empty(), "{what}: esc closes");
+    }
+    opened.dedup();
+    assert_eq!(opened.len(), 6, "six different dialogs");
+}
+
+#[test]
+fn typing_while_a_button_has_the_focus_is_not_lost() {
+    let mut s = fixture(false);
+    s.update(ch('d'), now());
+    assert_eq!(dialog(&s).focus, Focus::Cancel);
+    typed(&mut s, "spam");
+    s.update(key(KeyCode::Tab), now()); // Cancel
+    s.update(key(KeyCode::Tab), now()); // Confirm
+    let effects = s.update(key(KeyCode::Enter), now());
+    assert!(
+        matches!(&effects[..], [Effect::Decide { body, .. }] if body.decision == Decision::Deny && body.justification == "spam"),
+        "{effects:?}"
+    );
+}
+
+#[test]
 fn presets_above_the_cap_cannot_be_chosen() {
     let mut s = fixture(false);
     s.update(ch('a'), now());
@@ -405,13 +455,8 @@ fn presets_above_the_cap_cannot_be_chosen() {
     s.update(key(KeyCode::Tab), now()); // presets
     for _ in 0..10 {
         s.update(key(KeyCode::Right), now());
-        let Some(Modal::Decide(form)) = s.modals.last() else {
-            panic!()
-        };
-        assert!(
-            form.preset >= 4
-                || [900, 3600].contains(&sponsor_console::console::state::PRESETS[form.preset].0)
-        );
+        let form = duration(&s);
+        assert!(form.chosen >= 4 || [900, 3600].contains(&PRESETS[form.chosen].0));
     }
 }
 
@@ -464,10 +509,13 @@ fn bulk_actions_on_marks() {
     s.update(key(KeyCode::Enter), now());
     s.update(ch(' '), now());
     assert!(s.update(ch('a'), now()).is_empty());
-    let Some(Modal::BulkApprove(form)) = s.modals.last() else {
+    let form = dialog(&s);
+    let Confirm::ApproveMarked { request_ids } = &form.action else {
         panic!("{:?}", s.modals)
     };
-    assert_eq!(form.lines.len(), 1);
+    assert_eq!(request_ids.len(), 1);
+    let lines = form.rows.iter().filter(|r| matches!(r, Row::Bullet(_)));
+    assert_eq!(lines.count(), 1);
     assert_eq!(form.focus, Focus::Cancel);
 }
 
@@ -518,10 +566,11 @@ fn suspending_all_needs_the_count_typed() {
     let mut s = fixture(false);
     s.update(ch('2'), now());
     s.update(ch('S'), now());
-    let Some(Modal::SuspendAll(form)) = s.modals.last() else {
-        panic!()
-    };
-    assert_eq!(form.count, 2, "two active agents");
+    assert_eq!(
+        dialog(&s).action,
+        Confirm::SuspendAll { count: 2 },
+        "two active agents"
+    );
     s.update(key(KeyCode::Tab), now()); // Confirm
     s.update(key(KeyCode::Tab), now()); // count field
     typed(&mut s, "3");
@@ -694,15 +743,23 @@ fn the_audit_filters_by_agent_and_suspend_runs_from_the_command_line() {
     s.update(ch(':'), now());
     typed(&mut s, &format!("suspend did:mesh:{:032x}", 2));
     s.update(key(KeyCode::Enter), now());
-    let Some(Modal::Suspend(form)) = s.modals.last() else {
-        panic!("{:?}", s.modals)
-    };
-    assert_eq!(form.name, "data-pipeline-02");
+    let form = dialog(&s);
+    assert_eq!(
+        form.action,
+        Confirm::Suspend {
+            did: format!("did:mesh:{:032x}", 2)
+        }
+    );
+    assert!(
+        form.title.starts_with("Suspend data-pipeline-02 ("),
+        "{}",
+        form.title
+    );
     assert_eq!(form.focus, Focus::Cancel);
     assert!(
-        form.consequences
+        form.rows
             .iter()
-            .any(|c| c.contains("pending request"))
+            .any(|r| matches!(r, Row::Bullet(c) if c.contains("pending request")))
     );
 }
 

@@ -8,6 +8,13 @@ use std::collections::BTreeMap;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
+mod commands;
+mod line;
+
+pub use commands::Command;
+use commands::{Footer, SPECS};
+pub use line::{LineCommand, UnknownCommand, line_summary, parse_line};
+
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
@@ -17,279 +24,9 @@ pub enum Context {
     Agents,
     Grants,
     Audit,
+    /// Any dialog. Global bindings do not apply there: a dialog keeps every key to itself.
+    Dialog,
 }
-
-/// Everything a key can mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Command {
-    Quit,
-    Help,
-    Back,
-    Up,
-    Down,
-    Top,
-    Bottom,
-    PageUp,
-    PageDown,
-    Inbox,
-    Agents,
-    Grants,
-    Audit,
-    NextScreen,
-    Filter,
-    CommandLine,
-    Refresh,
-    Open,
-    Mark,
-    ClearMarks,
-    Sort,
-    Approve,
-    Deny,
-    Suspend,
-    SuspendAll,
-    Reactivate,
-    RevokeGrant,
-    Verify,
-}
-
-struct Spec {
-    command: Command,
-    name: &'static str,
-    help: &'static str,
-    contexts: &'static [Context],
-    keys: &'static [&'static str],
-    /// Changes something at the server: gone in read-only mode.
-    acting: bool,
-}
-
-use Context as C;
-
-const SPECS: &[Spec] = &[
-    Spec {
-        command: Command::Quit,
-        name: "quit",
-        help: "quit",
-        contexts: &[C::Global],
-        keys: &["q", "ctrl-c"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Help,
-        name: "help",
-        help: "keys",
-        contexts: &[C::Global],
-        keys: &["?"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Back,
-        name: "back",
-        help: "back",
-        contexts: &[C::Global],
-        keys: &["esc"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Up,
-        name: "up",
-        help: "up",
-        contexts: &[C::Global],
-        keys: &["k", "up"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Down,
-        name: "down",
-        help: "down",
-        contexts: &[C::Global],
-        keys: &["j", "down"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Top,
-        name: "top",
-        help: "first",
-        contexts: &[C::Global],
-        keys: &["g", "home"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Bottom,
-        name: "bottom",
-        help: "last",
-        contexts: &[C::Global],
-        keys: &["G", "end"],
-        acting: false,
-    },
-    Spec {
-        command: Command::PageUp,
-        name: "page_up",
-        help: "page up",
-        contexts: &[C::Global],
-        keys: &["pageup", "ctrl-b"],
-        acting: false,
-    },
-    Spec {
-        command: Command::PageDown,
-        name: "page_down",
-        help: "page down",
-        contexts: &[C::Global],
-        keys: &["pagedown", "ctrl-f"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Inbox,
-        name: "inbox",
-        help: "inbox",
-        contexts: &[C::Global],
-        keys: &["1"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Agents,
-        name: "agents",
-        help: "agents",
-        contexts: &[C::Global],
-        keys: &["2"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Grants,
-        name: "grants",
-        help: "grants",
-        contexts: &[C::Global],
-        keys: &["3"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Audit,
-        name: "audit",
-        help: "audit",
-        contexts: &[C::Global],
-        keys: &["4"],
-        acting: false,
-    },
-    Spec {
-        command: Command::NextScreen,
-        name: "next_screen",
-        help: "next screen",
-        contexts: &[C::Global],
-        keys: &["tab"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Filter,
-        name: "filter",
-        help: "filter",
-        contexts: &[C::Inbox, C::Agents, C::Grants, C::Audit],
-        keys: &["/"],
-        acting: false,
-    },
-    Spec {
-        command: Command::CommandLine,
-        name: "command_line",
-        help: "command",
-        contexts: &[C::Global],
-        keys: &[":"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Refresh,
-        name: "refresh",
-        help: "refresh",
-        contexts: &[C::Global],
-        keys: &["ctrl-r"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Open,
-        name: "open",
-        help: "open",
-        contexts: &[C::Inbox],
-        keys: &["enter"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Mark,
-        name: "mark",
-        help: "mark",
-        contexts: &[C::Inbox],
-        keys: &["space"],
-        acting: false,
-    },
-    Spec {
-        command: Command::ClearMarks,
-        name: "clear_marks",
-        help: "clear marks",
-        contexts: &[C::Inbox],
-        keys: &["u"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Sort,
-        name: "sort",
-        help: "sort",
-        contexts: &[C::Inbox],
-        keys: &["o"],
-        acting: false,
-    },
-    Spec {
-        command: Command::Approve,
-        name: "approve",
-        help: "approve",
-        contexts: &[C::Inbox, C::Detail],
-        keys: &["a"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Deny,
-        name: "deny",
-        help: "deny",
-        contexts: &[C::Inbox, C::Detail],
-        keys: &["d"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Suspend,
-        name: "suspend",
-        help: "suspend agent",
-        contexts: &[C::Inbox, C::Detail, C::Agents],
-        keys: &["s"],
-        acting: true,
-    },
-    Spec {
-        command: Command::SuspendAll,
-        name: "suspend_all",
-        help: "suspend all mine",
-        contexts: &[C::Agents],
-        keys: &["S"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Reactivate,
-        name: "reactivate",
-        help: "reactivate",
-        contexts: &[C::Agents],
-        keys: &["r"],
-        acting: true,
-    },
-    Spec {
-        command: Command::RevokeGrant,
-        name: "revoke_grant",
-        help: "revoke grant",
-        contexts: &[C::Grants],
-        keys: &["x"],
-        acting: true,
-    },
-    Spec {
-        command: Command::Verify,
-        name: "verify",
-        help: "verify chain",
-        contexts: &[C::Audit],
-        keys: &["v"],
-        acting: false,
-    },
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeymapError {
@@ -434,16 +171,17 @@ impl Keymap {
         })
     }
 
-    /// What `key` means in `context` (screen bindings win over global ones).
+    /// What `key` means in `context`: screen bindings win over global ones; in a dialog only
+    /// the dialog's bindings count.
     pub fn lookup(&self, key: &KeyEvent, context: Context) -> Option<Command> {
         let name = key_name(key)?;
         self.bindings
             .iter()
             .find(|b| b.context == context && b.key == name)
             .or_else(|| {
-                self.bindings
-                    .iter()
-                    .find(|b| b.context == Context::Global && b.key == name)
+                self.bindings.iter().find(|b| {
+                    context != Context::Dialog && b.context == Context::Global && b.key == name
+                })
             })
             .map(|b| b.command)
     }
@@ -452,35 +190,75 @@ impl Keymap {
         self.bindings.iter().any(|b| b.command == command)
     }
 
-    /// `(keys, description)` for each command active in `context`, screen commands first.
+    /// `(keys, description)` for each command active in `context`, screen commands first: what
+    /// the help screen lists.
     pub fn hints(&self, context: Context) -> Vec<(String, &'static str)> {
-        let mut out: Vec<(String, &'static str)> = Vec::new();
-        for ctx in [context, Context::Global] {
-            for spec in SPECS {
-                if !spec.contexts.contains(&ctx) {
-                    continue;
-                }
-                let keys: Vec<&str> = self
-                    .bindings
-                    .iter()
-                    .filter(|b| b.command == spec.command && b.context == ctx)
-                    .map(|b| b.key.as_str())
-                    .collect();
-                if keys.is_empty() || out.iter().any(|(_, h)| *h == spec.help) {
-                    continue;
-                }
-                out.push((keys.join("/"), spec.help));
-            }
-        }
-        out
+        self.entries(context, false)
     }
 
-    /// The first key bound to `command`, for messages ("press a to approve").
-    pub fn key_for(&self, command: Command) -> Option<&str> {
-        self.bindings
-            .iter()
-            .find(|b| b.command == command)
-            .map(|b| b.key.as_str())
+    /// The part of the hints the footer shows.
+    pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
+        self.entries(context, true)
+    }
+
+    /// The keys bound to `command`, as hints write them (`esc`, `space`, `k/up`).
+    pub fn keys(&self, command: Command) -> String {
+        let mut keys: Vec<&str> = Vec::new();
+        for b in self.bindings.iter().filter(|b| b.command == command) {
+            if !keys.contains(&label(&b.key)) {
+                keys.push(label(&b.key));
+            }
+        }
+        keys.join("/")
+    }
+
+    /// Commands that share a description share an entry (`←/→ presets and buttons`).
+    fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
+        let contexts: &[Context] = if context == Context::Dialog {
+            &[Context::Dialog]
+        } else {
+            &[context, Context::Global]
+        };
+        let mut out: Vec<(Vec<&str>, &'static str)> = Vec::new();
+        for ctx in contexts {
+            for spec in SPECS.iter().filter(|s| s.contexts.contains(ctx)) {
+                let mut keys = self
+                    .bindings
+                    .iter()
+                    .filter(|b| b.command == spec.command && b.context == *ctx)
+                    .map(|b| label(&b.key));
+                let keys: Vec<&str> = match (footer, spec.footer) {
+                    (true, Footer::Hidden) => continue,
+                    (true, Footer::FirstKey) => keys.next().into_iter().collect(),
+                    _ => keys.collect(),
+                };
+                if keys.is_empty() {
+                    continue;
+                }
+                match out.iter_mut().find(|(_, help)| *help == spec.help) {
+                    Some((known, _)) => {
+                        for k in keys {
+                            if !known.contains(&k) {
+                                known.push(k);
+                            }
+                        }
+                    }
+                    None => out.push((keys, spec.help)),
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(keys, help)| (keys.join("/"), help))
+            .collect()
+    }
+}
+
+/// How hints write a key: the horizontal arrows as glyphs, every other key by its name.
+fn label(key: &str) -> &str {
+    match key {
+        "left" => "←",
+        "right" => "→",
+        other => other,
     }
 }
 
@@ -540,5 +318,62 @@ mod tests {
             Keymap::new(&bad, false),
             Err(KeymapError::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn dialogs_keep_their_keys_and_the_footer_is_generated() {
+        let k = Keymap::defaults(false);
+        let code = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
+        // No global fallback: q does not quit and 1 is a preset, not the inbox.
+        assert_eq!(k.lookup(&key('q'), Context::Dialog), None);
+        assert_eq!(
+            k.lookup(&key('1'), Context::Dialog),
+            Some(Command::Preset(0))
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::Tab), Context::Dialog),
+            Some(Command::NextField)
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::Down), Context::Dialog),
+            Some(Command::NextField)
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::BackTab), Context::Dialog),
+            Some(Command::PreviousField)
+        );
+        assert_eq!(
+            k.lookup(&code(KeyCode::Esc), Context::Dialog),
+            Some(Command::Cancel)
+        );
+        let footer: Vec<String> = k
+            .footer(Context::Dialog)
+            .into_iter()
+            .map(|(keys, help)| format!("{keys} {help}"))
+            .collect();
+        assert_eq!(
+            footer.join(" · "),
+            "tab next field · ←/→ presets and buttons · space toggles · enter activates · esc cancels"
+        );
+        assert_eq!(k.keys(Command::Toggle), "space");
+        // Movement stays out of the screen footers but is in help.
+        assert!(k.footer(Context::Inbox).iter().all(|(_, h)| *h != "up"));
+        assert!(
+            k.hints(Context::Inbox)
+                .iter()
+                .any(|(keys, h)| keys == "k/up" && *h == "up")
+        );
+        // Rebinding shows in the footer.
+        let mut o = BTreeMap::new();
+        o.insert(
+            "activate".to_owned(),
+            KeyList::Many(vec!["ctrl-s".into(), "enter".into()]),
+        );
+        let k = Keymap::new(&o, false).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(
+            k.footer(Context::Dialog)
+                .iter()
+                .any(|(keys, h)| keys == "ctrl-s/enter" && *h == "activates")
+        );
     }
 }

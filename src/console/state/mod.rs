@@ -1,0 +1,516 @@
+//! The console's state and its one update function: `update(action, now) -> effects`. It is
+//! synchronous and does no I/O; anything slow is an `Effect` that a task runs and answers with
+//! an `Action`. Approvals are always two steps: a command opens a dialog whose focus starts on
+//! Cancel, and only confirming submits. Each screen's part lives in its own file; this one
+//! holds what they share and the dispatch of actions, keys and commands.
+
+mod agents;
+mod audit;
+mod detail;
+pub mod dialog;
+mod grants;
+mod help;
+mod inbox;
+mod prompt;
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use crossterm::event::KeyEvent;
+
+use super::keymap::{Command, Context, Keymap};
+use crate::client::ClientError;
+use crate::client::login::LoginError;
+use crate::protocol::agents::Agent;
+use crate::protocol::audit::{AuditEvent, VerifyReport};
+use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
+pub use dialog::{Dialog, Focus, PRESETS};
+pub use inbox::{Risk, Sort};
+
+/// Top-level screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Inbox,
+    Agents,
+    Grants,
+    Audit,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 4] = [Screen::Inbox, Screen::Agents, Screen::Grants, Screen::Audit];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Inbox => "Inbox",
+            Screen::Agents => "Agents",
+            Screen::Grants => "Grants",
+            Screen::Audit => "Audit",
+        }
+    }
+
+    fn context(self) -> Context {
+        match self {
+            Screen::Inbox => Context::Inbox,
+            Screen::Agents => Context::Agents,
+            Screen::Grants => Context::Grants,
+            Screen::Audit => Context::Audit,
+        }
+    }
+}
+
+/// Why an effect failed; the console shows its message.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    /// The server refused, or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The session could not be renewed, so nothing was sent.
+    #[error("session: {0}")]
+    Session(#[from] LoginError),
+    /// A failure below HTTP, shown as the system words it (`connection refused`).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the stream")]
+    StreamClosed,
+}
+
+/// The event stream's state, shown in the status bar.
+#[derive(Debug)]
+pub enum Connection {
+    Connecting,
+    Live,
+    Reconnecting { attempt: u32, error: EffectError },
+}
+
+/// Something loaded from the server.
+#[derive(Debug)]
+pub enum Load {
+    Loading,
+    Ready,
+    Failed(EffectError),
+}
+
+/// Layers over the current screen; `Esc` closes the top one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Help,
+    Detail { id: String, scroll: u16 },
+    Dialog(Dialog),
+    Filter(String),
+    CommandLine(String),
+}
+
+/// What the state asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    LoadRequests,
+    LoadRequest(String),
+    LoadAgents,
+    LoadGrants,
+    LoadAudit,
+    LoadTrust(String),
+    Decide {
+        id: String,
+        body: DecisionBody,
+    },
+    Suspend {
+        did: String,
+        reason: String,
+        security: bool,
+    },
+    SuspendAll {
+        reason: String,
+        expected: usize,
+    },
+    Reactivate {
+        did: String,
+        reason: String,
+    },
+    RevokeGrant {
+        id: String,
+        reason: String,
+    },
+    Verify,
+    /// A new request arrived: bell, OSC 9/777, desktop notification (each if enabled).
+    Notify {
+        title: String,
+        body: String,
+    },
+    Quit,
+}
+
+/// What happened.
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Tick,
+    Requests(Result<Vec<Request>, EffectError>),
+    Request(Result<Request, EffectError>),
+    Agents(Result<Vec<Agent>, EffectError>),
+    Grants(Result<Vec<Grant>, EffectError>),
+    Audit(Result<Vec<AuditEvent>, EffectError>),
+    Trust(String, TrustReport),
+    Event(Box<AuditEvent>),
+    Connection(Connection),
+    Decided(Result<Request, EffectError>),
+    Suspended(Result<Suspension, EffectError>),
+    Reactivated(Result<Agent, EffectError>),
+    GrantRevoked(Result<Suspension, EffectError>),
+    Verified(Result<VerifyReport, EffectError>),
+    TokenExpiry(DateTime<Utc>),
+}
+
+/// A transient message at the bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    pub until: DateTime<Utc>,
+}
+
+/// Who is signed in where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username: String,
+    pub server: String,
+    /// `production` gets a red frame.
+    pub environment: String,
+    pub embedded: bool,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub identity: Identity,
+    pub keymap: Keymap,
+    pub read_only: bool,
+    pub screen: Screen,
+    pub modals: Vec<Modal>,
+    pub connection: Connection,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub flash: Option<Flash>,
+    /// New requests since the inbox was last looked at.
+    pub badge: usize,
+    pub quit: bool,
+
+    pub requests: Vec<Request>,
+    /// Lower-cased search text per request, kept in step with `requests`.
+    search: Vec<String>,
+    /// Indices into `requests` after filter and sort.
+    pub inbox: Vec<usize>,
+    pub inbox_selected: usize,
+    pub filter: String,
+    /// The filter of the agents, grants and audit screens (by name, DID, action…).
+    pub list_filter: String,
+    pub sort: Sort,
+    pub marks: BTreeSet<String>,
+    pub requests_load: Load,
+
+    pub agents: Vec<Agent>,
+    pub agents_selected: usize,
+    pub agents_load: Load,
+    pub grants: Vec<Grant>,
+    pub grants_selected: usize,
+    pub grants_load: Load,
+    pub audit: Vec<AuditEvent>,
+    pub audit_selected: usize,
+    pub audit_load: Load,
+    pub verify: Option<Result<VerifyReport, EffectError>>,
+    pub trust: HashMap<String, TrustReport>,
+}
+
+/// `90s` → `1m 30s`, `5400` → `1h 30m`.
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+const PAGE: usize = 10;
+
+impl State {
+    pub fn new(identity: Identity, keymap: Keymap, read_only: bool) -> Self {
+        Self {
+            identity,
+            keymap,
+            read_only,
+            screen: Screen::Inbox,
+            modals: Vec::new(),
+            connection: Connection::Connecting,
+            token_expires_at: None,
+            flash: None,
+            badge: 0,
+            quit: false,
+            requests: Vec::new(),
+            search: Vec::new(),
+            inbox: Vec::new(),
+            inbox_selected: 0,
+            filter: String::new(),
+            list_filter: String::new(),
+            sort: Sort::TimeLeft,
+            marks: BTreeSet::new(),
+            requests_load: Load::Loading,
+            agents: Vec::new(),
+            agents_selected: 0,
+            agents_load: Load::Loading,
+            grants: Vec::new(),
+            grants_selected: 0,
+            grants_load: Load::Loading,
+            audit: Vec::new(),
+            audit_selected: 0,
+            audit_load: Load::Loading,
+            verify: None,
+            trust: HashMap::new(),
+        }
+    }
+
+    /// What to load when the console starts.
+    pub fn start(&self) -> Vec<Effect> {
+        vec![
+            Effect::LoadRequests,
+            Effect::LoadAgents,
+            Effect::LoadGrants,
+            Effect::LoadAudit,
+        ]
+    }
+
+    /// The keymap context right now.
+    pub fn context(&self) -> Context {
+        match self.modals.last() {
+            Some(Modal::Detail { .. }) => Context::Detail,
+            Some(Modal::Dialog(_)) => Context::Dialog,
+            _ => self.screen.context(),
+        }
+    }
+
+    /// Whether every whitespace-separated term of the list filter is in one of `fields`.
+    fn list_match(&self, fields: &[&str]) -> bool {
+        let needle = self.list_filter.to_lowercase();
+        needle
+            .split_whitespace()
+            .all(|t| fields.iter().any(|f| f.to_lowercase().contains(t)))
+    }
+
+    fn flash(&mut self, text: impl Into<String>, error: bool, now: DateTime<Utc>) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error,
+            until: now + Duration::seconds(6),
+        });
+    }
+
+    pub fn update(&mut self, action: Action, now: DateTime<Utc>) -> Vec<Effect> {
+        match action {
+            Action::Key(key) => self.on_key(key, now),
+            Action::Tick => {
+                if self.flash.as_ref().is_some_and(|f| f.until <= now) {
+                    self.flash = None;
+                }
+                self.drop_expired(now);
+                Vec::new()
+            }
+            Action::Requests(result) => {
+                match result {
+                    Ok(list) => {
+                        self.requests_load = Load::Ready;
+                        self.set_requests(list);
+                    }
+                    Err(e) => self.requests_load = Load::Failed(e),
+                }
+                Vec::new()
+            }
+            Action::Request(Ok(r)) => {
+                self.upsert_request(r);
+                Vec::new()
+            }
+            Action::Request(Err(_)) => Vec::new(),
+            Action::Agents(result) => {
+                self.set_agents(result);
+                Vec::new()
+            }
+            Action::Grants(result) => {
+                self.set_grants(result);
+                Vec::new()
+            }
+            Action::Audit(result) => {
+                match result {
+                    Ok(list) => {
+                        self.audit = list;
+                        self.audit_load = Load::Ready;
+                    }
+                    Err(e) => self.audit_load = Load::Failed(e),
+                }
+                Vec::new()
+            }
+            Action::Trust(did, report) => {
+                self.trust.insert(did, report);
+                Vec::new()
+            }
+            Action::Event(event) => self.on_event(*event),
+            Action::Connection(c) => {
+                let was_down = !matches!(self.connection, Connection::Live);
+                self.connection = c;
+                if was_down && matches!(self.connection, Connection::Live) {
+                    // Back after a gap: the stream resumed from the last seq, but lists may
+                    // have been loaded before it started.
+                    return vec![Effect::LoadRequests, Effect::LoadAgents, Effect::LoadGrants];
+                }
+                Vec::new()
+            }
+            Action::Decided(result) => self.on_decided(result, now),
+            Action::Suspended(result) => self.on_suspended(result, now),
+            Action::Reactivated(result) => self.on_reactivated(result, now),
+            Action::GrantRevoked(result) => self.on_grant_revoked(result, now),
+            Action::Verified(result) => {
+                self.verify = Some(result);
+                Vec::new()
+            }
+            Action::TokenExpiry(at) => {
+                self.token_expires_at = Some(at);
+                Vec::new()
+            }
+        }
+    }
+
+    // ---- keys ---------------------------------------------------------------------------
+
+    fn on_key(&mut self, key: KeyEvent, now: DateTime<Utc>) -> Vec<Effect> {
+        // Dialogs and inputs take keys first.
+        match self.modals.last() {
+            Some(Modal::Help) => return self.on_help_key(&key),
+            Some(Modal::Filter(_)) => return self.on_filter_key(&key),
+            Some(Modal::CommandLine(_)) => return self.on_command_line_key(&key, now),
+            Some(Modal::Dialog(_)) => return self.on_dialog_key(&key),
+            Some(Modal::Detail { .. }) | None => {}
+        }
+        let Some(command) = self.keymap.lookup(&key, self.context()) else {
+            return Vec::new();
+        };
+        self.on_command(command, now)
+    }
+
+    /// The generic dialog update; confirming closes the dialog (and the detail under it) and
+    /// produces exactly the dialog's action.
+    fn on_dialog_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        let Some(Modal::Dialog(dialog)) = self.modals.last_mut() else {
+            return Vec::new();
+        };
+        match dialog.on_key(key, &self.keymap) {
+            dialog::Step::Stay => Vec::new(),
+            dialog::Step::Close => {
+                self.modals.pop();
+                Vec::new()
+            }
+            dialog::Step::Confirmed => {
+                let Some(Modal::Dialog(dialog)) = self.modals.pop() else {
+                    return Vec::new();
+                };
+                self.modals.retain(|m| !matches!(m, Modal::Detail { .. }));
+                if dialog.action.clears_marks() {
+                    self.marks.clear();
+                }
+                dialog.effects()
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, now: DateTime<Utc>) -> Vec<Effect> {
+        match command {
+            Command::Quit => {
+                if self.modals.is_empty() {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+                self.modals.pop();
+            }
+            Command::Back => {
+                // Esc backs out and never quits.
+                self.modals.pop();
+            }
+            Command::Help => self.modals.push(Modal::Help),
+            Command::Up => self.move_selection(-1),
+            Command::Down => self.move_selection(1),
+            Command::PageUp => self.move_selection(-(PAGE as i64)),
+            Command::PageDown => self.move_selection(PAGE as i64),
+            Command::Top => self.move_selection(i64::MIN / 2),
+            Command::Bottom => self.move_selection(i64::MAX / 2),
+            Command::Inbox => self.go(Screen::Inbox),
+            Command::Agents => self.go(Screen::Agents),
+            Command::Grants => self.go(Screen::Grants),
+            Command::Audit => self.go(Screen::Audit),
+            Command::NextScreen => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                self.go(Screen::ALL[(i + 1) % Screen::ALL.len()]);
+            }
+            Command::Filter => self.open_filter(),
+            Command::CommandLine => self.modals.push(Modal::CommandLine(String::new())),
+            Command::Refresh => return self.start(),
+            Command::Open => return self.open_detail(),
+            Command::Mark => self.toggle_mark(),
+            Command::ClearMarks => self.marks.clear(),
+            Command::Sort => self.cycle_sort(now),
+            Command::Approve => self.open_approve(now),
+            Command::Deny => self.open_deny(),
+            Command::Suspend => self.open_suspend(),
+            Command::SuspendAll => self.open_suspend_all(),
+            Command::Reactivate => self.open_reactivate(now),
+            Command::RevokeGrant => self.open_revoke_grant(),
+            Command::Verify => {
+                self.verify = None;
+                return vec![Effect::Verify];
+            }
+            // Dialog keys mean nothing outside a dialog.
+            Command::NextField
+            | Command::PreviousField
+            | Command::PreviousChoice
+            | Command::NextChoice
+            | Command::Toggle
+            | Command::Activate
+            | Command::Cancel
+            | Command::Preset(_) => {}
+        }
+        Vec::new()
+    }
+
+    fn go(&mut self, screen: Screen) {
+        self.modals.clear();
+        self.screen = screen;
+        if screen == Screen::Inbox {
+            self.badge = 0;
+        }
+    }
+
+    fn move_selection(&mut self, delta: i64) {
+        if let Some(Modal::Detail { scroll, .. }) = self.modals.last_mut() {
+            *scroll = (i64::from(*scroll) + delta).clamp(0, i64::from(u16::MAX)) as u16;
+            return;
+        }
+        let lens = (
+            self.visible_agents().len(),
+            self.visible_grants().len(),
+            self.visible_audit().len(),
+        );
+        let (selected, len) = match self.screen {
+            Screen::Inbox => (&mut self.inbox_selected, self.inbox.len()),
+            Screen::Agents => (&mut self.agents_selected, lens.0),
+            Screen::Grants => (&mut self.grants_selected, lens.1),
+            Screen::Audit => (&mut self.audit_selected, lens.2),
+        };
+        if len == 0 {
+            *selected = 0;
+            return;
+        }
+        let next = (*selected as i64)
+            .saturating_add(delta)
+            .clamp(0, len as i64 - 1);
+        *selected = next as usize;
+    }
+}

@@ -1,0 +1,96 @@
+//! The audit screen: the verdict of the last verification and the tail of the chain.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+
+use super::{Frame2, list_filter_note, loading, local, safe, window};
+use crate::console::state::State;
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
+    let verdict = match &state.verify {
+        None => Span::styled(" chain not verified yet (v verifies) ", ctx.theme.dim),
+        Some(Ok(r)) if r.ok => Span::styled(
+            format!(
+                " chain verified: ok, {} events, head {}… ",
+                r.count,
+                &r.head[..12.min(r.head.len())]
+            ),
+            ctx.theme.ok,
+        ),
+        Some(Ok(r)) => Span::styled(
+            format!(
+                " CHAIN BROKEN at seq {}: {} ",
+                r.first_bad_seq.unwrap_or_default(),
+                safe(r.reason.as_deref().unwrap_or("?"))
+            ),
+            ctx.theme.error,
+        ),
+        Some(Err(e)) => Span::styled(
+            format!(" verification failed: {} ", safe(&e.to_string())),
+            ctx.theme.error,
+        ),
+    };
+    let mut title = vec![verdict];
+    if !state.list_filter.is_empty() {
+        title.push(Span::styled(list_filter_note(state), ctx.theme.accent));
+    }
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if loading(frame, inner, &state.audit_load, "the audit chain", ctx) {
+        return;
+    }
+    let visible = state.visible_audit();
+    let height = inner.height.saturating_sub(1) as usize;
+    let len = visible.len();
+    // The tail: newest at the bottom, following it unless the user moved up.
+    let selected = if state.audit_selected == 0 {
+        len.saturating_sub(1)
+    } else {
+        state.audit_selected
+    };
+    let (start, end) = window(selected, len, height);
+    let rows: Vec<Row> = visible[start..end]
+        .iter()
+        .map(|i| &state.audit[*i])
+        .map(|e| {
+            let ev = &e.event;
+            let subject = state
+                .agent(&ev.subject)
+                .map(|a| safe(&a.name))
+                .unwrap_or_else(|| safe(&ev.subject));
+            let style = if ev.action.contains("suspended") || ev.action.contains("revoked") {
+                ctx.theme.warn
+            } else {
+                ctx.theme.base
+            };
+            Row::new(vec![
+                Cell::from(ev.seq.to_string()),
+                Cell::from(local(ev.at, ctx)),
+                Cell::from(format!("{}:{}", ev.actor.kind, safe(&ev.actor.id))),
+                Cell::from(ev.action.clone()),
+                Cell::from(subject),
+            ])
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(["SEQ", "AT", "ACTOR", "ACTION", "SUBJECT"])
+        .style(ctx.theme.dim.add_modifier(Modifier::BOLD));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(7),
+            Constraint::Length(9),
+            Constraint::Length(30),
+            Constraint::Length(26),
+            Constraint::Min(20),
+        ],
+    )
+    .header(header);
+    frame.render_widget(table, inner);
+}

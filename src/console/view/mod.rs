@@ -1,0 +1,272 @@
+//! Drawing: a pure function of the state and the time. Only the rows on screen are built, so a
+//! frame costs the same with ten requests or a hundred thousand. Every agent-written string
+//! passes through `safe_text` first. One file per screen; this one lays them out and draws
+//! what they share (tabs, hints, status bar, prompts).
+
+mod agents;
+mod audit;
+mod detail;
+mod dialog;
+mod grants;
+mod help;
+mod inbox;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::keymap::Context;
+use super::safe_text::{lines as safe_lines, one_line as safe};
+use super::state::{Connection, Load, Modal, Screen, State, human_duration};
+use super::theme::Theme;
+use crate::protocol::requests::{Request, RequestKind};
+
+/// Everything `render` needs besides the state.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame2<'a> {
+    pub now: DateTime<Utc>,
+    pub offset: FixedOffset,
+    pub theme: &'a Theme,
+}
+
+pub fn render(frame: &mut Frame, state: &State, ctx: Frame2<'_>) {
+    let mut area = frame.area();
+    if state
+        .identity
+        .environment
+        .eq_ignore_ascii_case("production")
+    {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(ctx.theme.production_frame)
+            .title(Span::styled(" PRODUCTION ", ctx.theme.production_frame));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        area = inner;
+    }
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    tabs(frame, rows[0], state, ctx);
+    match state.screen {
+        Screen::Inbox => inbox::draw(frame, rows[1], state, ctx),
+        Screen::Agents => agents::draw(frame, rows[1], state, ctx),
+        Screen::Grants => grants::draw(frame, rows[1], state, ctx),
+        Screen::Audit => audit::draw(frame, rows[1], state, ctx),
+    }
+    hints(frame, rows[2], state, ctx);
+    status(frame, rows[3], state, ctx);
+    for modal in &state.modals {
+        match modal {
+            Modal::Help => help::draw(frame, area, state, ctx),
+            Modal::Detail { id, scroll } => detail::draw(frame, rows[1], state, id, *scroll, ctx),
+            Modal::Dialog(d) => dialog::draw(frame, area, d, &state.keymap, ctx),
+            Modal::Filter(text) => input_line(frame, rows[2], "/", text, ctx),
+            Modal::CommandLine(text) => input_line(frame, rows[2], ":", text, ctx),
+        }
+    }
+}
+
+fn kind_label(r: &Request) -> &'static str {
+    match r.kind {
+        RequestKind::Elevation => "elev",
+        RequestKind::Delegation => "deleg",
+    }
+}
+
+fn local(at: DateTime<Utc>, ctx: Frame2<'_>) -> String {
+    at.with_timezone(&ctx.offset).format("%H:%M:%S").to_string()
+}
+
+fn tabs(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
+    let mut spans = Vec::new();
+    for (i, screen) in Screen::ALL.iter().enumerate() {
+        let mut label = format!(" {} {} ", i + 1, screen.title());
+        if *screen == Screen::Inbox {
+            label = format!(" 1 Inbox ({}) ", state.requests.len());
+        }
+        let style = if *screen == state.screen {
+            ctx.theme.selected
+        } else {
+            ctx.theme.base
+        };
+        spans.push(Span::styled(label, style));
+        if *screen == Screen::Inbox && state.badge > 0 {
+            spans.push(Span::styled(
+                format!("+{} new ", state.badge),
+                ctx.theme.warn,
+            ));
+        }
+    }
+    if !state.identity.environment.is_empty() {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(
+            format!("[{}]", safe(&state.identity.environment)),
+            if state
+                .identity
+                .environment
+                .eq_ignore_ascii_case("production")
+            {
+                ctx.theme.production_frame
+            } else {
+                ctx.theme.accent
+            },
+        ));
+    }
+    if state.read_only {
+        spans.push(Span::styled("  READ-ONLY", ctx.theme.accent));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn loading(frame: &mut Frame, area: Rect, load: &Load, what: &str, ctx: Frame2<'_>) -> bool {
+    match load {
+        Load::Loading => {
+            frame.render_widget(
+                Paragraph::new(format!("loading {what}…")).style(ctx.theme.dim),
+                area,
+            );
+            true
+        }
+        Load::Failed(e) => {
+            frame.render_widget(
+                Paragraph::new(format!(
+                    "could not load {what}: {} (ctrl-r retries)",
+                    safe(&e.to_string())
+                ))
+                .style(ctx.theme.error)
+                .wrap(Wrap { trim: true }),
+                area,
+            );
+            true
+        }
+        Load::Ready => false,
+    }
+}
+
+/// The first row to show so that `selected` is visible in `height` rows.
+fn window(selected: usize, len: usize, height: usize) -> (usize, usize) {
+    if height == 0 || len == 0 {
+        return (0, 0);
+    }
+    let start = if selected < height {
+        0
+    } else {
+        selected + 1 - height
+    };
+    (start, (start + height).min(len))
+}
+
+fn list_filter_note(state: &State) -> String {
+    if state.list_filter.is_empty() {
+        String::new()
+    } else {
+        format!("  matching /{}", safe(&state.list_filter))
+    }
+}
+
+fn hints(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
+    let context = state.context();
+    let spans: Vec<Span> = if context == Context::Dialog {
+        let text = state
+            .keymap
+            .footer(context)
+            .into_iter()
+            .map(|(keys, help)| format!("{keys} {help}"))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        vec![Span::styled(text, ctx.theme.dim)]
+    } else {
+        let mut v = Vec::new();
+        for (keys, help) in state.keymap.footer(context) {
+            v.push(Span::styled(keys, ctx.theme.accent));
+            v.push(Span::styled(format!(" {help}  "), ctx.theme.dim));
+        }
+        v
+    };
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn status(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
+    let (conn, conn_style) = match &state.connection {
+        Connection::Live => ("● live".to_owned(), ctx.theme.ok),
+        Connection::Connecting => ("○ connecting".to_owned(), ctx.theme.warn),
+        Connection::Reconnecting { attempt, .. } => {
+            (format!("◌ reconnecting (try {attempt})"), ctx.theme.error)
+        }
+    };
+    let token = state
+        .token_expires_at
+        .map(|t| format!("token {}", human_duration((t - ctx.now).num_seconds())))
+        .unwrap_or_default();
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", safe(&state.identity.username)),
+            ctx.theme.accent,
+        ),
+        Span::raw(format!(
+            "@ {}{} │ ",
+            safe(&state.identity.server),
+            if state.identity.embedded {
+                " (embedded)"
+            } else {
+                ""
+            }
+        )),
+        Span::styled(conn, conn_style),
+        Span::raw(format!(" │ {token} │ {} pending ", state.requests.len())),
+    ];
+    if let Some(flash) = &state.flash {
+        spans.push(Span::raw("│ "));
+        spans.push(Span::styled(
+            safe(&flash.text),
+            if flash.error {
+                ctx.theme.error
+            } else {
+                ctx.theme.ok
+            },
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn dialog_block<'a>(title: String, ctx: Frame2<'_>) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(ctx.theme.accent)
+        .title(Span::styled(
+            format!(" {title} "),
+            ctx.theme.accent.add_modifier(Modifier::BOLD),
+        ))
+}
+
+fn input_line(frame: &mut Frame, area: Rect, prompt: &str, text: &str, ctx: Frame2<'_>) {
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(prompt.to_owned(), ctx.theme.accent),
+            Span::raw(format!("{}▏", safe(text))),
+        ])),
+        area,
+    );
+}
