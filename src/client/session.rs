@@ -180,10 +180,10 @@ mod tests {
 
     #[test]
     fn round_trip_private_and_redacted() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let dir = tempfile::tempdir().expect("temporary directory");
         let store = SessionStore::at(dir.path());
         let s = session("http://127.0.0.1:7070");
-        let path = store.save(&s).unwrap_or_else(|e| unreachable!("{e}"));
+        let path = store.save(&s).expect("the session saves");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let dir = tempfile::tempdir().expect("temporary directory");
         let store = SessionStore::at(dir.path());
         let path = store.path("http://x");
         std::fs::create_dir_all(path.parent().unwrap_or(dir.path())).unwrap_or_default();

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn the_shipped_file_parses_and_matches_the_code_defaults() {
         let shipped = ConsoleSettings::from_toml(CONSOLE_DEFAULTS, Path::new("shipped"))
-            .unwrap_or_else(|e| unreachable!("{e}"));
+            .expect("the shipped console settings parse");
         let code = ConsoleSettings::default();
         assert_eq!(shipped.console.theme, code.console.theme);
         assert_eq!(shipped.demo.agents, code.demo.agents);

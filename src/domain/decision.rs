@@ -176,14 +176,9 @@ pub fn decide(
     Ok(Verdict::Decided { recorded, outcome })
 }
 
-/// The longest an approval may last: the smaller of what was asked and the policy maximum.
-pub fn max_seconds(request: &Request) -> i64 {
-    request.duration_seconds.min(request.policy.max_seconds)
-}
-
 /// The window and subset of one approval, checked against the request and policy.
 fn approval_window(request: &Request, choice: &Choice) -> Result<(i64, Vec<Capability>), Invalid> {
-    let max = max_seconds(request);
+    let max = request.policy.grantable_seconds(request.duration_seconds);
     let duration = choice.duration_seconds.unwrap_or(max);
     if duration <= 0 || duration > max {
         return Err(Invalid::new(

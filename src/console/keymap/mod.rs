@@ -298,7 +298,7 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("approve".to_owned(), KeyList::One("y".into()));
         o.insert("deny".to_owned(), KeyList::Many(vec![]));
-        let k = Keymap::new(&o, false).unwrap_or_else(|e| unreachable!("{e}"));
+        let k = Keymap::new(&o, false).expect("the overlay is valid");
         assert_eq!(k.lookup(&key('y'), Context::Inbox), Some(Command::Approve));
         assert_eq!(k.lookup(&key('a'), Context::Inbox), None);
         assert!(!k.has(Command::Deny));
@@ -369,7 +369,7 @@ mod tests {
             "activate".to_owned(),
             KeyList::Many(vec!["ctrl-s".into(), "enter".into()]),
         );
-        let k = Keymap::new(&o, false).unwrap_or_else(|e| unreachable!("{e}"));
+        let k = Keymap::new(&o, false).expect("the overlay is valid");
         assert!(
             k.footer(Context::Dialog)
                 .iter()
