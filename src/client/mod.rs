@@ -3,8 +3,12 @@
 //! sponsor's side of it: device-flow sign-in and the session kept between runs.
 
 pub mod agent_key;
+mod events;
 pub mod login;
+mod oauth;
 pub mod session;
+
+pub use events::EventStream;
 
 use std::time::Duration;
 
@@ -15,10 +19,7 @@ use url::Url;
 use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
 use crate::protocol::audit::{AuditEvent, AuditPage, VerifyReport};
 use crate::protocol::error::ErrorBody;
-use crate::protocol::oauth::{
-    ASSERTION_TYPE_JWT_BEARER, DeviceAuthorization, Discovery, GRANT_CLIENT_CREDENTIALS,
-    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, JwkSet, OAuthError, TokenResponse,
-};
+use crate::protocol::oauth::OAuthError;
 use crate::protocol::query::{
     AgentQuery, AuditQuery, GrantQuery, ListScope, RequestQuery, WaitQuery,
 };
@@ -168,128 +169,6 @@ impl ApiClient {
     async fn api<T: DeserializeOwned>(builder: RequestBuilder) -> ClientResult<T> {
         let response = builder.send().await?;
         decode_api(response).await
-    }
-
-    async fn oauth<T: DeserializeOwned>(builder: RequestBuilder) -> ClientResult<T> {
-        let response = builder.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-                status,
-                detail: e.to_string(),
-            });
-        }
-        match serde_json::from_slice::<OAuthError>(&bytes) {
-            Ok(err) => Err(ClientError::OAuth {
-                status,
-                error: err.error,
-                description: err.error_description,
-            }),
-            Err(_) => match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => Err(ClientError::Api {
-                    status,
-                    code: body.error.code,
-                    message: body.error.message,
-                }),
-                Err(_) => Err(unexpected(status, &bytes)),
-            },
-        }
-    }
-
-    // Discovery.
-    pub async fn discovery(&self) -> ClientResult<Discovery> {
-        Self::api(self.request(Method::GET, "/.well-known/openid-configuration")).await
-    }
-
-    pub async fn jwks(&self) -> ClientResult<JwkSet> {
-        Self::api(self.request(Method::GET, "/oauth2/jwks")).await
-    }
-
-    // OAuth.
-    pub async fn device_authorization(
-        &self,
-        client_id: &str,
-        scope: Option<&str>,
-    ) -> ClientResult<DeviceAuthorization> {
-        let mut form = vec![("client_id", client_id)];
-        if let Some(scope) = scope {
-            form.push(("scope", scope));
-        }
-        Self::oauth(
-            self.http
-                .post(self.url("/oauth2/device_authorization"))
-                .form(&form),
-        )
-        .await
-    }
-
-    pub async fn poll_device(
-        &self,
-        client_id: &str,
-        device_code: &str,
-    ) -> ClientResult<TokenResponse> {
-        Self::oauth(self.http.post(self.token_endpoint()).form(&[
-            ("grant_type", GRANT_DEVICE_CODE),
-            ("client_id", client_id),
-            ("device_code", device_code),
-        ]))
-        .await
-    }
-
-    pub async fn refresh(
-        &self,
-        client_id: &str,
-        refresh_token: &str,
-    ) -> ClientResult<TokenResponse> {
-        Self::oauth(self.http.post(self.token_endpoint()).form(&[
-            ("grant_type", GRANT_REFRESH_TOKEN),
-            ("client_id", client_id),
-            ("refresh_token", refresh_token),
-        ]))
-        .await
-    }
-
-    /// Client credentials with a `private_key_jwt` assertion (see [`agent_key::AgentKey`]).
-    pub async fn client_credentials(
-        &self,
-        assertion: &str,
-        scope: Option<&str>,
-    ) -> ClientResult<TokenResponse> {
-        let mut form = vec![
-            ("grant_type", GRANT_CLIENT_CREDENTIALS),
-            ("client_assertion_type", ASSERTION_TYPE_JWT_BEARER),
-            ("client_assertion", assertion),
-        ];
-        if let Some(scope) = scope {
-            form.push(("scope", scope));
-        }
-        Self::oauth(self.http.post(self.token_endpoint()).form(&form)).await
-    }
-
-    /// RFC 7662, authenticated with this client's bearer token.
-    pub async fn introspect(&self, token: &str) -> ClientResult<Introspection> {
-        Self::oauth(
-            self.request(Method::POST, "/oauth2/introspect")
-                .form(&[("token", token)]),
-        )
-        .await
-    }
-
-    /// RFC 7009 for a public client.
-    pub async fn revoke(
-        &self,
-        client_id: &str,
-        token: &str,
-        hint: Option<&str>,
-    ) -> ClientResult<()> {
-        let mut form = vec![("client_id", client_id), ("token", token)];
-        if let Some(hint) = hint {
-            form.push(("token_type_hint", hint));
-        }
-        let _: serde_json::Value =
-            Self::oauth(self.http.post(self.url("/oauth2/revoke")).form(&form)).await?;
-        Ok(())
     }
 
     // /v1.
@@ -532,10 +411,7 @@ impl ApiClient {
                 detail: "the event stream did not open".into(),
             }));
         }
-        use eventsource_stream::Eventsource;
-        Ok(EventStream {
-            inner: Box::pin(response.bytes_stream().eventsource()),
-        })
+        Ok(EventStream::from_response(response))
     }
 
     /// A raw request for callers that need the response itself (tests, diagnostics).
@@ -554,7 +430,8 @@ fn unexpected(status: StatusCode, bytes: &[u8]) -> ClientError {
     ClientError::Unexpected { status, detail }
 }
 
-/// Decodes a `/v1` answer: the body on success, the DESIGN §4 error otherwise.
+/// Decodes an answer: the body on success; otherwise the error, in the DESIGN §4 shape of `/v1`
+/// or the RFC 6749 shape of the OAuth endpoints, whichever the body is.
 pub async fn decode_api<T: DeserializeOwned>(response: Response) -> ClientResult<T> {
     let status = response.status();
     let bytes = response.bytes().await?;
@@ -564,61 +441,19 @@ pub async fn decode_api<T: DeserializeOwned>(response: Response) -> ClientResult
             detail: e.to_string(),
         });
     }
-    match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(body) => Err(ClientError::Api {
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) {
+        return Err(ClientError::Api {
             status,
             code: body.error.code,
             message: body.error.message,
+        });
+    }
+    match serde_json::from_slice::<OAuthError>(&bytes) {
+        Ok(err) => Err(ClientError::OAuth {
+            status,
+            error: err.error,
+            description: err.error_description,
         }),
         Err(_) => Err(unexpected(status, &bytes)),
-    }
-}
-
-type SseInner = std::pin::Pin<
-    Box<
-        dyn futures::Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
-
-/// The live audit events of `/v1/events`.
-pub struct EventStream {
-    inner: SseInner,
-}
-
-impl std::fmt::Debug for EventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventStream")
-    }
-}
-
-impl EventStream {
-    /// The next audit event; `None` when the server closed the stream. Keep-alive comments are
-    /// skipped.
-    pub async fn next(&mut self) -> Option<ClientResult<AuditEvent>> {
-        use futures::StreamExt;
-        loop {
-            match self.inner.next().await? {
-                Ok(event) if event.data.is_empty() => continue,
-                Ok(event) => {
-                    return Some(serde_json::from_str(&event.data).map_err(|e| {
-                        ClientError::Unexpected {
-                            status: StatusCode::OK,
-                            detail: format!("event {}: {e}", event.id),
-                        }
-                    }));
-                }
-                Err(e) => {
-                    return Some(Err(ClientError::Unexpected {
-                        status: StatusCode::OK,
-                        detail: format!("event stream: {e}"),
-                    }));
-                }
-            }
-        }
     }
 }
