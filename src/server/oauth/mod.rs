@@ -1,12 +1,17 @@
 //! The grants of the local tenant's authorization server: device authorization (RFC 8628),
 //! refresh-token rotation with reuse detection, agent client credentials with
 //! `private_key_jwt` (RFC 7523), introspection (RFC 7662) and revocation (RFC 7009).
-//! Handlers in `routes::oauth` only parse forms and call these.
+//! Handlers in `routes::oauth` only parse forms and call these. Device and sponsor grants are
+//! here; `agent` has client credentials, `introspection` introspection and revocation.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+mod agent;
+mod introspection;
+
+use agent::client_credentials_grant;
+pub use agent::{AuthenticatedAgent, authenticate_agent};
+pub use introspection::{introspect, revoke};
+
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::DecodingKey;
 
 use super::error::OAuthFailure;
 use super::extract::OAuthForm;
@@ -15,16 +20,12 @@ use super::store::{
     AccessTokenRecord, DevicePoll, DeviceRecord, DeviceStatus, NewAuditEvent, NewRefreshToken,
     RefreshOutcome, SponsorRecord, StoreError,
 };
-use super::tokens::{TokenError, check_times, new_secret, secret_hash, verify_eddsa};
-use crate::domain::capability::{self, Capability};
-use crate::domain::effective::{LiveGrant, token_scope};
-use crate::domain::{Refusal, did, user_code};
-use crate::protocol::agents::AgentStatus;
+use super::tokens::{new_secret, secret_hash};
+use crate::domain::user_code;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::oauth::{
-    ASSERTION_TYPE_JWT_BEARER, AccessClaims, ClientAssertionClaims, DeviceAuthorization,
-    GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, SubjectKind,
-    TokenResponse,
+    AccessClaims, DeviceAuthorization, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
+    GRANT_REFRESH_TOKEN, SubjectKind, TokenResponse,
 };
 
 /// Scopes a human client may ask for in the device flow.
@@ -353,298 +354,4 @@ async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenRespon
         )),
         RefreshOutcome::Invalid => Err(invalid()),
     }
-}
-
-/// The claims of a JWT read without verifying it, only to find which key verifies it.
-fn unverified_claims(token: &str) -> Option<serde_json::Value> {
-    let mut parts = token.split('.');
-    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// An agent authenticated by a `private_key_jwt` client assertion.
-#[derive(Debug)]
-pub struct AuthenticatedAgent {
-    pub did: String,
-    pub capabilities: Vec<Capability>,
-    pub assertion: ClientAssertionClaims,
-}
-
-/// RFC 7523 §3: verifies a client assertion: the agent's registered Ed25519 key, `iss` = `sub`
-/// = the agent's DID, `aud` = the token endpoint (or the issuer), `exp` in the future and at
-/// most `max_assertion_seconds` ahead. Does not consume the `jti`: the caller does, atomically
-/// with what it issues.
-pub async fn authenticate_agent(
-    state: &AppState,
-    form: &OAuthForm,
-) -> Result<AuthenticatedAgent, OAuthFailure> {
-    let bad = |why: &str| OAuthFailure::new("invalid_client", why.to_owned());
-    if form.require("client_assertion_type")? != ASSERTION_TYPE_JWT_BEARER {
-        return Err(bad("client_assertion_type must be jwt-bearer"));
-    }
-    let assertion = form.require("client_assertion")?;
-    let sub = unverified_claims(assertion)
-        .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
-        .ok_or_else(|| bad("the client assertion is malformed"))?;
-    let agent_did = did::parse(&sub).map_err(|_| bad("the assertion's sub is not an agent DID"))?;
-    if form.get("client_id").is_some_and(|c| c != agent_did) {
-        return Err(bad("client_id does not match the assertion"));
-    }
-    let credential = state
-        .store
-        .agent_credential(&agent_did)
-        .await?
-        .ok_or_else(|| bad("unknown agent"))?;
-    let key = DecodingKey::from_ed_components(&credential.public_key)
-        .map_err(|_| bad("the agent's key is unusable"))?;
-    let endpoint = state.token_endpoint();
-    let claims: ClientAssertionClaims = verify_eddsa(
-        assertion,
-        &key,
-        Some(&agent_did),
-        &[endpoint.as_str(), state.issuer.as_str()],
-    )
-    .map_err(|e| {
-        tracing::debug!(reason = %e, agent = %agent_did, "client assertion refused");
-        bad("the client assertion is not valid")
-    })?;
-    if claims.sub != agent_did {
-        return Err(bad("iss and sub must both be the agent's DID"));
-    }
-    let now = state.clock.now();
-    match check_times(claims.exp, None, now) {
-        Ok(()) => {}
-        Err(TokenError::Expired) => return Err(bad("the client assertion has expired")),
-        Err(_) => return Err(bad("the client assertion is not valid")),
-    }
-    let max = i64::from(state.settings.tokens.max_assertion_seconds);
-    if claims.exp > now.timestamp() + max {
-        return Err(bad(&format!(
-            "the client assertion's exp may be at most {max} seconds ahead"
-        )));
-    }
-    if claims.jti.is_empty() || claims.jti.len() > 128 {
-        return Err(bad(
-            "the client assertion needs a jti of at most 128 characters",
-        ));
-    }
-    if credential.status != AgentStatus::Active {
-        return Err(OAuthFailure::new(
-            "invalid_client",
-            format!("the agent is {}", credential.status.as_str()),
-        ));
-    }
-    let capabilities = capability::parse_set(&credential.capabilities)
-        .map_err(|e| StoreError::Corrupt(format!("agent capabilities: {e}")))?;
-    Ok(AuthenticatedAgent {
-        did: agent_did,
-        capabilities,
-        assertion: claims,
-    })
-}
-
-async fn client_credentials_grant(
-    state: &AppState,
-    form: &OAuthForm,
-) -> Result<TokenResponse, OAuthFailure> {
-    let agent = authenticate_agent(state, form).await?;
-    let now = state.clock.now();
-    let grants = state
-        .store
-        .active_grants(&agent.did, now)
-        .await?
-        .into_iter()
-        .map(|g| {
-            Ok(LiveGrant {
-                capabilities: capability::parse_set(&g.capabilities)
-                    .map_err(|e| StoreError::Corrupt(format!("grant capabilities: {e}")))?,
-                id: g.id,
-                not_after: g.not_after,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    // An agent may ask for less than it holds, never more.
-    let wanted = match form.get("scope") {
-        None => None,
-        Some(scope) => {
-            let items: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-            Some(
-                capability::parse_set(&items)
-                    .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?,
-            )
-        }
-    };
-    let scope = token_scope(&agent.capabilities, &grants, wanted.as_deref(), now)
-        .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?;
-    let lifetime = i64::from(state.settings.tokens.agent_access_seconds);
-    // Never past the end of a grant it carries (whole seconds, rounded down).
-    let exp = scope.not_after.map_or(now.timestamp() + lifetime, |end| {
-        (now.timestamp() + lifetime).min(end.timestamp())
-    });
-    if exp <= now.timestamp() {
-        return Err(OAuthFailure::new(
-            "invalid_grant",
-            "a grant this token would carry ends within the second; ask again",
-        ));
-    }
-    let claims = AccessClaims {
-        iss: state.issuer.clone(),
-        sub: agent.did.clone(),
-        aud: state.settings.tokens.audience.clone(),
-        exp,
-        iat: now.timestamp(),
-        nbf: now.timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
-        scope: capability::to_scope(&scope.capabilities),
-        client_id: agent.did.clone(),
-        kind: SubjectKind::Agent,
-        roles: Vec::new(),
-        preferred_username: None,
-    };
-    let (access, record) = sign(state, claims, None)?;
-    let fresh = state
-        .store
-        .issue_agent_token(
-            &agent.assertion.jti,
-            seconds(agent.assertion.exp),
-            &record,
-            &scope.grant_ids,
-            now,
-        )
-        .await;
-    let fresh = match fresh {
-        Ok(fresh) => fresh,
-        Err(StoreError::Refused(Refusal::Forbidden { message, .. })) => {
-            return Err(OAuthFailure::new("invalid_client", message));
-        }
-        Err(StoreError::Refused(Refusal::Conflict { message, .. })) => {
-            return Err(OAuthFailure::new("invalid_grant", message));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !fresh {
-        return Err(OAuthFailure::new(
-            "invalid_client",
-            "this client assertion was already used (jti replay)",
-        ));
-    }
-    Ok(bearer_response(access, &record, None))
-}
-
-/// RFC 7662: in-memory JWT validation, then one primary-key lookup of the `jti`.
-/// Agents may introspect only their own tokens; anything else reads as inactive.
-pub async fn introspect(
-    state: &AppState,
-    caller: &AccessClaims,
-    token: &str,
-) -> Result<Introspection, OAuthFailure> {
-    let now = state.clock.now();
-    let Ok(claims) =
-        state
-            .keys
-            .verify_access(token, &state.issuer, &state.settings.tokens.audience, now)
-    else {
-        return Ok(Introspection::default());
-    };
-    if caller.kind == SubjectKind::Agent && claims.sub != caller.sub {
-        return Ok(Introspection::default());
-    }
-    let Some(record) = state.store.access_token(&claims.jti).await? else {
-        return Ok(Introspection::default());
-    };
-    if record.revoked_at.is_some() || record.expires_at <= now || record.subject != claims.sub {
-        return Ok(Introspection::default());
-    }
-    Ok(Introspection {
-        active: true,
-        scope: Some(record.scope),
-        client_id: Some(claims.client_id),
-        username: claims.preferred_username,
-        token_type: Some("Bearer".into()),
-        exp: Some(claims.exp),
-        iat: Some(claims.iat),
-        nbf: Some(claims.nbf),
-        sub: Some(claims.sub),
-        aud: Some(claims.aud),
-        iss: Some(claims.iss),
-        jti: Some(claims.jti),
-        kind: Some(claims.kind),
-    })
-}
-
-/// RFC 7009. The client authenticates with a client assertion (agents) or names its public
-/// `client_id` (the console). Unknown tokens and tokens of other clients are answered the same
-/// way as revoked ones: success, nothing disclosed.
-pub async fn revoke(state: &AppState, form: &OAuthForm) -> Result<(), OAuthFailure> {
-    let token = form.require("token")?;
-    let now = state.clock.now();
-    let (client_id, actor) = if form.get("client_assertion").is_some() {
-        let agent = authenticate_agent(state, form).await?;
-        let fresh = state
-            .store
-            .consume_assertion(
-                &agent.did,
-                &agent.assertion.jti,
-                seconds(agent.assertion.exp),
-                now,
-            )
-            .await?;
-        if !fresh {
-            return Err(OAuthFailure::new(
-                "invalid_client",
-                "this client assertion was already used (jti replay)",
-            ));
-        }
-        (agent.did.clone(), Actor::agent(agent.did))
-    } else {
-        let client_id = form.require("client_id")?;
-        if known_client(state, client_id).is_none() {
-            return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
-        }
-        (client_id.to_owned(), Actor::system())
-    };
-    let hint = form.get("token_type_hint");
-    if hint != Some("refresh_token") {
-        if let Some(jti) = access_jti(state, token) {
-            if let Some(record) = state.store.access_token(&jti).await? {
-                if record.client_id == client_id {
-                    let actor = match record.subject_kind {
-                        SubjectKind::Sponsor => Actor::sponsor(record.subject.clone()),
-                        SubjectKind::Agent => actor.clone(),
-                    };
-                    state.store.revoke_access_token(&jti, actor, now).await?;
-                }
-            }
-            return Ok(());
-        }
-    }
-    let hash = secret_hash(token);
-    let actor = match state.store.refresh_token_sponsor(&hash).await? {
-        Some(sponsor) => Actor::sponsor(sponsor),
-        None => actor,
-    };
-    state
-        .store
-        .revoke_refresh_family(&hash, &client_id, actor, now)
-        .await?;
-    Ok(())
-}
-
-/// The `jti` of an access token this server signed, even an expired one (revoking it is
-/// harmless); `None` for anything else.
-fn access_jti(state: &AppState, token: &str) -> Option<String> {
-    // Expiry is irrelevant to revocation (validate as of just before `exp`); signature,
-    // issuer and audience are not.
-    let claims = unverified_claims(token)?;
-    let exp = claims.get("exp")?.as_i64()?;
-    let at = DateTime::from_timestamp(exp - 1, 0)?;
-    state
-        .keys
-        .verify_access(token, &state.issuer, &state.settings.tokens.audience, at)
-        .ok()
-        .map(|c| c.jti)
 }
