@@ -10,8 +10,9 @@ use serde::Deserialize;
 /// The shipped server defaults, commented.
 pub const SERVER_DEFAULTS: &str = include_str!("../config/server.default.toml");
 
+/// A configuration file that cannot be used, and where it is.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
+pub enum FileError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -19,6 +20,58 @@ pub enum SettingsError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+}
+
+/// The text of a configuration file: the user's, or the shipped one when there is none.
+#[derive(Debug, Clone)]
+pub struct ConfigText {
+    pub text: std::borrow::Cow<'static, str>,
+    /// Where the text came from, for errors.
+    pub origin: PathBuf,
+}
+
+impl ConfigText {
+    /// The file at `path`, else the `shipped` text (named `shipped_origin` in errors).
+    pub fn read(
+        path: Option<&Path>,
+        shipped: &'static str,
+        shipped_origin: &str,
+    ) -> Result<Self, FileError> {
+        Ok(match path {
+            None => Self {
+                text: shipped.into(),
+                origin: PathBuf::from(shipped_origin),
+            },
+            Some(path) => Self {
+                text: std::fs::read_to_string(path)
+                    .map_err(|source| FileError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?
+                    .into(),
+                origin: path.to_owned(),
+            },
+        })
+    }
+
+    /// Parses the text as TOML into `T`; errors name the file.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, FileError> {
+        toml::from_str(&self.text).map_err(|e| self.invalid(e.message()))
+    }
+
+    /// An error about this file's content.
+    pub fn invalid(&self, message: impl Into<String>) -> FileError {
+        FileError::Parse {
+            path: self.origin.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -181,26 +234,25 @@ impl Default for RateLimits {
 impl ServerSettings {
     /// Parses settings text (a user's file: missing keys keep their defaults).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, SettingsError> {
-        let settings: Self = toml::from_str(text).map_err(|e| SettingsError::Parse {
-            path: origin.to_owned(),
-            message: e.message().to_owned(),
-        })?;
+        Self::from_text(&ConfigText {
+            text: text.to_owned().into(),
+            origin: origin.to_owned(),
+        })
+    }
+
+    fn from_text(file: &ConfigText) -> Result<Self, SettingsError> {
+        let settings: Self = file.parse()?;
         settings.validate()?;
         Ok(settings)
     }
 
     /// Reads a settings file; `None` gives the shipped defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
-        match path {
-            None => Self::from_toml(SERVER_DEFAULTS, Path::new("config/server.default.toml")),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                Self::from_toml(&text, path)
-            }
-        }
+        Self::from_text(&ConfigText::read(
+            path,
+            SERVER_DEFAULTS,
+            "config/server.default.toml",
+        )?)
     }
 
     /// The policy in force: the one set on these settings, else `server.policy`, else the
@@ -213,23 +265,12 @@ impl ServerSettings {
         let path = (!self.server.policy.is_empty())
             .then(|| PathBuf::from(&self.server.policy))
             .or_else(|| user_config_file("policy.toml"));
-        match path {
-            None => Policy::shipped().map_err(|e| SettingsError::Parse {
-                path: PathBuf::from("config/policy.default.toml"),
-                message: e.message,
-            }),
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| SettingsError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Policy::from_toml(&text).map_err(|e| SettingsError::Parse {
-                    path,
-                    message: e.message,
-                })
-            }
-        }
+        let file = ConfigText::read(
+            path.as_deref(),
+            crate::domain::policy::SHIPPED,
+            "config/policy.default.toml",
+        )?;
+        Ok(Policy::from_toml(&file.text).map_err(|e| file.invalid(e.message))?)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -339,7 +380,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let err = ServerSettings::from_toml("[server]\nbindd = \"x\"\n", Path::new("bad.toml"));
-        assert!(matches!(err, Err(SettingsError::Parse { .. })));
+        assert!(matches!(
+            err,
+            Err(SettingsError::File(FileError::Parse { .. }))
+        ));
     }
 
     #[test]

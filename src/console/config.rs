@@ -2,24 +2,17 @@
 //! user's file. Unknown keys are errors that name the file.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
 use super::keymap::KeyList;
+use crate::settings::ConfigText;
 
 pub const CONSOLE_DEFAULTS: &str = include_str!("../../config/console.default.toml");
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-}
+/// A console settings file that cannot be used.
+pub use crate::settings::FileError as ConfigError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -86,15 +79,16 @@ impl Default for Demo {
 
 impl ConsoleSettings {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let settings: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.message().to_owned(),
-        })?;
+        Self::from_text(&ConfigText {
+            text: text.to_owned().into(),
+            origin: origin.to_owned(),
+        })
+    }
+
+    fn from_text(file: &ConfigText) -> Result<Self, ConfigError> {
+        let settings: Self = file.parse()?;
         if !(0.0..=1000.0).contains(&settings.demo.rate) || settings.demo.agents > 50 {
-            return Err(ConfigError::Parse {
-                path: origin.to_owned(),
-                message: "demo.rate must be 0–1000 and demo.agents at most 50".into(),
-            });
+            return Err(file.invalid("demo.rate must be 0–1000 and demo.agents at most 50"));
         }
         Ok(settings)
     }
@@ -103,16 +97,12 @@ impl ConsoleSettings {
     /// shipped defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let user = || crate::settings::user_config_file("console.toml");
-        match path.map(Path::to_path_buf).or_else(user) {
-            None => Self::from_toml(CONSOLE_DEFAULTS, Path::new("config/console.default.toml")),
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                Self::from_toml(&text, &path)
-            }
-        }
+        let path = path.map(Path::to_path_buf).or_else(user);
+        Self::from_text(&ConfigText::read(
+            path.as_deref(),
+            CONSOLE_DEFAULTS,
+            "config/console.default.toml",
+        )?)
     }
 }
 
