@@ -85,3 +85,119 @@ fn the_console_path_check_can_fail() {
     );
     assert!(console_paths("sponsor_console::cli::agent").is_empty());
 }
+
+/// The lines of `file` that use one of `crates` (`use axum::…`, `sqlx::query(…)`, …).
+fn uses_of(text: &str, crates: &[&str]) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.starts_with("//")
+                && crates.iter().any(|c| {
+                    line.match_indices(&format!("{c}::")).any(|(at, _)| {
+                        !line[..at]
+                            .chars()
+                            .next_back()
+                            .is_some_and(|ch| ch.is_alphanumeric() || ch == '_' || ch == ':')
+                    })
+                })
+        })
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_rules_and_the_wire_types_use_no_framework() {
+    let frameworks = [
+        "axum",
+        "sqlx",
+        "reqwest",
+        "ratatui",
+        "crossterm",
+        "tower_http",
+    ];
+    for layer in ["src/domain", "src/protocol"] {
+        for file in rust_files(&root().join(layer)) {
+            let found = uses_of(&std::fs::read_to_string(&file).unwrap(), &frameworks);
+            assert!(found.is_empty(), "{}: {found:?}", file.display());
+        }
+    }
+}
+
+#[test]
+fn arrows_point_down() {
+    // (layer, the modules of this crate it must not import)
+    let rules: &[(&str, &[&str])] = &[
+        (
+            "src/domain",
+            &[
+                "crate::server",
+                "crate::client",
+                "crate::console",
+                "crate::cli",
+            ],
+        ),
+        (
+            "src/protocol",
+            &[
+                "crate::server",
+                "crate::client",
+                "crate::console",
+                "crate::cli",
+            ],
+        ),
+        (
+            "src/client",
+            &[
+                "crate::server",
+                "crate::console",
+                "crate::cli",
+                "crate::demo",
+            ],
+        ),
+        (
+            "src/server",
+            &[
+                "crate::client",
+                "crate::console",
+                "crate::cli",
+                "crate::demo",
+            ],
+        ),
+        (
+            "src/console",
+            &["crate::server", "crate::cli", "crate::demo"],
+        ),
+    ];
+    for (layer, forbidden) in rules {
+        for file in rust_files(&root().join(layer)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let found: Vec<&str> = forbidden
+                .iter()
+                .copied()
+                .filter(|m| text.contains(&format!("{m}::")) || text.contains(&format!("{m};")))
+                .collect();
+            assert!(found.is_empty(), "{} imports {found:?}", file.display());
+        }
+    }
+}
+
+#[test]
+fn the_framework_check_can_fail() {
+    let text = "use axum::Json;\n// axum::nothing\nlet x = sqlx::query(q);\nuse my_axum::x;\n";
+    assert_eq!(
+        uses_of(text, &["axum", "sqlx"]),
+        ["use axum::Json;", "let x = sqlx::query(q);"]
+    );
+}
+
+#[test]
+fn no_source_file_grows_past_600_lines() {
+    for file in rust_files(&root().join("src")) {
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+        assert!(
+            lines <= 600,
+            "{} has {lines} lines: split it by what it holds",
+            file.display()
+        );
+    }
+}
