@@ -784,3 +784,27 @@ fn a_delegation_shows_the_depth_the_child_would_reach() {
     assert!(shown.contains("deleg d3"), "{shown}");
     assert!(shown.contains("data-pipeline-02 → wor"), "{shown}");
 }
+
+#[test]
+fn screen_text_names_the_keys_the_keymap_binds() {
+    use std::collections::BTreeMap;
+
+    use sponsor_console::console::keymap::KeyList;
+
+    let mut overrides = BTreeMap::new();
+    overrides.insert("verify".to_owned(), KeyList::One("x".into()));
+    overrides.insert("refresh".to_owned(), KeyList::One("f5".into()));
+    let identity = Identity {
+        username: "alice".into(),
+        server: "http://127.0.0.1:7070".into(),
+        environment: String::new(),
+        embedded: false,
+    };
+    let keymap = Keymap::new(&overrides, false).expect("a valid overlay");
+    let mut s = State::new(identity, keymap, false);
+    s.update(ch('4'), now());
+    s.update(Action::Audit(Ok(Vec::new())), now());
+    let text = screen(&s);
+    assert!(text.contains("(x verifies)"), "{text}");
+    assert!(!text.contains("(v verifies)"), "{text}");
+}

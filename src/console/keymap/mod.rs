@@ -212,6 +212,15 @@ impl Keymap {
         keys.join("/")
     }
 
+    /// The first key bound to `command`, as hints write it; `?` when it has none (read-only
+    /// mode removes some).
+    pub fn first_key(&self, command: Command) -> &str {
+        self.bindings
+            .iter()
+            .find(|b| b.command == command)
+            .map_or("?", |b| label(&b.key))
+    }
+
     /// Commands that share a description share an entry (`←/→ presets and buttons`).
     fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
         let contexts: &[Context] = if context == Context::Dialog {

@@ -21,7 +21,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if loading(frame, inner, &state.agents_load, "agents", ctx) {
+    if loading(frame, inner, state, &state.agents_load, "agents", ctx) {
         return;
     }
     if state.agents.is_empty() {

@@ -7,11 +7,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::{Frame2, list_filter_note, loading, local, safe, window};
+use crate::console::keymap::Command;
 use crate::console::state::State;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let verdict = match &state.verify {
-        None => Span::styled(" chain not verified yet (v verifies) ", ctx.theme.dim),
+        None => Span::styled(
+            format!(
+                " chain not verified yet ({} verifies) ",
+                state.keymap.first_key(Command::Verify)
+            ),
+            ctx.theme.dim,
+        ),
         Some(Ok(r)) if r.ok => Span::styled(
             format!(
                 " chain verified: ok, {} events, head {}… ",
@@ -42,7 +49,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if loading(frame, inner, &state.audit_load, "the audit chain", ctx) {
+    if loading(
+        frame,
+        inner,
+        state,
+        &state.audit_load,
+        "the audit chain",
+        ctx,
+    ) {
         return;
     }
     let visible = state.visible_audit();

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Sparkline, Wrap};
 
 use super::{Frame2, dialog_block, kind_label, local, safe, safe_lines};
+use crate::console::keymap::Command;
 use crate::console::state::{State, human_duration};
 use crate::domain::trust::Tier;
 use crate::protocol::requests::{Decision, RequestKind};
@@ -187,7 +188,9 @@ pub(super) fn draw(
     let total = right.len() as u16;
     let block = dialog_block(
         format!(
-            "why (j/k scroll · {}/{} lines)",
+            "why ({}/{} scroll · {}/{} lines)",
+            state.keymap.first_key(Command::Down),
+            state.keymap.first_key(Command::Up),
             scroll.min(total) + 1,
             total
         ),

@@ -17,7 +17,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if loading(frame, inner, &state.grants_load, "grants", ctx) {
+    if loading(frame, inner, state, &state.grants_load, "grants", ctx) {
         return;
     }
     if state.grants.is_empty() {

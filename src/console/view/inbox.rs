@@ -8,6 +8,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Frame2, kind_label, loading, safe, window};
+use crate::console::keymap::Command;
 use crate::console::state::{Risk, State, human_duration};
 use crate::domain::trust::Tier;
 use crate::protocol::requests::Request;
@@ -37,14 +38,18 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if loading(frame, inner, &state.requests_load, "requests", ctx) {
+    if loading(frame, inner, state, &state.requests_load, "requests", ctx) {
         return;
     }
     if state.inbox.is_empty() {
         let text = if state.requests.is_empty() {
-            "No pending requests. New ones appear here as agents ask."
+            "No pending requests. New ones appear here as agents ask.".to_owned()
         } else {
-            "Nothing matches the filter (Esc clears it)."
+            format!(
+                "Nothing matches the filter ({} then {} clears it).",
+                state.keymap.first_key(Command::Filter),
+                state.keymap.first_key(Command::Cancel)
+            )
         };
         frame.render_widget(Paragraph::new(text).style(ctx.theme.dim), inner);
         return;

@@ -18,7 +18,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::keymap::Context;
+use super::keymap::{Command, Context};
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{Connection, Load, Modal, Screen, State, human_duration};
 use super::theme::Theme;
@@ -128,7 +128,14 @@ fn tabs(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn loading(frame: &mut Frame, area: Rect, load: &Load, what: &str, ctx: Frame2<'_>) -> bool {
+fn loading(
+    frame: &mut Frame,
+    area: Rect,
+    state: &State,
+    load: &Load,
+    what: &str,
+    ctx: Frame2<'_>,
+) -> bool {
     match load {
         Load::Loading => {
             frame.render_widget(
@@ -140,8 +147,9 @@ fn loading(frame: &mut Frame, area: Rect, load: &Load, what: &str, ctx: Frame2<'
         Load::Failed(e) => {
             frame.render_widget(
                 Paragraph::new(format!(
-                    "could not load {what}: {} (ctrl-r retries)",
-                    safe(&e.to_string())
+                    "could not load {what}: {} ({} retries)",
+                    safe(&e.to_string()),
+                    state.keymap.first_key(Command::Refresh)
                 ))
                 .style(ctx.theme.error)
                 .wrap(Wrap { trim: true }),
