@@ -144,21 +144,10 @@ pub enum RequestCommand {
     Elevation {
         #[arg(long, default_value = "agent.pem")]
         key: PathBuf,
-        #[arg(long = "capability", required = true)]
-        capabilities: Vec<String>,
-        /// How long, e.g. 30m or 2h.
-        #[arg(long = "for", value_parser = humantime::parse_duration)]
-        duration: std::time::Duration,
-        #[arg(long)]
-        justification: String,
-        #[arg(long)]
-        ticket: Option<String>,
-        #[arg(long)]
-        context: Option<String>,
+        #[command(flatten)]
+        asking: Asking,
         #[arg(long)]
         on_behalf_of: Option<String>,
-        #[arg(long)]
-        idempotency_key: Option<String>,
     },
     /// Give a child agent a subset of this agent's capabilities.
     Delegation {
@@ -173,19 +162,28 @@ pub enum RequestCommand {
         /// … and its name.
         #[arg(long)]
         child_name: Option<String>,
-        #[arg(long = "capability", required = true)]
-        capabilities: Vec<String>,
-        #[arg(long = "for", value_parser = humantime::parse_duration)]
-        duration: std::time::Duration,
-        #[arg(long)]
-        justification: String,
-        #[arg(long)]
-        ticket: Option<String>,
-        #[arg(long)]
-        context: Option<String>,
-        #[arg(long)]
-        idempotency_key: Option<String>,
+        #[command(flatten)]
+        asking: Asking,
     },
+}
+
+/// What every request says, elevation or delegation.
+#[derive(Debug, clap::Args)]
+pub struct Asking {
+    #[arg(long = "capability", required = true)]
+    capabilities: Vec<String>,
+    /// How long, e.g. 30m or 2h.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    #[arg(long)]
+    justification: String,
+    #[arg(long)]
+    ticket: Option<String>,
+    #[arg(long)]
+    context: Option<String>,
+    /// Makes a retry safe: the same key and body get the same request.
+    #[arg(long)]
+    idempotency_key: Option<String>,
 }
 
 /// Why an `agent-cli` command failed. The wrapped errors keep their own text and causes.
@@ -341,25 +339,20 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
     match kind {
         RequestCommand::Elevation {
             key,
-            capabilities,
-            duration,
-            justification,
-            ticket,
-            context,
+            asking,
             on_behalf_of,
-            idempotency_key,
         } => {
             let me = as_agent(api, &AgentKey::load(&key)?).await?;
             let body = ElevationBody {
-                capabilities,
-                duration_seconds: seconds(duration)?,
-                justification,
-                ticket,
-                context,
+                capabilities: asking.capabilities,
+                duration_seconds: seconds(asking.duration)?,
+                justification: asking.justification,
+                ticket: asking.ticket,
+                context: asking.context,
                 on_behalf_of,
             };
             print_json(
-                &me.request_elevation(&body, idempotency_key.as_deref())
+                &me.request_elevation(&body, asking.idempotency_key.as_deref())
                     .await?,
             )?;
         }
@@ -368,12 +361,7 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
             child_did,
             child_key,
             child_name,
-            capabilities,
-            duration,
-            justification,
-            ticket,
-            context,
-            idempotency_key,
+            asking,
         } => {
             let key = AgentKey::load(&key)?;
             let new_child = match (child_key, child_name) {
@@ -389,14 +377,14 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
             let body = DelegationBody {
                 child_did,
                 new_child,
-                capabilities,
-                duration_seconds: seconds(duration)?,
-                justification,
-                ticket,
-                context,
+                capabilities: asking.capabilities,
+                duration_seconds: seconds(asking.duration)?,
+                justification: asking.justification,
+                ticket: asking.ticket,
+                context: asking.context,
             };
             print_json(
-                &me.request_delegation(&body, idempotency_key.as_deref())
+                &me.request_delegation(&body, asking.idempotency_key.as_deref())
                     .await?,
             )?;
         }

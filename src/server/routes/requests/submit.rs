@@ -32,6 +32,29 @@ struct Asked {
     context: Option<String>,
 }
 
+/// The fields every request body has.
+trait Asks {
+    fn asked(&self) -> Asked;
+}
+
+macro_rules! asks {
+    ($($body:ty),+) => {$(
+        impl Asks for $body {
+            fn asked(&self) -> Asked {
+                Asked {
+                    capabilities: self.capabilities.clone(),
+                    duration_seconds: self.duration_seconds,
+                    justification: self.justification.clone(),
+                    ticket: self.ticket.clone(),
+                    context: self.context.clone(),
+                }
+            }
+        }
+    )+};
+}
+
+asks!(ElevationBody, DelegationBody);
+
 /// The checked prologue of a request: who asks, for what, and what policy demands of it.
 struct Prologue {
     agent: Agent,
@@ -169,13 +192,7 @@ pub async fn elevation(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ElevationBody>,
 ) -> Result<Response, ApiError> {
-    let asked = Asked {
-        capabilities: body.capabilities.clone(),
-        duration_seconds: body.duration_seconds,
-        justification: body.justification.clone(),
-        ticket: body.ticket.clone(),
-        context: body.context.clone(),
-    };
+    let asked = body.asked();
     let prologue = Prologue::check(&state, &caller, &asked).await?;
     if let Some(who) = &body.on_behalf_of {
         text::name("on_behalf_of", who)?;
@@ -211,13 +228,7 @@ pub async fn delegation(
     headers: HeaderMap,
     ApiJson(body): ApiJson<DelegationBody>,
 ) -> Result<Response, ApiError> {
-    let asked = Asked {
-        capabilities: body.capabilities.clone(),
-        duration_seconds: body.duration_seconds,
-        justification: body.justification.clone(),
-        ticket: body.ticket.clone(),
-        context: body.context.clone(),
-    };
+    let asked = body.asked();
     let prologue = Prologue::check(&state, &caller, &asked).await?;
     prologue.check_trust(&state)?;
     let parent = &prologue.agent;
