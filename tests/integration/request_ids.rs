@@ -52,7 +52,8 @@ async fn alone() {
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || sink.clone())
-        .with_span_events(FmtSpan::CLOSE)
+        // A line when each span opens: the store call's opens before the answer is sent.
+        .with_span_events(FmtSpan::NEW)
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
@@ -82,7 +83,10 @@ async fn alone() {
                 .lines()
                 .filter(|l| l.contains("req-id-test-42") || l.contains("create_device"))
                 .collect();
-            panic!("no store span; related lines:\n{}", ours.join("\n"))
+            panic!(
+                "no store span; related lines:\n{}\nall:\n{logs}",
+                ours.join("\n")
+            )
         });
     assert!(
         store_line.contains("request_id=req-id-test-42"),

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::audit::append;
+use super::requests::end_request;
 use super::rows::grant_from_row;
 use super::trust::{set_trust, trust_now};
 use super::{SqliteStore, Tx, ms};
@@ -14,7 +15,7 @@ use crate::domain::suspension::{self, AgentNode, LiveGrant, PendingRequest, Plan
 use crate::domain::trust;
 use crate::protocol::agents::{Agent, AgentStatus};
 use crate::protocol::audit::{Actor, AuditAction, action};
-use crate::protocol::requests::{Grant, Suspension};
+use crate::protocol::requests::{Grant, RequestStatus, Suspension};
 use crate::server::store::{
     AgentStore, GrantFilter, GrantStore, NewAuditEvent, StoreError, StoreResult, SuspendTarget,
 };
@@ -202,14 +203,8 @@ async fn take_down(
         .await?;
         let grant_tokens = revoke_grants(tx, &agent.grants, &by, reason, now).await?;
         for id in &agent.requests {
-            sqlx::query(
-                "UPDATE requests SET status = 'cancelled', reason = ?, decided_at = ? WHERE id = ?",
-            )
-            .bind(take_down.reason_code())
-            .bind(ms(now))
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+            let why = Some(take_down.reason_code());
+            end_request(tx, id, RequestStatus::Cancelled, why, None, now).await?;
         }
         let tokens = sqlx::query(
             "UPDATE access_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL AND expires_at > ?",

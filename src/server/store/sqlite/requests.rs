@@ -23,6 +23,30 @@ use crate::server::store::{
     StoreError, StoreResult, Submitted,
 };
 
+/// Ends a pending request: its final status, why (a denial's or cancellation's reason), and
+/// the grant an approval made.
+pub(super) async fn end_request(
+    tx: &mut Tx<'_>,
+    id: &str,
+    status: RequestStatus,
+    reason: Option<&str>,
+    grant_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE requests SET status = ?, reason = ?, grant_id = ?, decided_at = ?
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(status.as_str())
+    .bind(reason)
+    .bind(grant_id)
+    .bind(ms(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Ends a pending request as expired (a deny), with its trust event and audit event.
 async fn expire_one(
     tx: &mut Tx<'_>,
@@ -31,13 +55,7 @@ async fn expire_one(
     trust_delta: i64,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE requests SET status = 'expired', reason = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'",
-    )
-    .bind(ms(now))
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    end_request(tx, id, RequestStatus::Expired, Some("expired"), None, now).await?;
     let score = move_trust(tx, agent_did, trust_delta, "request_expired", now).await?;
     append(
         tx,
@@ -278,12 +296,14 @@ impl RequestStore for SqliteStore {
         let justification = input.choice.justification.clone();
         let event = match outcome {
             Outcome::Denied => {
-                sqlx::query(
-                    "UPDATE requests SET status = 'denied', reason = 'denied', decided_at = ? WHERE id = ?",
+                end_request(
+                    &mut tx,
+                    id,
+                    RequestStatus::Denied,
+                    Some("denied"),
+                    None,
+                    now,
                 )
-                .bind(ms(now))
-                .bind(id)
-                .execute(&mut *tx)
                 .await?;
                 let score = move_trust(
                     &mut tx,
@@ -323,14 +343,8 @@ impl RequestStore for SqliteStore {
                     now,
                 )
                 .await?;
-                sqlx::query(
-                    "UPDATE requests SET status = 'approved', decided_at = ?, grant_id = ? WHERE id = ?",
-                )
-                .bind(ms(now))
-                .bind(grants.first().map(|g| g.id.clone()))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                let first = grants.first().map(|g| g.id.as_str());
+                end_request(&mut tx, id, RequestStatus::Approved, None, first, now).await?;
                 let score = move_trust(
                     &mut tx,
                     &request.agent_did,
@@ -383,13 +397,14 @@ impl RequestStore for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let request = request_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         decision::may_cancel(&request, agent_did)?;
-        sqlx::query(
-            "UPDATE requests SET status = 'cancelled', reason = ?, decided_at = ? WHERE id = ?",
+        end_request(
+            &mut tx,
+            id,
+            RequestStatus::Cancelled,
+            Some(reason),
+            None,
+            now,
         )
-        .bind(reason)
-        .bind(ms(now))
-        .bind(id)
-        .execute(&mut *tx)
         .await?;
         append(
             &mut tx,
