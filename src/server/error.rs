@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::store::StoreError;
+use super::store::{Outage, StoreError};
 use crate::domain::{Invalid, Refusal};
 use crate::protocol::error::ErrorBody;
 
@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for outages.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -22,6 +24,29 @@ impl ApiError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The store cannot take writes: nothing was written, and trying again later will work.
+    pub fn outage(outage: Outage) -> Self {
+        let (status, code, message, seconds) = match outage {
+            Outage::Full => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the server's storage is full; nothing was written. Try again later",
+                30,
+            ),
+            Outage::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the server's database is unavailable; nothing was written. Try again shortly",
+                5,
+            ),
+        };
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(status, code, message)
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -82,6 +107,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Refused(refusal) => Self::from(refusal),
             StoreError::NotFound => Self::not_found("resource"),
+            other if other.outage().is_some() => {
+                tracing::warn!(error = %other, "store outage");
+                Self::outage(other.outage().unwrap_or(Outage::Unavailable))
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()
@@ -99,6 +128,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"governance\", error=\"invalid_token\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -130,6 +164,13 @@ impl OAuthFailure {
 
 impl From<StoreError> for OAuthFailure {
     fn from(e: StoreError) -> Self {
+        if e.outage().is_some() {
+            tracing::warn!(error = %e, "store outage on an OAuth endpoint");
+            return Self::new(
+                "temporarily_unavailable",
+                "the server cannot store anything now; try again later",
+            );
+        }
         tracing::error!(error = %e, "store failure on an OAuth endpoint");
         Self::new("server_error", "the server failed; try again")
     }
@@ -144,6 +185,9 @@ impl IntoResponse for OAuthFailure {
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

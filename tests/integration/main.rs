@@ -14,6 +14,7 @@ mod conformance;
 mod console;
 mod delegation;
 mod device_flow;
+mod durability;
 mod embedded;
 mod events;
 mod fleet;

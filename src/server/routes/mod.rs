@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route(
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration),
@@ -186,8 +187,15 @@ impl<B> tower_http::trace::MakeSpan<B> for RequestSpans {
     }
 }
 
+/// Liveness: the process answers.
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the store takes writes (a full or failing disk answers 507 or 503).
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store.ready(state.clock.now()).await?;
+    Ok(Json(json!({ "status": "ready" })))
 }
 
 async fn not_found() -> ApiError {

@@ -9,6 +9,7 @@
 mod agents;
 mod audit;
 mod grants;
+mod health;
 mod requests;
 mod sign_in;
 mod sqlite;
@@ -17,6 +18,7 @@ mod tokens;
 pub use agents::{AgentCredential, AgentStore, NewAgent, Registered, SponsorRecord, SponsorUpsert};
 pub use audit::{AuditScope, AuditStore, NewAuditEvent};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
+pub use health::HealthStore;
 pub use requests::{
     ChildSpec, DecisionInput, NewChild, NewRequest, RequestFilter, RequestStore, Submitted,
 };
@@ -50,6 +52,42 @@ pub enum StoreError {
     Refused(#[from] Refusal),
 }
 
+/// Why the store cannot take a write right now; both pass when the cause does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The disk (or the database's size limit) is full.
+    Full,
+    /// The database is busy, read-only, or failing to read or write.
+    Unavailable,
+}
+
+impl StoreError {
+    /// Whether this error is an outage of the store rather than a fault of the request or the
+    /// data: the answer is then 507 or 503 with `Retry-After`, never a 500.
+    pub fn outage(&self) -> Option<Outage> {
+        let StoreError::Database(e) = self else {
+            return None;
+        };
+        match e {
+            sqlx::Error::Database(db) => {
+                // SQLite's primary result code is the low byte of the extended one.
+                let code: i64 = db.code()?.parse().ok()?;
+                match code & 0xff {
+                    13 => Some(Outage::Full),
+                    5 | 6 | 8 | 10 | 14 => Some(Outage::Unavailable),
+                    _ => None,
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::InvalidSavePointStatement => Some(Outage::Unavailable),
+            _ => None,
+        }
+    }
+}
+
 impl From<Invalid> for StoreError {
     fn from(e: Invalid) -> Self {
         Self::Refused(e.into())
@@ -60,7 +98,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores, for code that needs all of it (the server's state).
 pub trait Store:
-    AgentStore + SignInStore + TokenStore + RequestStore + GrantStore + AuditStore + std::fmt::Debug
+    AgentStore
+    + SignInStore
+    + TokenStore
+    + RequestStore
+    + GrantStore
+    + AuditStore
+    + HealthStore
+    + std::fmt::Debug
 {
 }
 
@@ -71,6 +116,7 @@ impl<T> Store for T where
         + RequestStore
         + GrantStore
         + AuditStore
+        + HealthStore
         + std::fmt::Debug
 {
 }

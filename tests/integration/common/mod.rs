@@ -11,7 +11,8 @@ use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::clock::ManualClock;
 use sponsor_console::protocol::agents::{Agent, RegisterAgent};
 use sponsor_console::server::passwords::hash_password;
-use sponsor_console::server::{RunningServer, start};
+use sponsor_console::server::store::{SqliteStore, Store};
+use sponsor_console::server::{RunningServer, start, start_with_store};
 use sponsor_console::settings::{ServerSettings, SponsorSettings};
 use tokio::net::TcpListener;
 
@@ -63,13 +64,24 @@ impl TestServer {
     }
 
     pub async fn start_at(settings: ServerSettings, dir: tempfile::TempDir, db: PathBuf) -> Self {
+        let store = SqliteStore::open(&db).await.expect("the store opens");
+        Self::start_on(settings, Arc::new(store), dir, db).await
+    }
+
+    /// A server on a store the test opened itself (and may keep a handle to).
+    pub async fn start_on(
+        settings: ServerSettings,
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        db: PathBuf,
+    ) -> Self {
         let start_at = Utc
             .with_ymd_and_hms(2026, 11, 24, 9, 0, 0)
             .single()
             .unwrap_or_default();
         let clock = Arc::new(ManualClock::new(start_at));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = start(settings, &db, listener, clock.clone())
+        let server = start_with_store(settings, store, listener, clock.clone())
             .await
             .expect("start");
         let client = ApiClient::new(&server.base_url()).expect("the server URL parses");

@@ -71,6 +71,7 @@ macro_rules! conformance_suite {
                 grants::reactivation_and_revocation,
                 grants::suspending_a_sponsors_fleet,
                 audit::the_chain_links_pages_and_scopes,
+                audit::a_fresh_store_is_ready_for_writes,
             );
         }
     };

@@ -148,7 +148,7 @@ impl AgentStore for SqliteStore {
         let roles_json =
             serde_json::to_string(&roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let existing: Option<(String, String, String)> =
             sqlx::query_as("SELECT id, roles, display_name FROM sponsors WHERE username = ?")
                 .bind(username)
@@ -255,7 +255,7 @@ impl AgentStore for SqliteStore {
         idempotency: Option<Idempotency>,
         now: DateTime<Utc>,
     ) -> StoreResult<Registered> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(idem) = &idempotency {
             if let Some(stored) = replay(&mut tx, idem).await? {
                 return Ok(Registered::Replayed(stored));

@@ -101,7 +101,7 @@ impl AuditStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn append_audit(&self, event: NewAuditEvent, now: DateTime<Utc>) -> StoreResult<i64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let seq = append(&mut tx, event, now).await?;
         self.finish(tx).await?;
         Ok(seq)

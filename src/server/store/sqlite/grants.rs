@@ -321,7 +321,7 @@ impl GrantStore for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Suspension> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query("SELECT * FROM grants WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -369,7 +369,7 @@ impl GrantStore for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Suspension> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let plan = plan(&mut tx, &target, TakeDown::Suspend, now).await?;
         let out = take_down(
             &mut tx,
@@ -394,7 +394,7 @@ impl GrantStore for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Agent> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT status, suspension_security FROM agents WHERE did = ?")
                 .bind(did)
@@ -440,7 +440,7 @@ impl GrantStore for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Suspension> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let target = SuspendTarget::Agent(did.to_owned());
         let plan = plan(&mut tx, &target, TakeDown::Revoke, now).await?;
         let out = take_down(&mut tx, plan, TakeDown::Revoke, reason, false, &actor, now).await?;

@@ -15,13 +15,14 @@ mod trust;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Executor, Sqlite, Transaction, TransactionManager};
 use tokio::sync::watch;
 
 use crate::domain::capability::{self, Capability};
@@ -38,6 +39,9 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Bumped after every committed write, so live readers (SSE, long polls) wake up.
     changes: Arc<watch::Sender<u64>>,
+    /// The most pages the database may grow to (0: no limit), applied to every writer
+    /// connection; an operator's cap on its size, and how tests fill it without root.
+    max_pages: Arc<AtomicU32>,
 }
 
 fn ms(at: DateTime<Utc>) -> i64 {
@@ -69,8 +73,33 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let max_pages = Arc::new(AtomicU32::new(0));
+        let limit = max_pages.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |conn, _| {
+                let pages = limit.load(Ordering::Acquire);
+                Box::pin(async move {
+                    if pages > 0 {
+                        conn.execute(format!("PRAGMA max_page_count = {pages}").as_str())
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            // A connection whose transaction did not end cleanly (a COMMIT that failed on a
+            // full disk, and the rollback after it) is closed, never handed out again: a later
+            // write would otherwise run inside the dead transaction and never be committed.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // Runs the rollback a dropped transaction queued.
+                    conn.ping().await?;
+                    Ok(
+                        <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(conn)
+                            == 0,
+                    )
+                })
+            })
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
@@ -83,10 +112,31 @@ impl SqliteStore {
             writer,
             reader,
             changes: Arc::new(changes),
+            max_pages,
         })
     }
 
-    /// Commits and wakes everyone waiting for changes.
+    /// Caps the database at `pages` pages (`None`: no cap); writes past it fail as a full disk
+    /// does.
+    pub async fn set_max_pages(&self, pages: Option<u32>) -> StoreResult<()> {
+        let pages = pages.unwrap_or(0);
+        self.max_pages.store(pages, Ordering::Release);
+        // SQLite's own ceiling when "no limit" is asked for.
+        let value = if pages == 0 { 4_294_967_294 } else { pages };
+        let mut conn = self.writer.acquire().await?;
+        conn.execute(format!("PRAGMA max_page_count = {value}").as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a write. `BEGIN IMMEDIATE` takes the write lock at once, and refuses to nest:
+    /// a connection left inside a transaction can never turn this into a savepoint of it.
+    async fn write(&self) -> StoreResult<Tx<'static>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Commits and wakes everyone waiting for changes. Only a commit that returned Ok is
+    /// acknowledged; a failed one leaves nothing behind (see the writer's `after_release`).
     async fn finish(&self, tx: Tx<'_>) -> StoreResult<()> {
         tx.commit().await?;
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
@@ -220,4 +270,30 @@ pub(super) async fn remember<T: serde::Serialize>(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl crate::server::store::HealthStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn ready(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Room for four pages, taken and given back: a database that cannot grow fails here
+        // as a real write would.
+        sqlx::query(
+            "INSERT INTO store_health (id, checked_at, room) VALUES (2, ?, zeroblob(16384))",
+        )
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM store_health WHERE id = 2")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT OR REPLACE INTO store_health (id, checked_at) VALUES (1, ?)")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        // Not `finish`: nothing anyone watches changed.
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -82,7 +82,7 @@ impl RequestStore for SqliteStore {
         idempotency: Option<Idempotency>,
         now: DateTime<Utc>,
     ) -> StoreResult<Submitted> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(idem) = &idempotency {
             if let Some(stored) = replay(&mut tx, idem).await? {
                 return Ok(Submitted::Replayed(stored));
@@ -262,7 +262,7 @@ impl RequestStore for SqliteStore {
         input: DecisionInput,
         now: DateTime<Utc>,
     ) -> StoreResult<Request> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let request = request_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let decider = Decider {
             id: &input.approver_id,
@@ -394,7 +394,7 @@ impl RequestStore for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Request> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let request = request_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         decision::may_cancel(&request, agent_did)?;
         end_request(
@@ -441,7 +441,7 @@ impl RequestStore for SqliteStore {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let mut done = Vec::with_capacity(due.len());
         for (id, agent) in due {
             // Re-read inside the transaction: a decision may have landed meanwhile.

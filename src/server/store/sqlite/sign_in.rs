@@ -23,7 +23,7 @@ impl SignInStore for SqliteStore {
         record: &DeviceRecord,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         // Forget authorizations that ended a day ago; their user codes may be issued again.
         sqlx::query("DELETE FROM device_authorizations WHERE expires_at < ?")
             .bind(ms(now) - 86_400_000)
@@ -73,7 +73,7 @@ impl SignInStore for SqliteStore {
         approve: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<DeviceRecord> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query("SELECT * FROM device_authorizations WHERE user_code = ?")
             .bind(user_code)
             .fetch_optional(&mut *tx)
@@ -124,7 +124,7 @@ impl SignInStore for SqliteStore {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<DevicePoll> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let Some(row) = sqlx::query(
             "SELECT *, last_polled_at FROM device_authorizations WHERE device_code_hash = ?",
         )
@@ -195,7 +195,7 @@ impl SignInStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn put_consent(&self, consent: &Consent, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM device_consents WHERE expires_at <= ?")
             .bind(ms(now))
             .execute(&mut *tx)
@@ -218,7 +218,7 @@ impl SignInStore for SqliteStore {
         consent_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Consent>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(String, String, i64)> = sqlx::query_as(
             "DELETE FROM device_consents WHERE consent_hash = ?
              RETURNING sponsor_id, user_code, expires_at",
@@ -239,7 +239,7 @@ impl SignInStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn record_failure(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         // Failures older than a day no longer count under any limit.
         sqlx::query("DELETE FROM auth_failures WHERE at < ?")
             .bind(ms(now) - 86_400_000)

@@ -140,7 +140,7 @@ impl TokenStore for SqliteStore {
         actor: Actor,
     ) -> StoreResult<()> {
         let now = key.created_at;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let retired = sqlx::query(
             "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL",
         )
@@ -183,7 +183,7 @@ impl TokenStore for SqliteStore {
         audit: Option<NewAuditEvent>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         insert_access(&mut tx, access).await?;
         if let Some(r) = refresh {
             insert_refresh(&mut tx, r).await?;
@@ -213,7 +213,7 @@ impl TokenStore for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE access_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
         )
@@ -259,7 +259,7 @@ impl TokenStore for SqliteStore {
         access: &AccessTokenRecord,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT family_id, sponsor_id, client_id, expires_at, used_at, revoked_at
              FROM refresh_tokens WHERE token_hash = ?",
@@ -332,7 +332,7 @@ impl TokenStore for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = ?")
                 .bind(token_hash)
@@ -373,7 +373,7 @@ impl TokenStore for SqliteStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let fresh = insert_assertion(&mut tx, issuer, jti, expires_at, now).await?;
         self.finish(tx).await?;
         Ok(fresh)
@@ -388,7 +388,7 @@ impl TokenStore for SqliteStore {
         grant_ids: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         // Re-checked inside the writer transaction: a suspension or grant revocation that
         // committed after the caller looked wins, and no token is issued.
         let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
