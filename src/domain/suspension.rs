@@ -218,6 +218,18 @@ pub fn may_lift_security(roles: &[Role]) -> bool {
     roles.contains(&Role::SecurityLead)
 }
 
+/// Only an active agent asks: checked inside the transaction that stores a request, so a
+/// suspension that committed first always wins.
+pub fn may_ask(status: AgentStatus) -> Result<(), Refusal> {
+    match status {
+        AgentStatus::Active => Ok(()),
+        other => Err(Refusal::forbidden(
+            "agent_inactive",
+            format!("the agent is {}", other.as_str()),
+        )),
+    }
+}
+
 /// Whether a grant may be revoked early: only while it is live.
 pub fn grant_revocable(revoked: bool, ended: bool) -> Result<(), Refusal> {
     if revoked {

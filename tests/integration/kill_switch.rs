@@ -263,3 +263,58 @@ async fn suspend_all_of_a_sponsor_with_the_count_typed() {
         vec![bobs.did]
     );
 }
+
+/// A submission racing a suspension never leaves a pending request on a suspended agent: the
+/// status is read inside the submission's own write transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_wins_every_race_with_a_submission() {
+    use futures::StreamExt;
+
+    let mut s = crate::common::settings();
+    let mut policy = sponsor_console::domain::policy::Policy::shipped().expect("policy");
+    policy.requests.fatigue_limit = 1_000_000;
+    s.policy = Some(policy);
+    s.limits.max_agents_per_sponsor = 100_000;
+    let t = std::sync::Arc::new(TestServer::start_with(s).await);
+    let alice = t.as_user("alice").await;
+    let otto = t.as_user("otto").await;
+    const TRIALS: usize = 1_000;
+    let outcomes: Vec<(bool, bool)> = futures::stream::iter(0..TRIALS)
+        .map(|i| {
+            let (t, alice, otto) = (t.clone(), alice.clone(), otto.clone());
+            async move {
+                let (key, agent) = t.agent(&alice, &format!("racer-{i}"), &[]).await;
+                let bot = t.as_agent(&key).await;
+                let body = elevation(&["write:crm"], 600);
+                let (submitted, suspended) = tokio::join!(
+                    bot.request_elevation(&body, None),
+                    otto.suspend(&agent.did, "race", false),
+                );
+                assert!(suspended.is_ok(), "trial {i}: {suspended:?}");
+                if let Ok(request) = &submitted {
+                    // Stored before the suspension committed: the suspension cancelled it.
+                    let now = alice.get_request(&request.id).await.expect("read");
+                    assert_eq!(now.status, RequestStatus::Cancelled, "trial {i}");
+                    let refused = alice.decide(&request.id, &approve(None, None)).await;
+                    assert_eq!(code_of(refused), "cancelled", "trial {i}");
+                }
+                let pending = alice
+                    .requests(&crate::common::query(&format!(
+                        "status=pending&agent={}",
+                        agent.did
+                    )))
+                    .await
+                    .expect("list");
+                (submitted.is_ok(), pending.is_empty())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let left_pending = outcomes.iter().filter(|(_, empty)| !empty).count();
+    let submitted_first = outcomes.iter().filter(|(ok, _)| *ok).count();
+    assert_eq!(
+        left_pending, 0,
+        "{TRIALS} trials; {submitted_first} submissions won the race"
+    );
+}

@@ -78,5 +78,9 @@ pub async fn the_chain_links_pages_and_scopes(store: Arc<dyn Store>) {
 pub async fn a_fresh_store_is_ready_for_writes(store: Arc<dyn Store>) {
     store.ready(at(0)).await.expect("ready");
     store.ready(at(1)).await.expect("ready again");
-    assert_eq!(store.audit_head().await.expect("head"), 0, "a probe is not an event");
+    assert_eq!(
+        store.audit_head().await.expect("head"),
+        0,
+        "a probe is not an event"
+    );
 }

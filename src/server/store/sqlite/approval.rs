@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::rows::grant_from_row;
+use super::rows::{grant_from_row, status_of};
 use super::trust::trust_now;
 use super::{Tx, caps_of, json_list, ms, parse_list};
 use crate::domain::capability::Capability;
@@ -154,8 +154,4 @@ pub(super) async fn create_grants(
         });
     }
     Ok(out)
-}
-
-fn status_of(s: &str) -> StoreResult<AgentStatus> {
-    AgentStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("agent status {s:?}")))
 }

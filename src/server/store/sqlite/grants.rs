@@ -8,21 +8,17 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::audit::append;
 use super::requests::end_request;
-use super::rows::grant_from_row;
+use super::rows::{grant_from_row, status_of};
 use super::trust::{set_trust, trust_now};
 use super::{SqliteStore, Tx, ms};
 use crate::domain::suspension::{self, AgentNode, LiveGrant, PendingRequest, Plan, TakeDown};
 use crate::domain::trust;
-use crate::protocol::agents::{Agent, AgentStatus};
+use crate::protocol::agents::Agent;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::requests::{Grant, RequestStatus, Suspension};
 use crate::server::store::{
     AgentStore, GrantFilter, GrantStore, NewAuditEvent, StoreError, StoreResult, SuspendTarget,
 };
-
-fn status_of(s: &str) -> StoreResult<AgentStatus> {
-    AgentStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("agent status {s:?}")))
-}
 
 /// Every live grant: the facts a cascade of revocations walks.
 async fn live_grants(tx: &mut Tx<'_>, now: DateTime<Utc>) -> StoreResult<Vec<LiveGrant>> {

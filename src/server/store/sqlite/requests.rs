@@ -11,11 +11,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::agents::register_child;
 use super::approval::create_grants;
 use super::audit::append;
-use super::rows::{REQUEST_SELECT, approval_from_row, request_from_row, request_in};
+use super::rows::{REQUEST_SELECT, approval_from_row, request_from_row, request_in, status_of};
 use super::trust::move_trust;
 use super::{SqliteStore, Tx, json_list, ms, remember, replay};
 use crate::domain::decision::{self, Decider, Outcome, Verdict};
-use crate::domain::limits;
+use crate::domain::{limits, suspension};
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::requests::{Approval, Request, RequestStatus};
 use crate::server::store::{
@@ -88,6 +88,11 @@ impl RequestStore for SqliteStore {
                 return Ok(Submitted::Replayed(stored));
             }
         }
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
+            .bind(&new.agent_did)
+            .fetch_one(&mut *tx)
+            .await?;
+        suspension::may_ask(status_of(&status)?)?;
         let child_did = match &new.child {
             None => None,
             Some(ChildSpec::Existing(did)) => Some(did.clone()),
@@ -270,7 +275,13 @@ impl RequestStore for SqliteStore {
             roles: &input.approver_roles,
             sponsors_agent: sponsors(&mut tx, &input.approver_id, &request.agent_did).await?,
         };
-        let (recorded, outcome) = match decision::decide(&request, &decider, &input.choice, now)? {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
+            .bind(&request.agent_did)
+            .fetch_one(&mut *tx)
+            .await?;
+        let agent_status = status_of(&status)?;
+        let verdict = decision::decide(&request, agent_status, &decider, &input.choice, now)?;
+        let (recorded, outcome) = match verdict {
             Verdict::Expire => {
                 // Past its TTL: it expires now, whether or not the sweeper got there first.
                 expire_one(&mut tx, id, &request.agent_did, input.trust.expired, now).await?;

@@ -239,3 +239,8 @@ pub(super) async fn request_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<
     let approvals = approvals_in(tx, id).await?;
     request_from_row(&row, approvals).map(Some)
 }
+
+/// An agent's stored status.
+pub(super) fn status_of(s: &str) -> StoreResult<AgentStatus> {
+    AgentStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("agent status {s:?}")))
+}
