@@ -233,8 +233,11 @@ pub async fn rotate_keys(
 
 /// Expires every pending request past its TTL; returns their ids.
 pub async fn sweep(state: &AppState) -> Result<Vec<String>, StoreError> {
-    state
+    let now = state.clock.now();
+    let expired = state
         .store
-        .expire_requests(state.clock.now(), state.policy.trust.expired)
-        .await
+        .expire_requests(now, state.policy.trust.expired)
+        .await?;
+    state.store.expire_grants(now).await?;
+    Ok(expired)
 }

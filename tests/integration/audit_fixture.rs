@@ -258,11 +258,14 @@ impl Normalizer {
         }
     }
 
-    /// The event without its hashes (they follow from the ids), ids replaced.
+    /// The event without its hashes and seq, ids replaced.
     fn event(&mut self, e: &AuditEvent) -> serde_json::Value {
         let mut v = serde_json::to_value(&e.event).expect("event serializes");
         if let Some(map) = v.as_object_mut() {
+            // The links follow from the content; the order is compared, not the numbers
+            // (events of newer actions sit between them).
             map.remove("prev_hash");
+            map.remove("seq");
         }
         self.value(None, &v)
     }
@@ -334,6 +337,14 @@ async fn todays_code_writes_the_fixture_events() {
         std::fs::write(fixture_path(), text + "\n").expect("fixture written");
     }
     let fixture = load_fixture();
+    // Events of the actions the fixture knows are written exactly as before; actions added
+    // since (a grant running out, say) are new events and are left out of the comparison.
+    let known: std::collections::HashSet<&str> =
+        fixture.iter().map(|e| e.event.action.as_str()).collect();
+    let events: Vec<AuditEvent> = events
+        .into_iter()
+        .filter(|e| known.contains(e.event.action.as_str()))
+        .collect();
     let want = normalized(&fixture);
     let got = normalized(&events);
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {

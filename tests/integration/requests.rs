@@ -654,3 +654,59 @@ async fn pending_lists_page_by_cursor_without_gaps_or_repeats() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Times are true: an expired request is decided when it expired, not when the sweep ran, and
+/// a grant that runs out writes its own audit event with the time it ended.
+#[tokio::test]
+async fn expiries_are_recorded_at_their_true_time() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (key, _) = t.agent(&alice, "bot", &[]).await;
+    let bot = t.as_agent(&key).await;
+    let asked = bot
+        .request_elevation(&elevation(&["read:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    let granted = bot
+        .request_elevation(&elevation(&["read:crm:y"], 3600), None)
+        .await
+        .unwrap();
+    let approved = alice
+        .decide(&granted.id, &approve(Some(600), None))
+        .await
+        .unwrap();
+    let grant_id = approved.grant_id.clone().unwrap();
+    // The sweep runs long after both ran out.
+    t.advance(5 * 3600);
+    t.sweep().await;
+    let alice = t.as_user("alice").await;
+    let seen = alice.get_request(&asked.id).await.unwrap();
+    assert_eq!(seen.status, RequestStatus::Expired);
+    assert_eq!(seen.decided_at, Some(asked.expires_at));
+    let sam = t.as_user("sam").await;
+    let ended: Vec<_> = sam
+        .audit_export()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "grant.expired")
+        .collect();
+    assert_eq!(ended.len(), 1, "one event per grant that ran out");
+    let grant = alice.grants(&query("active=false")).await.unwrap();
+    let grant = grant.iter().find(|g| g.id == grant_id).unwrap();
+    assert_eq!(ended[0].event.details["grant_id"], grant_id.as_str());
+    assert_eq!(
+        ended[0].event.details["not_after"],
+        sponsor_console::protocol::time::format(&grant.not_after).as_str()
+    );
+    // A second sweep records nothing again.
+    t.sweep().await;
+    let again = sam
+        .audit_export()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "grant.expired")
+        .count();
+    assert_eq!(again, 1);
+}

@@ -52,7 +52,7 @@ impl State {
                     effects.push(Effect::LoadRequests);
                 }
             }
-            "grant.revoked" => effects.push(Effect::LoadGrants),
+            "grant.revoked" | "grant.expired" => effects.push(Effect::LoadGrants),
             _ => {}
         }
         if action == "request.submitted" {

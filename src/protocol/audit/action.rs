@@ -52,6 +52,8 @@ pub enum AuditAction {
     RequestCancelled(Cancelled),
     #[serde(rename = "grant.revoked")]
     GrantRevoked(GrantRevoked),
+    #[serde(rename = "grant.expired")]
+    GrantExpired(GrantExpired),
 }
 
 /// Why an action could not be split into its wire parts or read back from them.
@@ -290,4 +292,14 @@ pub struct GrantRevoked {
     /// The grant and every grant delegated from it.
     pub grants_revoked: Vec<String>,
     pub tokens_revoked: i64,
+}
+
+/// A grant ran out (written by the sweep that noticed; `not_after` is when).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantExpired {
+    pub grant_id: String,
+    pub capabilities: Vec<String>,
+    #[serde(with = "crate::protocol::time")]
+    pub not_after: DateTime<Utc>,
 }

@@ -71,6 +71,9 @@ pub trait GrantStore: Send + Sync {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Suspension>;
+    /// Records each grant that ran out by `now` (its own audit event, at its true end); returns
+    /// their ids.
+    async fn expire_grants(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
     /// The agents a suspension of `target` would reach, without changing anything.
     async fn suspension_targets(
         &self,

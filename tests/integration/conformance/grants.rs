@@ -338,3 +338,34 @@ pub async fn suspending_a_sponsors_fleet(store: Arc<dyn Store>) {
         .expect("answered");
     assert!(nobody.agents.is_empty());
 }
+
+pub async fn grants_that_run_out_are_recorded_once(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let a = agent(s, 1, &alice.id, &[]).await;
+    let g = elevate(s, "req_1", &a, &["write:x"], "alice").await;
+    assert!(
+        s.expire_grants(at(3600)).await.expect("sweep").is_empty(),
+        "still live"
+    );
+    assert_eq!(
+        s.expire_grants(at(3601)).await.expect("sweep"),
+        std::slice::from_ref(&g)
+    );
+    assert!(
+        s.expire_grants(at(7200)).await.expect("sweep").is_empty(),
+        "once"
+    );
+    let tail = s
+        .audit_tail(&sponsor_console::server::store::AuditScope::All, 1)
+        .await
+        .expect("tail");
+    assert_eq!(tail[0].event.action, "grant.expired");
+    assert_eq!(tail[0].event.details["grant_id"], g.as_str());
+    // A grant revoked early does not also run out.
+    let g2 = elevate(s, "req_2", &a, &["write:y"], "alice").await;
+    s.revoke_grant(&g2, Actor::system(), "done", at(10))
+        .await
+        .expect("revoked");
+    assert!(s.expire_grants(at(9000)).await.expect("sweep").is_empty());
+}

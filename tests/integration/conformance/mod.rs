@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
                 grants::suspension_reaches_descendants_and_everything_they_hold,
                 grants::reactivation_and_revocation,
                 grants::suspending_a_sponsors_fleet,
+                grants::grants_that_run_out_are_recorded_once,
                 audit::the_chain_links_pages_and_scopes,
                 audit::a_fresh_store_is_ready_for_writes,
             );

@@ -10,7 +10,7 @@ use super::audit::append;
 use super::requests::end_request;
 use super::rows::{grant_from_row, status_of};
 use super::trust::{set_trust, trust_now};
-use super::{SqliteStore, Tx, ms};
+use super::{SqliteStore, Tx, from_ms, ms, parse_list};
 use crate::domain::suspension::{self, AgentNode, LiveGrant, PendingRequest, Plan, TakeDown};
 use crate::domain::trust;
 use crate::protocol::agents::Agent;
@@ -442,6 +442,46 @@ impl GrantStore for SqliteStore {
         let out = take_down(&mut tx, plan, TakeDown::Revoke, reason, false, &actor, now).await?;
         self.finish(tx).await?;
         Ok(out)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn expire_grants(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        let mut tx = self.write().await?;
+        let due: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, agent_did, capabilities, not_after FROM grants
+             WHERE revoked_at IS NULL AND ended_at IS NULL AND not_after <= ?
+             ORDER BY not_after LIMIT 1000",
+        )
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut done = Vec::with_capacity(due.len());
+        for (id, agent, caps, not_after) in due {
+            sqlx::query("UPDATE grants SET ended_at = not_after WHERE id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            append(
+                &mut tx,
+                NewAuditEvent::new(
+                    Actor::system(),
+                    agent,
+                    AuditAction::GrantExpired(action::GrantExpired {
+                        grant_id: id.clone(),
+                        capabilities: parse_list(&caps, "grant capabilities")?,
+                        not_after: from_ms(not_after),
+                    }),
+                ),
+                now,
+            )
+            .await?;
+            done.push(id);
+        }
+        self.finish(tx).await?;
+        Ok(done)
     }
 
     #[tracing::instrument(skip_all)]

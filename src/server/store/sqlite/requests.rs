@@ -13,7 +13,7 @@ use super::approval::create_grants;
 use super::audit::append;
 use super::rows::{REQUEST_SELECT, approval_from_row, request_from_row, request_in, status_of};
 use super::trust::move_trust;
-use super::{SqliteStore, Tx, json_list, ms, remember, replay};
+use super::{SqliteStore, Tx, from_ms, json_list, ms, remember, replay};
 use crate::domain::decision::{self, Decider, Outcome, Verdict};
 use crate::domain::{limits, suspension};
 use crate::protocol::audit::{Actor, AuditAction, action};
@@ -47,15 +47,18 @@ pub(super) async fn end_request(
     Ok(())
 }
 
-/// Ends a pending request as expired (a deny), with its trust event and audit event.
+/// Ends a pending request as expired (a deny) at the moment it expired, whenever the sweep
+/// or a late decision notices, with its trust event and audit event.
 async fn expire_one(
     tx: &mut Tx<'_>,
     id: &str,
     agent_did: &str,
+    expired_at: DateTime<Utc>,
     trust_delta: i64,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    end_request(tx, id, RequestStatus::Expired, Some("expired"), None, now).await?;
+    let reason = Some("expired");
+    end_request(tx, id, RequestStatus::Expired, reason, None, expired_at).await?;
     let score = move_trust(tx, agent_did, trust_delta, "request_expired", now).await?;
     append(
         tx,
@@ -284,7 +287,9 @@ impl RequestStore for SqliteStore {
         let (recorded, outcome) = match verdict {
             Verdict::Expire => {
                 // Past its TTL: it expires now, whether or not the sweeper got there first.
-                expire_one(&mut tx, id, &request.agent_did, input.trust.expired, now).await?;
+                let agent = &request.agent_did;
+                let (at, delta) = (request.expires_at, input.trust.expired);
+                expire_one(&mut tx, id, agent, at, delta, now).await?;
                 self.finish(tx).await?;
                 return Err(decision::expired().into());
             }
@@ -443,8 +448,9 @@ impl RequestStore for SqliteStore {
         now: DateTime<Utc>,
         trust_delta: i64,
     ) -> StoreResult<Vec<String>> {
-        let due: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, agent_did FROM requests WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 1000",
+        let due: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, agent_did, expires_at FROM requests WHERE status = 'pending' AND expires_at <= ?
+             ORDER BY expires_at LIMIT 1000",
         )
         .bind(ms(now))
         .fetch_all(&self.reader)
@@ -454,7 +460,7 @@ impl RequestStore for SqliteStore {
         }
         let mut tx = self.write().await?;
         let mut done = Vec::with_capacity(due.len());
-        for (id, agent) in due {
+        for (id, agent, expires_at) in due {
             // Re-read inside the transaction: a decision may have landed meanwhile.
             let still: Option<(i64,)> = sqlx::query_as(
                 "SELECT 1 FROM requests WHERE id = ? AND status = 'pending' AND expires_at <= ?",
@@ -464,7 +470,7 @@ impl RequestStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             if still.is_some() {
-                expire_one(&mut tx, &id, &agent, trust_delta, now).await?;
+                expire_one(&mut tx, &id, &agent, from_ms(expires_at), trust_delta, now).await?;
                 done.push(id);
             }
         }
