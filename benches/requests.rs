@@ -89,10 +89,10 @@ async fn run() -> anyhow::Result<()> {
         let arrivals = arrivals.clone();
         tokio::spawn(async move {
             while let Some(Ok(event)) = stream.next().await {
-                if event.event.action == "request.submitted" {
-                    if let Some(id) = event.event.details["request_id"].as_str() {
-                        arrivals.lock().await.insert(id.to_owned(), Instant::now());
-                    }
+                if event.event.action == "request.submitted"
+                    && let Some(id) = event.event.details["request_id"].as_str()
+                {
+                    arrivals.lock().await.insert(id.to_owned(), Instant::now());
                 }
             }
         })

@@ -224,25 +224,23 @@ pub async fn logout(
     let Some(session) = store.load(&server)? else {
         return Ok(false);
     };
-    if let Some(refresh) = &session.refresh_token {
-        if let Err(e) = api
+    if let Some(refresh) = &session.refresh_token
+        && let Err(e) = api
             .revoke(&session.client_id, refresh, Some("refresh_token"))
             .await
-        {
-            tracing::warn!(error = %e, "revoking the refresh token failed");
-        }
+    {
+        tracing::warn!(error = %e, "revoking the refresh token failed");
     }
-    if session.expires_at > clock.now() {
-        if let Err(e) = api
+    if session.expires_at > clock.now()
+        && let Err(e) = api
             .revoke(
                 &session.client_id,
                 &session.access_token,
                 Some("access_token"),
             )
             .await
-        {
-            tracing::warn!(error = %e, "revoking the access token failed");
-        }
+    {
+        tracing::warn!(error = %e, "revoking the access token failed");
     }
     store.remove(&server)?;
     Ok(true)

@@ -398,10 +398,10 @@ impl Fleet {
     /// A client holding a valid token of `agent` (cached until a minute before it expires).
     pub async fn agent_client(&self, agent: &SimAgent) -> ClientResult<ApiClient> {
         let mut cached = agent.token.lock().await;
-        if let Some((token, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(self.api.with_token(token.clone()));
-            }
+        if let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(self.api.with_token(token.clone()));
         }
         let assertion = agent
             .key

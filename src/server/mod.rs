@@ -40,6 +40,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Lock(#[from] store::LockError),
 }
 
 /// Builds the state for a store: loads keys and seeds sponsors declared in the settings.
@@ -112,6 +114,9 @@ pub struct RunningServer {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), std::io::Error>>>,
+    /// The database's serve lock, held while this server runs (none for a store the caller
+    /// opened itself).
+    _lock: Option<store::ServeLock>,
 }
 
 impl RunningServer {
@@ -140,8 +145,13 @@ pub async fn start(
     listener: TcpListener,
     clock: SharedClock,
 ) -> Result<RunningServer, ServerError> {
+    let addr = listener.local_addr()?;
+    let holder = format!("pid {}, listening on {addr}", std::process::id());
+    let lock = store::ServeLock::acquire(db, &holder)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await?);
-    start_with_store(settings, store, listener, clock).await
+    let mut running = start_with_store(settings, store, listener, clock).await?;
+    running._lock = Some(lock);
+    Ok(running)
 }
 
 pub async fn start_with_store(
@@ -205,6 +215,7 @@ pub async fn start_with_store(
         state,
         shutdown: Some(tx),
         task: Some(task),
+        _lock: None,
     })
 }
 

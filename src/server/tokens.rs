@@ -132,10 +132,10 @@ impl KeyRing {
     /// Re-reads the keys (after a rotation by another process, or to drop expired ones).
     pub async fn reload(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), KeyError> {
         let keys = store.published_keys(now).await?;
-        if let Some(ring) = build_ring(&keys)? {
-            if let Ok(mut guard) = self.inner.write() {
-                *guard = ring;
-            }
+        if let Some(ring) = build_ring(&keys)?
+            && let Ok(mut guard) = self.inner.write()
+        {
+            *guard = ring;
         }
         Ok(())
     }

@@ -278,10 +278,10 @@ fn normalized(events: &[AuditEvent]) -> Vec<serde_json::Value> {
         .iter()
         .map(|e| {
             let mut v = n.event(e);
-            if e.event.action == "signing_key.rotated" {
-                if let Some(s) = v.get_mut("subject") {
-                    *s = serde_json::Value::String(n.id(&e.event.subject));
-                }
+            if e.event.action == "signing_key.rotated"
+                && let Some(s) = v.get_mut("subject")
+            {
+                *s = serde_json::Value::String(n.id(&e.event.subject));
             }
             v
         })

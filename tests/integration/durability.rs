@@ -312,3 +312,45 @@ async fn a_commit_that_fails_on_a_full_disk_poisons_nothing() {
         );
     }
 }
+
+/// One file, one server: a second server on the same database refuses to start and names the
+/// first; once the first stops, the file is free again.
+#[tokio::test]
+async fn a_second_server_on_the_same_file_refuses_to_start() {
+    use sponsor_console::clock::SystemClock;
+    use sponsor_console::server::start;
+    use tokio::net::TcpListener;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("governance.db");
+    let first_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let first = start(settings(), &db, first_listener, Arc::new(SystemClock))
+        .await
+        .expect("the first server starts");
+    let second = start(
+        settings(),
+        &db,
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        Arc::new(SystemClock),
+    )
+    .await;
+    let message = match second {
+        Ok(_) => unreachable!("a second server on the same file started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains("already served"), "{message}");
+    assert!(
+        message.contains(&first.addr.to_string()),
+        "the error names the first server: {message}"
+    );
+    first.shutdown().await.expect("stops");
+    let again = start(
+        settings(),
+        &db,
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("the file is free once the first server stops");
+    again.shutdown().await.expect("stops");
+}

@@ -85,19 +85,19 @@ pub async fn revoke(state: &AppState, form: &OAuthForm) -> Result<(), OAuthFailu
         (client_id.to_owned(), Actor::system())
     };
     let hint = form.get("token_type_hint");
-    if hint != Some("refresh_token") {
-        if let Some(jti) = access_jti(state, token) {
-            if let Some(record) = state.store.access_token(&jti).await? {
-                if record.client_id == client_id {
-                    let actor = match record.subject_kind {
-                        SubjectKind::Sponsor => Actor::sponsor(record.subject.clone()),
-                        SubjectKind::Agent => actor.clone(),
-                    };
-                    state.store.revoke_access_token(&jti, actor, now).await?;
-                }
-            }
-            return Ok(());
+    if hint != Some("refresh_token")
+        && let Some(jti) = access_jti(state, token)
+    {
+        if let Some(record) = state.store.access_token(&jti).await?
+            && record.client_id == client_id
+        {
+            let actor = match record.subject_kind {
+                SubjectKind::Sponsor => Actor::sponsor(record.subject.clone()),
+                SubjectKind::Agent => actor.clone(),
+            };
+            state.store.revoke_access_token(&jti, actor, now).await?;
         }
+        return Ok(());
     }
     let hash = secret_hash(token);
     let actor = match state.store.refresh_token_sponsor(&hash).await? {

@@ -23,7 +23,7 @@ pub use requests::{
     ChildSpec, DecisionInput, NewChild, NewRequest, RequestFilter, RequestStore, Submitted,
 };
 pub use sign_in::{Consent, DeviceRecord, SignInStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{LockError, ServeLock, SqliteStore};
 pub use tokens::{
     AccessTokenRecord, NewRefreshToken, RefreshOutcome, SigningKeyRecord, TokenStore,
 };

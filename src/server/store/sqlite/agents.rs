@@ -256,10 +256,10 @@ impl AgentStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Registered> {
         let mut tx = self.write().await?;
-        if let Some(idem) = &idempotency {
-            if let Some(stored) = replay(&mut tx, idem).await? {
-                return Ok(Registered::Replayed(stored));
-            }
+        if let Some(idem) = &idempotency
+            && let Some(stored) = replay(&mut tx, idem).await?
+        {
+            return Ok(Registered::Replayed(stored));
         }
         let held = agents_held(&mut tx, std::slice::from_ref(&agent.sponsor_id)).await?;
         limits::agent_limit(

@@ -6,6 +6,7 @@ mod agents;
 mod approval;
 mod audit;
 mod grants;
+mod lock;
 mod requests;
 mod rows;
 mod sign_in;
@@ -28,6 +29,8 @@ use tokio::sync::watch;
 use crate::domain::capability::{self, Capability};
 use crate::domain::idempotency;
 use crate::server::store::{Idempotency, StoreError, StoreResult, StoredResponse};
+
+pub use lock::{LockError, ServeLock};
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 

@@ -86,10 +86,10 @@ impl RequestStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Submitted> {
         let mut tx = self.write().await?;
-        if let Some(idem) = &idempotency {
-            if let Some(stored) = replay(&mut tx, idem).await? {
-                return Ok(Submitted::Replayed(stored));
-            }
+        if let Some(idem) = &idempotency
+            && let Some(stored) = replay(&mut tx, idem).await?
+        {
+            return Ok(Submitted::Replayed(stored));
         }
         let (status,): (String,) = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
             .bind(&new.agent_did)
