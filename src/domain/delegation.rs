@@ -95,6 +95,12 @@ pub fn check(
     Ok(out)
 }
 
+/// Whether a delegation that ended as `status` retires the child it proposed: every ending but
+/// an approval does, so a proposed child never outlives the request that named it.
+pub fn retires_proposed_child(status: crate::protocol::requests::RequestStatus) -> bool {
+    status != crate::protocol::requests::RequestStatus::Approved
+}
+
 /// One grant an approved delegation creates for the child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DelegatedGrant {
@@ -124,7 +130,8 @@ pub fn approve(
             format!("the delegating agent is {}", parent_status.as_str()),
         ));
     }
-    if child_status != AgentStatus::Active {
+    // A child the request proposed becomes active with the approval.
+    if !matches!(child_status, AgentStatus::Active | AgentStatus::Proposed) {
         return Err(Refusal::conflict(
             "child_inactive",
             format!("the child agent is {}", child_status.as_str()),

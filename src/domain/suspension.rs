@@ -262,7 +262,7 @@ pub fn may_reactivate(
                 "a revoked agent stays revoked; register a new identity",
             ));
         }
-        AgentStatus::Active => {
+        AgentStatus::Active | AgentStatus::Proposed => {
             return Err(Refusal::conflict(
                 "not_suspended",
                 "the agent is not suspended",

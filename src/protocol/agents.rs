@@ -26,6 +26,8 @@ pub struct RegisterAgent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
+    /// Named as a new child by a delegation no human has approved yet: no token, no requests.
+    Proposed,
     Active,
     Suspended,
     Revoked,
@@ -34,6 +36,7 @@ pub enum AgentStatus {
 impl AgentStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            AgentStatus::Proposed => "proposed",
             AgentStatus::Active => "active",
             AgentStatus::Suspended => "suspended",
             AgentStatus::Revoked => "revoked",
@@ -42,6 +45,7 @@ impl AgentStatus {
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "proposed" => Some(AgentStatus::Proposed),
             "active" => Some(AgentStatus::Active),
             "suspended" => Some(AgentStatus::Suspended),
             "revoked" => Some(AgentStatus::Revoked),

@@ -3,6 +3,7 @@
 
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::protocol::agents::AgentStatus;
 use sponsor_console::protocol::requests::{DelegationBody, NewChild, RequestKind, RequestStatus};
 
 use crate::common::{TestServer, approve, code_of, deny, elevation};
@@ -76,7 +77,8 @@ async fn a_parent_delegates_a_subset_to_a_new_child() {
     let child = alice.agent(&child_key.did()).await.unwrap();
     assert!(child.capabilities.is_empty());
     assert_eq!(child.sponsors[0].username, "alice");
-    assert!(child.parent_did.is_none());
+    assert_eq!(child.status, AgentStatus::Proposed);
+    assert_eq!(child.parent_did.as_deref(), Some(parent.did.as_str()));
 
     alice.decide(&asked.id, &approve(None, None)).await.unwrap();
     let child = alice.agent(&child_key.did()).await.unwrap();
@@ -231,4 +233,95 @@ async fn a_new_child_counts_against_the_sponsors_agent_limit() {
         2,
         "nothing half-written"
     );
+}
+
+/// What a proposed child is, read by its sponsor.
+async fn status_of(sponsor: &ApiClient, key: &AgentKey) -> (AgentStatus, Option<String>) {
+    let child = sponsor.agent(&key.did()).await.unwrap();
+    (child.status, child.parent_did)
+}
+
+#[tokio::test]
+async fn a_proposed_child_is_nobody_until_approved_and_retired_unless_approved() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let (parent_key, parent) = t.agent(&alice, "planner", &["read:web:*"]).await;
+    let bot = t.as_agent(&parent_key).await;
+    let propose = |key: &AgentKey| to_new(key, "crawler", &["read:web:docs"], 1800);
+
+    // Proposed: linked to its parent from the start, and no token, so no request either.
+    let child = AgentKey::generate();
+    let asked = bot
+        .request_delegation(&propose(&child), None)
+        .await
+        .unwrap();
+    let (status, parent_did) = status_of(&alice, &child).await;
+    assert_eq!(status, AgentStatus::Proposed);
+    assert_eq!(parent_did.as_deref(), Some(parent.did.as_str()));
+    let refused = t
+        .client
+        .client_credentials(&t.assertion(&child), None)
+        .await;
+    assert_eq!(code_of(refused), "invalid_client");
+    // Approval makes it an agent.
+    alice.decide(&asked.id, &approve(None, None)).await.unwrap();
+    assert_eq!(status_of(&alice, &child).await.0, AgentStatus::Active);
+    t.client
+        .client_credentials(&t.assertion(&child), None)
+        .await
+        .expect("an approved child gets a token");
+
+    // Denied, cancelled, expired: each retires the child it proposed, for good.
+    let denied = AgentKey::generate();
+    let asked = bot
+        .request_delegation(&propose(&denied), None)
+        .await
+        .unwrap();
+    alice.decide(&asked.id, &deny()).await.unwrap();
+    let cancelled = AgentKey::generate();
+    let asked = bot
+        .request_delegation(&propose(&cancelled), None)
+        .await
+        .unwrap();
+    bot.cancel_request(&asked.id, "planner changed its mind")
+        .await
+        .unwrap();
+    let expired = AgentKey::generate();
+    bot.request_delegation(&propose(&expired), None)
+        .await
+        .unwrap();
+    t.advance(3601);
+    t.sweep().await;
+    // An hour on, everyone signs in again.
+    let alice = t.as_user("alice").await;
+    let otto = t.as_user("otto").await;
+    for key in [&denied, &cancelled, &expired] {
+        assert_eq!(status_of(&alice, key).await.0, AgentStatus::Revoked);
+        let refused = t.client.client_credentials(&t.assertion(key), None).await;
+        assert_eq!(code_of(refused), "invalid_client");
+    }
+
+    // The parent's kill switch reaches a child it only proposed.
+    let bot = t.as_agent(&parent_key).await;
+    let orphan = AgentKey::generate();
+    let asked = bot
+        .request_delegation(&propose(&orphan), None)
+        .await
+        .unwrap();
+    let done = otto
+        .suspend(&parent.did, "planner misbehaved", false)
+        .await
+        .unwrap();
+    assert!(done.requests_cancelled.contains(&asked.id), "{done:?}");
+    assert_eq!(status_of(&alice, &orphan).await.0, AgentStatus::Revoked);
+    // Reactivating the parent does not bring it back.
+    alice.reactivate(&parent.did, "false alarm").await.unwrap();
+    assert_eq!(status_of(&alice, &orphan).await.0, AgentStatus::Revoked);
+    let sam = t.as_user("sam").await; // a security lead reads the whole chain
+    let events = sam.audit_export().await.unwrap();
+    let retired = events
+        .iter()
+        .filter(|e| e.event.subject == orphan.did() && e.event.action == "agent.revoked")
+        .count();
+    assert_eq!(retired, 1, "its retirement is on the record, once");
 }

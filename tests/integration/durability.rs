@@ -82,7 +82,7 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_write_and_recovers() {
         .expect("cap");
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
-    for n in 0..120 {
+    for n in 0..160 {
         match register(&alice, n).await {
             Outcome::Acknowledged(did) => acknowledged.push(did),
             Outcome::Refused(status, code, retry) => refused.push((status, code, retry)),

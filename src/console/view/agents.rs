@@ -51,12 +51,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
                 .map(|t| human_duration((t - ctx.now).num_seconds()))
                 .unwrap_or_else(|| "—".into());
             let status = match a.status {
+                AgentStatus::Proposed => "proposed".to_owned(),
                 AgentStatus::Active => "active".to_owned(),
                 AgentStatus::Suspended if a.suspension_security => "SUSPENDED (security)".into(),
                 AgentStatus::Suspended => "SUSPENDED".into(),
                 AgentStatus::Revoked => "revoked".into(),
             };
             let mut style = match a.status {
+                AgentStatus::Proposed => ctx.theme.dim,
                 AgentStatus::Active => ctx.theme.base,
                 AgentStatus::Suspended => ctx.theme.warn,
                 AgentStatus::Revoked => ctx.theme.dim,

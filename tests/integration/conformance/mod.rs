@@ -66,6 +66,7 @@ macro_rules! conformance_suite {
                 requests::concurrent_decisions_on_one_request_one_wins,
                 requests::cancel_expire_and_fatigue,
                 requests::delegation_registers_the_child_and_grants_it,
+                requests::a_proposed_child_is_retired_unless_approved,
                 grants::grants_list_and_revoke_with_what_was_delegated,
                 grants::suspension_reaches_descendants_and_everything_they_hold,
                 grants::reactivation_and_revocation,

@@ -6,7 +6,7 @@ use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::agents::AgentStatus;
 use sponsor_console::protocol::requests::{Decision, RequestKind, RequestStatus};
 use sponsor_console::server::store::{
-    ChildSpec, Idempotency, NewChild, RequestFilter, Store, Submitted,
+    ChildSpec, Idempotency, NewChild, NewRequest, RequestFilter, Store, Submitted,
 };
 
 use super::{agent, at, code, decision, new_request, sponsor, submit, trust_rules};
@@ -413,7 +413,13 @@ pub async fn delegation_registers_the_child_and_grants_it(store: Arc<dyn Store>)
     assert!(child.capabilities.is_empty());
     assert_eq!(child.trust_score, 400);
     assert!(s.is_sponsor_of(&alice.id, &child_did).await.expect("read"));
-    assert!(child.parent_did.is_none(), "not a child until approved");
+    assert_eq!(child.status, AgentStatus::Proposed, "nobody until approved");
+    assert_eq!(
+        child.parent_did.as_deref(),
+        Some(parent.as_str()),
+        "linked from the start"
+    );
+    assert_eq!(child.delegation_depth, 1);
     s.decide_request("req_1", decision(&alice, Decision::Approve, None), at(10))
         .await
         .expect("approved");
@@ -422,6 +428,11 @@ pub async fn delegation_registers_the_child_and_grants_it(store: Arc<dyn Store>)
         .await
         .expect("read")
         .expect("present");
+    assert_eq!(
+        child.status,
+        AgentStatus::Active,
+        "the approval activates it"
+    );
     assert_eq!(child.parent_did.as_deref(), Some(parent.as_str()));
     assert_eq!(child.delegation_depth, 1);
     let grants = s.active_grants(&child_did, at(11)).await.expect("grants");
@@ -475,4 +486,58 @@ pub async fn delegation_registers_the_child_and_grants_it(store: Arc<dyn Store>)
         code(s.submit_request(dup, None, at(30)).await),
         "store:duplicate"
     );
+}
+
+/// A delegation request for a new child, from `parent`, with the child's number.
+fn proposing(id: &str, parent: &str, child: u32) -> NewRequest {
+    let mut request = new_request(id, parent, &["read:ledger"], 1);
+    request.kind = RequestKind::Delegation;
+    request.child = Some(ChildSpec::New(NewChild {
+        did: super::did(child),
+        name: format!("helper {child}"),
+        public_key: format!("key-{child}"),
+        model: None,
+        runtime: None,
+        trust_score: 400,
+        max_agents_per_sponsor: 100,
+    }));
+    request
+}
+
+pub async fn a_proposed_child_is_retired_unless_approved(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let parent = agent(s, 1, &alice.id, &["read:ledger"]).await;
+    submit(s, proposing("req_1", &parent, 2), at(0)).await;
+    submit(s, proposing("req_2", &parent, 3), at(0)).await;
+    let mut due = proposing("req_3", &parent, 4);
+    due.expires_at = at(100);
+    submit(s, due, at(0)).await;
+    submit(s, proposing("req_4", &parent, 5), at(0)).await;
+    for n in 2..=5 {
+        let child = s.agent(&super::did(n), at(1)).await.expect("read");
+        assert_eq!(child.expect("proposed").status, AgentStatus::Proposed);
+    }
+
+    s.decide_request("req_1", decision(&alice, Decision::Deny, None), at(10))
+        .await
+        .expect("denied");
+    s.cancel_request("req_2", &parent, "not needed", at(10))
+        .await
+        .expect("cancelled");
+    assert_eq!(
+        s.expire_requests(at(100), -5).await.expect("sweep"),
+        ["req_3"]
+    );
+    s.decide_request("req_4", decision(&alice, Decision::Approve, None), at(10))
+        .await
+        .expect("approved");
+    let status = |n| async move {
+        let child = s.agent(&super::did(n), at(200)).await.expect("read");
+        child.expect("still on record").status
+    };
+    assert_eq!(status(2).await, AgentStatus::Revoked, "denied");
+    assert_eq!(status(3).await, AgentStatus::Revoked, "cancelled");
+    assert_eq!(status(4).await, AgentStatus::Revoked, "expired");
+    assert_eq!(status(5).await, AgentStatus::Active, "approved");
 }

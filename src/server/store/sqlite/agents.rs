@@ -6,6 +6,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::audit::append;
 use super::rows::{AGENT_COLUMNS, agent_from_row, sponsor_from_row};
+use super::trust::{set_trust, trust_now};
 use super::{AgentRow, SqliteStore, Tx, agents_held, from_ms, insert_agent, ms, remember, replay};
 use crate::domain::{limits, trust};
 use crate::protocol::agents::{Agent, AgentStatus, SponsorRef};
@@ -70,7 +71,9 @@ impl SqliteStore {
 }
 
 /// Registers the new child of a delegation request made by `parent`, inside the request's
-/// transaction: it counts against each of the parent's sponsors, who sponsor it too.
+/// transaction: it counts against each of the parent's sponsors, who sponsor it too. It is
+/// `proposed` (no token, no requests) and linked to its parent, so the parent's kill switch
+/// reaches it, until a human approves the delegation.
 pub(super) async fn register_child(
     tx: &mut Tx<'_>,
     parent: &str,
@@ -86,10 +89,16 @@ pub(super) async fn register_child(
     let sponsor_ids: Vec<String> = sponsor_ids.into_iter().map(|s| s.0).collect();
     let held = agents_held(tx, &sponsor_ids).await?;
     limits::new_child(&held, child.max_agents_per_sponsor)?;
+    let (depth,): (i64,) = sqlx::query_as("SELECT delegation_depth FROM agents WHERE did = ?")
+        .bind(parent)
+        .fetch_one(&mut **tx)
+        .await?;
     insert_agent(
         tx,
         &AgentRow {
             did: &child.did,
+            status: AgentStatus::Proposed,
+            parent: Some((parent, depth + 1)),
             name: &child.name,
             public_key: &child.public_key,
             capabilities: &[],
@@ -270,6 +279,8 @@ impl AgentStore for SqliteStore {
             &mut tx,
             &AgentRow {
                 did: &agent.did,
+                status: AgentStatus::Active,
+                parent: None,
                 name: &agent.name,
                 public_key: &agent.public_key,
                 capabilities: &agent.capabilities,
@@ -413,4 +424,57 @@ impl AgentStore for SqliteStore {
             })
             .collect())
     }
+}
+
+/// Retires the child a delegation request proposed, when the request ended without approval
+/// (`domain::delegation::retires_proposed_child`): it is revoked, for good.
+pub(super) async fn retire_proposed_child(
+    tx: &mut Tx<'_>,
+    request_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT a.did FROM requests r JOIN agents a ON a.did = r.child_did
+         WHERE r.id = ? AND a.status = 'proposed'",
+    )
+    .bind(request_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((did,)) = row else {
+        return Ok(());
+    };
+    let actor = Actor::system();
+    sqlx::query(
+        "UPDATE agents SET status = 'revoked', status_reason = ?, status_changed_at = ?,
+         status_changed_by = ?, updated_at = ? WHERE did = ?",
+    )
+    .bind(reason)
+    .bind(ms(now))
+    .bind(actor.to_string())
+    .bind(ms(now))
+    .bind(&did)
+    .execute(&mut **tx)
+    .await?;
+    let current = trust_now(tx, &did, now).await?;
+    let capped = trust::out_of_service(current);
+    set_trust(tx, &did, capped, capped - current, reason, now).await?;
+    append(
+        tx,
+        NewAuditEvent::new(
+            actor,
+            did,
+            AuditAction::AgentRevoked(action::TakenDown {
+                reason: reason.to_owned(),
+                security: false,
+                grants_revoked: Vec::new(),
+                requests_cancelled: Vec::new(),
+                tokens_revoked: 0,
+                trust_score: capped,
+            }),
+        ),
+        now,
+    )
+    .await
+    .map(|_| ())
 }

@@ -126,7 +126,10 @@ pub(super) async fn create_grants(
         now,
     )?;
     sqlx::query(
-        "UPDATE agents SET parent_did = ?, delegation_depth = ?, updated_at = ? WHERE did = ?",
+        // The approval links the child (an existing one) and activates it (a proposed one).
+        "UPDATE agents SET parent_did = ?, delegation_depth = ?, updated_at = ?,
+                status = CASE WHEN status = 'proposed' THEN 'active' ELSE status END
+         WHERE did = ?",
     )
     .bind(&request.agent_did)
     .bind(parent.depth + 1)

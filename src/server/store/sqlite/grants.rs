@@ -200,7 +200,7 @@ async fn take_down(
         let grant_tokens = revoke_grants(tx, &agent.grants, &by, reason, now).await?;
         for id in &agent.requests {
             let why = Some(take_down.reason_code());
-            end_request(tx, id, RequestStatus::Cancelled, why, None, now).await?;
+            end_request(tx, id, RequestStatus::Cancelled, why, None, now, now).await?;
         }
         let tokens = sqlx::query(
             "UPDATE access_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL AND expires_at > ?",

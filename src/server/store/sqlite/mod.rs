@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::domain::capability::{self, Capability};
 use crate::domain::idempotency;
+use crate::protocol::agents::AgentStatus;
 use crate::server::store::{Idempotency, StoreError, StoreResult, StoredResponse};
 
 pub use lock::{LockError, ServeLock};
@@ -76,6 +77,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // Migrations run on their own connection with foreign keys off, as SQLite's table
+        // rebuilds need; every foreign key is checked before the store opens.
+        {
+            let mut conn =
+                sqlx::SqliteConnection::connect_with(&options.clone().foreign_keys(false)).await?;
+            MIGRATOR.run(&mut conn).await?;
+            let broken: Vec<(String, i64, String, i64)> =
+                sqlx::query_as("PRAGMA foreign_key_check")
+                    .fetch_all(&mut conn)
+                    .await?;
+            if let Some((table, row, parent, _)) = broken.first() {
+                return Err(StoreError::Corrupt(format!(
+                    "{table} row {row} refers to a missing {parent} ({} such rows)",
+                    broken.len()
+                )));
+            }
+            conn.close().await?;
+        }
         let max_pages = Arc::new(AtomicU32::new(0));
         let limit = max_pages.clone();
         let writer = SqlitePoolOptions::new()
@@ -105,7 +124,6 @@ impl SqliteStore {
             })
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -168,6 +186,10 @@ pub(super) fn caps_of(items: &[String]) -> StoreResult<Vec<Capability>> {
 /// The columns of a new agent.
 pub(super) struct AgentRow<'a> {
     pub did: &'a str,
+    /// `active`, or `proposed` for a delegation's new child.
+    pub status: AgentStatus,
+    /// A delegation's new child is linked to its parent from the start.
+    pub parent: Option<(&'a str, i64)>,
     pub name: &'a str,
     pub public_key: &'a str,
     pub capabilities: &'a [String],
@@ -177,7 +199,7 @@ pub(super) struct AgentRow<'a> {
     pub runtime: Option<&'a str>,
 }
 
-/// Inserts an active agent; a key already registered is [`StoreError::Duplicate`].
+/// Inserts an agent; a key already registered is [`StoreError::Duplicate`].
 pub(super) async fn insert_agent(
     tx: &mut Tx<'_>,
     row: &AgentRow<'_>,
@@ -187,13 +209,15 @@ pub(super) async fn insert_agent(
         serde_json::to_string(row.capabilities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let inserted = sqlx::query(
         "INSERT INTO agents (did, name, public_key, capabilities, status, trust_score, entra_object_id,
-                             model, runtime, created_at, updated_at, trust_positive_at)
-         VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+                             model, runtime, created_at, updated_at, trust_positive_at, parent_did,
+                             delegation_depth)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(row.did)
     .bind(row.name)
     .bind(row.public_key)
     .bind(caps)
+    .bind(row.status.as_str())
     .bind(row.trust_score)
     .bind(row.entra_object_id)
     .bind(row.model)
@@ -201,6 +225,8 @@ pub(super) async fn insert_agent(
     .bind(ms(now))
     .bind(ms(now))
     .bind(ms(now))
+    .bind(row.parent.map(|p| p.0))
+    .bind(row.parent.map_or(0, |p| p.1))
     .execute(&mut **tx)
     .await;
     match inserted {

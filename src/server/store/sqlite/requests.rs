@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::agents::register_child;
+use super::agents::{register_child, retire_proposed_child};
 use super::approval::create_grants;
 use super::audit::append;
 use super::rows::{REQUEST_SELECT, approval_from_row, request_from_row, request_in, status_of};
 use super::trust::move_trust;
 use super::{SqliteStore, Tx, from_ms, json_list, ms, remember, replay};
 use crate::domain::decision::{self, Decider, Outcome, Verdict};
+use crate::domain::delegation;
 use crate::domain::{limits, suspension};
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::requests::{Approval, Request, RequestStatus};
@@ -23,14 +24,16 @@ use crate::server::store::{
     StoreError, StoreResult, Submitted,
 };
 
-/// Ends a pending request: its final status, why (a denial's or cancellation's reason), and
-/// the grant an approval made.
+/// Ends a pending request at `at`: its final status, why (a denial's or cancellation's
+/// reason), and the grant an approval made. A child the request proposed is retired unless it
+/// was approved.
 pub(super) async fn end_request(
     tx: &mut Tx<'_>,
     id: &str,
     status: RequestStatus,
     reason: Option<&str>,
     grant_id: Option<&str>,
+    at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -40,10 +43,14 @@ pub(super) async fn end_request(
     .bind(status.as_str())
     .bind(reason)
     .bind(grant_id)
-    .bind(ms(now))
+    .bind(ms(at))
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    if delegation::retires_proposed_child(status) {
+        let why = format!("delegation_{}", status.as_str());
+        retire_proposed_child(tx, id, &why, now).await?;
+    }
     Ok(())
 }
 
@@ -58,7 +65,16 @@ async fn expire_one(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let reason = Some("expired");
-    end_request(tx, id, RequestStatus::Expired, reason, None, expired_at).await?;
+    end_request(
+        tx,
+        id,
+        RequestStatus::Expired,
+        reason,
+        None,
+        expired_at,
+        now,
+    )
+    .await?;
     let score = move_trust(tx, agent_did, trust_delta, "request_expired", now).await?;
     append(
         tx,
@@ -159,6 +175,8 @@ impl RequestStore for SqliteStore {
         )
         .await?;
         if fatigued {
+            // Denied at once: a child it proposed is retired with it.
+            retire_proposed_child(&mut tx, &new.id, "delegation_denied", now).await?;
             let score = move_trust(
                 &mut tx,
                 &new.agent_did,
@@ -319,6 +337,7 @@ impl RequestStore for SqliteStore {
                     Some("denied"),
                     None,
                     now,
+                    now,
                 )
                 .await?;
                 let score = move_trust(
@@ -360,7 +379,7 @@ impl RequestStore for SqliteStore {
                 )
                 .await?;
                 let first = grants.first().map(|g| g.id.as_str());
-                end_request(&mut tx, id, RequestStatus::Approved, None, first, now).await?;
+                end_request(&mut tx, id, RequestStatus::Approved, None, first, now, now).await?;
                 let score = move_trust(
                     &mut tx,
                     &request.agent_did,
@@ -419,6 +438,7 @@ impl RequestStore for SqliteStore {
             RequestStatus::Cancelled,
             Some(reason),
             None,
+            now,
             now,
         )
         .await?;
