@@ -84,6 +84,7 @@ pub struct ServerSettings {
     pub device: Device,
     pub limits: Limits,
     pub rate_limits: RateLimits,
+    pub record: RecordCheck,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
     /// The policy in force: set by [`ServerSettings::load`] from `server.policy` (or the shipped
@@ -170,6 +171,7 @@ impl Default for ServerSettings {
             device: Device::default(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
+            record: RecordCheck::default(),
             clients: vec![ClientSettings {
                 client_id: "sponsor-console".into(),
                 name: "Sponsor Console".into(),
@@ -209,6 +211,20 @@ impl Default for Device {
             expires_seconds: 600,
             interval_seconds: 5,
         }
+    }
+}
+
+/// How often the server checks that its tables hold what the audit chain records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordCheck {
+    /// Seconds between checks (the first runs at start); 0 checks only at start.
+    pub check_seconds: u32,
+}
+
+impl Default for RecordCheck {
+    fn default() -> Self {
+        Self { check_seconds: 600 }
     }
 }
 

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
-use crate::protocol::audit::{AuditEvent, AuditPage, VerifyReport};
+use crate::protocol::audit::{AuditEvent, AuditPage, StateReport, VerifyReport};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::oauth::OAuthError;
 use crate::protocol::query::{
@@ -225,6 +225,16 @@ impl ApiClient {
 
     pub async fn audit_verify(&self) -> ClientResult<VerifyReport> {
         Self::api(self.request(Method::GET, "/v1/audit/verify")).await
+    }
+
+    /// The server's last check that its tables hold what the chain records.
+    pub async fn audit_state(&self) -> ClientResult<StateReport> {
+        Self::api(self.request(Method::GET, "/v1/audit/state")).await
+    }
+
+    /// Has the server check now that its tables hold what the chain records.
+    pub async fn check_audit_state(&self) -> ClientResult<StateReport> {
+        Self::api(self.request(Method::POST, "/v1/audit/state")).await
     }
 
     /// The whole chain from `/v1/audit/export`, parsed line by line.

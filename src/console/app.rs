@@ -171,6 +171,12 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
             Effect::LoadAudit => {
                 Action::Audit(client.audit_tail(500).await.map_err(EffectError::from))
             }
+            Effect::LoadRecord => {
+                Action::Record(client.audit_state().await.map_err(EffectError::from))
+            }
+            Effect::CheckRecord => {
+                Action::Record(client.check_audit_state().await.map_err(EffectError::from))
+            }
             Effect::LoadTrust(did) => match client.trust(&did).await {
                 Ok(t) => Action::Trust(did, t),
                 Err(_) => return,

@@ -12,6 +12,7 @@ pub mod effective;
 pub mod idempotency;
 pub mod limits;
 pub mod policy;
+pub mod record;
 pub mod role;
 pub mod suspension;
 pub mod text;

@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod oauth;
 pub mod passwords;
 pub mod ratelimit;
+pub mod record;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -94,6 +95,7 @@ pub async fn build_state(
             limits.password_failures,
             limits.password_window_seconds,
         ),
+        record: record::RecordWatch::default(),
         policy: Arc::new(policy),
         settings: Arc::new(settings),
     })
@@ -196,6 +198,8 @@ pub async fn start_with_store(
             }
         })
     };
+    // The tables agree with the audit chain: checked now and on a schedule.
+    let record_check = record::spawn(state.clone());
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -207,6 +211,7 @@ pub async fn start_with_store(
         .await;
         refresher.abort();
         sweeper.abort();
+        record_check.abort();
         served
     });
     tracing::info!(%addr, "governance server listening");

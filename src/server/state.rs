@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::ratelimit::FailureLimiter;
+use super::record::RecordWatch;
 use super::store::Store;
 use super::tokens::KeyRing;
 use crate::clock::SharedClock;
@@ -20,6 +21,8 @@ pub struct AppState {
     /// Public base URL and token issuer.
     pub issuer: String,
     pub user_code_failures: FailureLimiter,
+    /// The last check of the tables against the audit chain.
+    pub record: RecordWatch,
     pub password_failures: FailureLimiter,
 }
 

@@ -16,7 +16,9 @@ use sponsor_console::domain::policy::{Requirement, Sensitivity};
 use sponsor_console::domain::role::Role;
 use sponsor_console::domain::trust::Tier;
 use sponsor_console::protocol::agents::{Agent, AgentStatus, SponsorRef};
-use sponsor_console::protocol::audit::{Actor, AuditEvent, UnhashedEvent, VerifyReport};
+use sponsor_console::protocol::audit::{
+    Actor, AuditEvent, StateDifference, StateReport, UnhashedEvent, VerifyReport,
+};
 use sponsor_console::protocol::requests::{
     Decision, Grant, Request, RequestKind, RequestStatus, TrustPoint, TrustReport,
 };
@@ -807,4 +809,51 @@ fn screen_text_names_the_keys_the_keymap_binds() {
     let text = screen(&s);
     assert!(text.contains("(x verifies)"), "{text}");
     assert!(!text.contains("(v verifies)"), "{text}");
+}
+
+#[test]
+fn a_state_that_differs_from_the_record_is_a_banner_on_every_screen() {
+    let mut s = fixture(false);
+    let agreed = StateReport {
+        ok: true,
+        checked_at: now(),
+        head_seq: 5,
+        count: 0,
+        differences: Vec::new(),
+        note: None,
+    };
+    s.update(Action::Record(Ok(agreed)), now());
+    assert!(
+        !screen(&s).contains("DIFFER"),
+        "nothing to say while they agree"
+    );
+    let difference = |id: &str, field: &str, record: &str, table: &str| StateDifference {
+        area: "agent".into(),
+        id: id.into(),
+        field: field.into(),
+        record: record.into(),
+        table: table.into(),
+    };
+    let differs = StateReport {
+        ok: false,
+        checked_at: now(),
+        head_seq: 5,
+        count: 2,
+        differences: vec![
+            difference("did:mesh:3", "status", "suspended", "active"),
+            // Whatever the tables hold is escaped before it reaches the terminal.
+            difference("did:mesh:2", "capabilities", "read:x", "admin:*\u{1b}[2J"),
+        ],
+        note: None,
+    };
+    s.update(Action::Record(Ok(differs)), now());
+    let inbox = screen(&s);
+    assert!(
+        inbox.contains("THE SERVER'S TABLES DIFFER FROM THE AUDIT RECORD: 2 difference(s)"),
+        "{inbox}"
+    );
+    s.update(ch('4'), now());
+    let audit = screen(&s);
+    assert!(!audit.contains('\u{1b}'));
+    insta::assert_snapshot!("audit_state_differs", audit);
 }

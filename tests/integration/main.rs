@@ -29,4 +29,5 @@ mod refresh;
 mod reliability;
 mod request_ids;
 mod requests;
+mod state_record;
 mod token_validation;

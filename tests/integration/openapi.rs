@@ -27,6 +27,8 @@ const V1: &[(&str, &str)] = &[
     ("post", "/v1/grants/{id}/revoke"),
     ("get", "/v1/audit"),
     ("get", "/v1/audit/verify"),
+    ("get", "/v1/audit/state"),
+    ("post", "/v1/audit/state"),
     ("get", "/v1/audit/export"),
     ("get", "/v1/events"),
     ("get", "/v1/policy"),

@@ -12,6 +12,7 @@ use crate::client::{ApiClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::console::safe_text::one_line as safe;
 use crate::console::state::human_duration;
+use crate::protocol::audit::StateReport;
 use crate::protocol::query::{GrantQuery, ListScope, RequestQuery};
 use crate::protocol::requests::{Decision, DecisionBody, RequestStatus};
 
@@ -244,7 +245,7 @@ async fn scripted(command: Command, api: &ApiClient) -> Result<u8, HeadlessError
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { state },
         } => {
             let report = api.audit_verify().await?;
             if report.ok {
@@ -261,10 +262,40 @@ async fn scripted(command: Command, api: &ApiClient) -> Result<u8, HeadlessError
                 );
                 return Ok(exit::CHAIN_BROKEN);
             }
+            if state {
+                let report = api.check_audit_state().await?;
+                print_state(&report);
+                if !report.ok {
+                    return Ok(exit::STATE_DIFFERS);
+                }
+            }
         }
         Command::Login | Command::Whoami { .. } | Command::Logout => {}
     }
     Ok(exit::SUCCESS)
+}
+
+fn print_state(report: &StateReport) {
+    if report.ok {
+        println!(
+            "state ok: the tables hold what the chain records (replayed to seq {})",
+            report.head_seq
+        );
+    } else {
+        println!(
+            "STATE DIFFERS FROM THE RECORD: {} difference(s) (replayed to seq {})",
+            report.count, report.head_seq
+        );
+        for d in &report.differences {
+            println!("  {}", safe(&d.to_string()));
+        }
+        if report.differences.is_empty() {
+            println!("  (a security lead or admin can read them)");
+        }
+    }
+    if let Some(note) = &report.note {
+        println!("note: {note}");
+    }
 }
 
 fn header(titles: &[&str]) -> Vec<String> {

@@ -121,7 +121,13 @@ pub enum ListCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole hash chain; exit code 6 if it is broken.
-    Verify,
+    Verify {
+        /// Also replay the chain against the server's tables (agent status, standing
+        /// capabilities, sponsors, grants, revoked tokens, roles); exit code 7 on any
+        /// difference.
+        #[arg(long)]
+        state: bool,
+    },
 }
 
 /// What the arguments ask for: the terminal console, or one headless command. They log

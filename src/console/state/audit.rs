@@ -45,6 +45,8 @@ impl State {
                     effects.push(Effect::LoadGrants);
                 }
             }
+            // The server found its tables disagreeing with the chain: show the banner.
+            "audit.state_mismatch" => effects.push(Effect::LoadRecord),
             "agent.registered" | "agent.suspended" | "agent.revoked" | "agent.reactivated" => {
                 effects.push(Effect::LoadAgents);
                 if action != "agent.registered" {

@@ -22,7 +22,7 @@ use super::keymap::{Command, Context, Keymap};
 use crate::client::ClientError;
 use crate::client::login::LoginError;
 use crate::protocol::agents::Agent;
-use crate::protocol::audit::{AuditEvent, VerifyReport};
+use crate::protocol::audit::{AuditEvent, StateReport, VerifyReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
 pub use dialog::{Dialog, Focus, PRESETS};
 pub use inbox::{Risk, Sort};
@@ -109,6 +109,10 @@ pub enum Effect {
     LoadGrants,
     LoadAudit,
     LoadTrust(String),
+    /// The server's last check of its tables against the chain.
+    LoadRecord,
+    /// Has the server check its tables against the chain now.
+    CheckRecord,
     Decide {
         id: String,
         body: DecisionBody,
@@ -157,6 +161,8 @@ pub enum Action {
     Reactivated(Result<Agent, EffectError>),
     GrantRevoked(Result<Suspension, EffectError>),
     Verified(Result<VerifyReport, EffectError>),
+    /// A check of the tables against the chain.
+    Record(Result<StateReport, EffectError>),
     TokenExpiry(DateTime<Utc>),
 }
 
@@ -215,6 +221,8 @@ pub struct State {
     pub audit_selected: usize,
     pub audit_load: Load,
     pub verify: Option<Result<VerifyReport, EffectError>>,
+    /// The last check of the server's tables against the chain; a difference shows a banner.
+    pub record: Option<StateReport>,
     pub trust: HashMap<String, TrustReport>,
 }
 
@@ -265,6 +273,7 @@ impl State {
             audit_selected: 0,
             audit_load: Load::Loading,
             verify: None,
+            record: None,
             trust: HashMap::new(),
         }
     }
@@ -276,6 +285,7 @@ impl State {
             Effect::LoadAgents,
             Effect::LoadGrants,
             Effect::LoadAudit,
+            Effect::LoadRecord,
         ]
     }
 
@@ -368,6 +378,18 @@ impl State {
             Action::GrantRevoked(result) => self.on_grant_revoked(result, now),
             Action::Verified(result) => {
                 self.verify = Some(result);
+                Vec::new()
+            }
+            Action::Record(Ok(report)) => {
+                self.record = Some(report);
+                Vec::new()
+            }
+            Action::Record(Err(e)) => {
+                self.flash(
+                    format!("checking the tables against the chain: {e}"),
+                    true,
+                    now,
+                );
                 Vec::new()
             }
             Action::TokenExpiry(at) => {
@@ -465,7 +487,7 @@ impl State {
             Command::RevokeGrant => self.open_revoke_grant(),
             Command::Verify => {
                 self.verify = None;
-                return vec![Effect::Verify];
+                return vec![Effect::Verify, Effect::CheckRecord];
             }
             // Dialog keys mean nothing outside a dialog.
             Command::NextField

@@ -1,14 +1,15 @@
 //! The audit screen: the verdict of the last verification and the tail of the chain.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Frame2, list_filter_note, loading, local, safe, window};
 use crate::console::keymap::Command;
 use crate::console::state::State;
+use crate::protocol::audit::StateReport;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let verdict = match &state.verify {
@@ -41,14 +42,29 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         ),
     };
     let mut title = vec![verdict];
+    // The state check is shown once asked for (verify) or when it found a difference.
+    match &state.record {
+        Some(r) if !r.ok => title.push(Span::styled(
+            format!(" STATE DIFFERS FROM THE RECORD: {} ", r.count),
+            ctx.theme.error,
+        )),
+        Some(r) if state.verify.is_some() => title.push(Span::styled(
+            format!(" state agrees with the record (to seq {}) ", r.head_seq),
+            ctx.theme.ok,
+        )),
+        _ => {}
+    }
     if !state.list_filter.is_empty() {
         title.push(Span::styled(list_filter_note(state), ctx.theme.accent));
     }
     let block = Block::default()
         .borders(Borders::TOP)
         .title(Line::from(title));
-    let inner = block.inner(area);
+    let mut inner = block.inner(area);
     frame.render_widget(block, area);
+    if let Some(r) = state.record.as_ref().filter(|r| !r.ok) {
+        inner = differences(frame, inner, r, ctx);
+    }
     if loading(
         frame,
         inner,
@@ -107,4 +123,41 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     )
     .header(header);
     frame.render_widget(table, inner);
+}
+
+/// The differences the state check found, above the tail; returns the room left for the tail.
+fn differences(frame: &mut Frame, area: Rect, report: &StateReport, ctx: Frame2<'_>) -> Rect {
+    const MOST: usize = 8;
+    let mut lines: Vec<Line> = report
+        .differences
+        .iter()
+        .take(MOST)
+        .map(|d| {
+            Line::from(Span::styled(
+                format!(" {}", safe(&d.to_string())),
+                ctx.theme.error,
+            ))
+        })
+        .collect();
+    if report.differences.is_empty() {
+        lines.push(Line::from(Span::styled(
+            " a security lead or admin can read the differences",
+            ctx.theme.dim,
+        )));
+    } else if report.differences.len() > MOST {
+        lines.push(Line::from(Span::styled(
+            format!(
+                " … and {} more (sponsor-console audit verify --state)",
+                report.differences.len() - MOST
+            ),
+            ctx.theme.dim,
+        )));
+    }
+    let height = u16::try_from(lines.len() + 1)
+        .unwrap_or(u16::MAX)
+        .min(area.height / 2);
+    let [top, rest] =
+        Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(lines), top);
+    rest
 }

@@ -47,16 +47,35 @@ pub fn render(frame: &mut Frame, state: &State, ctx: Frame2<'_>) {
         frame.render_widget(block, area);
         area = inner;
     }
+    let differs = state.record.as_ref().filter(|r| !r.ok);
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(1),
+            Constraint::Length(u16::from(differs.is_some())),
             Constraint::Min(3),
             Constraint::Length(1),
             Constraint::Length(1),
         ])
         .split(area);
     tabs(frame, rows[0], state, ctx);
+    if let Some(report) = differs {
+        // The record and the tables disagree: nothing on screen can be taken at its word.
+        let text = format!(
+            " ⚠ THE SERVER'S TABLES DIFFER FROM THE AUDIT RECORD: {} difference(s), checked {} — see {} Audit ",
+            report.count,
+            local(report.checked_at, ctx),
+            Screen::ALL
+                .iter()
+                .position(|s| *s == Screen::Audit)
+                .map_or(4, |i| i + 1),
+        );
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, ctx.theme.error))),
+            rows[1],
+        );
+    }
+    let rows = [rows[0], rows[2], rows[3], rows[4]];
     match state.screen {
         Screen::Inbox => inbox::draw(frame, rows[1], state, ctx),
         Screen::Agents => agents::draw(frame, rows[1], state, ctx),

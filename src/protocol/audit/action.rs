@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::policy::Sensitivity;
+use crate::protocol::agents::AgentStatus;
 use crate::protocol::requests::RequestKind;
 
 /// An action and its details. Serialized as `{"action": "...", "details": {...}}`.
@@ -54,6 +55,8 @@ pub enum AuditAction {
     GrantRevoked(GrantRevoked),
     #[serde(rename = "grant.expired")]
     GrantExpired(GrantExpired),
+    #[serde(rename = "audit.state_mismatch")]
+    StateMismatch(StateMismatch),
 }
 
 /// Why an action could not be split into its wire parts or read back from them.
@@ -150,6 +153,9 @@ pub struct FamilyRevoked {
     /// Named when the subject is the sponsor rather than the family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_id: Option<String>,
+    /// The access tokens it revoked, by `jti` (absent in events written before they were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +164,9 @@ pub struct AgentRegistered {
     pub capabilities: Vec<String>,
     pub model: Option<String>,
     pub runtime: Option<String>,
+    /// `proposed` for a delegation's new child; absent (events before it existed) is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AgentStatus>,
     #[serde(flatten)]
     pub by: RegisteredBy,
 }
@@ -184,6 +193,9 @@ pub struct TakenDown {
     pub grants_revoked: Vec<String>,
     pub requests_cancelled: Vec<String>,
     pub tokens_revoked: i64,
+    /// The access tokens it revoked, by `jti` (absent in events written before they were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_tokens: Option<Vec<String>>,
     pub trust_score: i64,
 }
 
@@ -292,6 +304,9 @@ pub struct GrantRevoked {
     /// The grant and every grant delegated from it.
     pub grants_revoked: Vec<String>,
     pub tokens_revoked: i64,
+    /// The access tokens it revoked, by `jti` (absent in events written before they were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_tokens: Option<Vec<String>>,
 }
 
 /// A grant ran out (written by the sweep that noticed; `not_after` is when).
@@ -302,4 +317,17 @@ pub struct GrantExpired {
     pub capabilities: Vec<String>,
     #[serde(with = "crate::protocol::time")]
     pub not_after: DateTime<Utc>,
+}
+
+/// The tables disagreed with what the chain records (`audit verify --state`): an alert, written
+/// when the set of differences changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateMismatch {
+    /// How many differences there are.
+    pub differences: u64,
+    /// The first few, as sentences.
+    pub examples: Vec<String>,
+    /// The newest event the check replayed.
+    pub head_seq: i64,
 }

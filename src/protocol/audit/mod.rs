@@ -1,12 +1,14 @@
 //! Audit events as DESIGN §3 defines them, and the answers of the audit routes.
 
 pub mod action;
+pub mod state;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use action::AuditAction;
+pub use state::{StateDifference, StateReport};
 
 /// What kind of principal acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

@@ -8,6 +8,7 @@ mod events;
 mod grants;
 mod me;
 mod oauth;
+mod record;
 mod requests;
 
 use std::sync::Arc;
@@ -87,6 +88,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::page))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::export))
+        .routes(routes!(record::last, record::check))
         .routes(routes!(events::events))
         .routes(routes!(policy))
         .split_for_parts()

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
+use crate::domain::record::StateSnapshot;
 use crate::protocol::audit::{Actor, AuditAction, AuditEvent};
 
 /// An audit event to append; the store assigns `seq`, `prev_hash` and `hash`.
@@ -44,6 +45,9 @@ pub trait AuditStore: Send + Sync {
     async fn audit_tail(&self, scope: &AuditScope, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     /// The `seq` of the newest audit event (0 for an empty chain).
     async fn audit_head(&self) -> StoreResult<i64>;
+    /// The governed state as the tables hold it, read in one snapshot with the `seq` of the
+    /// newest event at that instant: what `audit verify --state` compares with the chain.
+    async fn state_snapshot(&self) -> StoreResult<(i64, StateSnapshot)>;
 
     /// A receiver that changes after every committed write (wakes SSE streams and long polls).
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -128,6 +128,7 @@ pub(super) async fn register_child(
                 capabilities: Vec::new(),
                 model: child.model.clone(),
                 runtime: child.runtime.clone(),
+                status: Some(AgentStatus::Proposed),
                 by: action::RegisteredBy::Agent {
                     registered_by: parent.to_owned(),
                     trust_score: child.trust_score,
@@ -307,6 +308,7 @@ impl AgentStore for SqliteStore {
                     capabilities: agent.capabilities.clone(),
                     model: agent.model.clone(),
                     runtime: agent.runtime.clone(),
+                    status: Some(AgentStatus::Active),
                     by: action::RegisteredBy::Sponsor {
                         entra_object_id: agent.entra_object_id.clone(),
                     },
@@ -470,6 +472,7 @@ pub(super) async fn retire_proposed_child(
                 grants_revoked: Vec::new(),
                 requests_cancelled: Vec::new(),
                 tokens_revoked: 0,
+                revoked_tokens: Some(Vec::new()),
                 trust_score: capped,
             }),
         ),

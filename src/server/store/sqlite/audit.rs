@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::rows::audit_from_row;
 use super::{SqliteStore, Tx, from_ms, ms};
 use crate::domain::audit::{GENESIS_HASH, seal};
+use crate::domain::record::StateSnapshot;
 use crate::protocol::audit::{AuditEvent, UnhashedEvent};
 use crate::server::store::{AuditScope, AuditStore, NewAuditEvent, StoreError, StoreResult};
 
@@ -127,6 +128,11 @@ impl AuditStore for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         Ok(head)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn state_snapshot(&self) -> StoreResult<(i64, StateSnapshot)> {
+        super::state::snapshot(&self.reader).await
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

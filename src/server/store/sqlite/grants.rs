@@ -39,15 +39,15 @@ async fn live_grants(tx: &mut Tx<'_>, now: DateTime<Utc>) -> StoreResult<Vec<Liv
         .collect())
 }
 
-/// Revokes `grants` and the tokens that carry any of them; returns how many tokens it revoked.
+/// Revokes `grants` and the tokens that carry any of them; returns the tokens it revoked.
 async fn revoke_grants(
     tx: &mut Tx<'_>,
     grants: &[String],
     by: &str,
     reason: &str,
     now: DateTime<Utc>,
-) -> StoreResult<i64> {
-    let mut tokens = 0;
+) -> StoreResult<Vec<String>> {
+    let mut tokens = Vec::new();
     for id in grants {
         sqlx::query(
             "UPDATE grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ?
@@ -59,16 +59,17 @@ async fn revoke_grants(
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        tokens += sqlx::query(
+        let revoked: Vec<(String,)> = sqlx::query_as(
             "UPDATE access_tokens SET revoked_at = ?
-             WHERE revoked_at IS NULL AND expires_at > ? AND jti IN (SELECT jti FROM token_grants WHERE grant_id = ?)",
+             WHERE revoked_at IS NULL AND expires_at > ? AND jti IN (SELECT jti FROM token_grants WHERE grant_id = ?)
+             RETURNING jti",
         )
         .bind(ms(now))
         .bind(ms(now))
         .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected() as i64;
+        .fetch_all(&mut **tx)
+        .await?;
+        tokens.extend(revoked.into_iter().map(|(jti,)| jti));
     }
     Ok(tokens)
 }
@@ -197,21 +198,22 @@ async fn take_down(
         .bind(&did)
         .execute(&mut **tx)
         .await?;
-        let grant_tokens = revoke_grants(tx, &agent.grants, &by, reason, now).await?;
+        let mut tokens = revoke_grants(tx, &agent.grants, &by, reason, now).await?;
         for id in &agent.requests {
             let why = Some(take_down.reason_code());
             end_request(tx, id, RequestStatus::Cancelled, why, None, now, now).await?;
         }
-        let tokens = sqlx::query(
-            "UPDATE access_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL AND expires_at > ?",
+        let held: Vec<(String,)> = sqlx::query_as(
+            "UPDATE access_tokens SET revoked_at = ?
+             WHERE subject = ? AND revoked_at IS NULL AND expires_at > ? RETURNING jti",
         )
         .bind(ms(now))
         .bind(&did)
         .bind(ms(now))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected() as i64
-            + grant_tokens;
+        .fetch_all(&mut **tx)
+        .await?;
+        tokens.extend(held.into_iter().map(|(jti,)| jti));
+        tokens.sort();
         // Trust is capped below probationary while out of service.
         let current = trust_now(tx, &did, now).await?;
         let capped = trust::out_of_service(current);
@@ -224,12 +226,14 @@ async fn take_down(
             now,
         )
         .await?;
+        out.tokens_revoked += tokens.len() as i64;
         let done = action::TakenDown {
             reason: reason.to_owned(),
             security,
             grants_revoked: agent.grants.clone(),
             requests_cancelled: agent.requests.clone(),
-            tokens_revoked: tokens,
+            tokens_revoked: tokens.len() as i64,
+            revoked_tokens: Some(tokens),
             trust_score: capped,
         };
         let event = match take_down {
@@ -245,7 +249,6 @@ async fn take_down(
         out.agents.push(did);
         out.grants_revoked.extend(agent.grants);
         out.requests_cancelled.extend(agent.requests);
-        out.tokens_revoked += tokens;
     }
     Ok(out)
 }
@@ -341,7 +344,8 @@ impl GrantStore for SqliteStore {
                     grant_id: id.to_owned(),
                     reason: reason.to_owned(),
                     grants_revoked: grants.clone(),
-                    tokens_revoked: tokens,
+                    tokens_revoked: tokens.len() as i64,
+                    revoked_tokens: Some(tokens.clone()),
                 }),
             ),
             now,
@@ -352,7 +356,7 @@ impl GrantStore for SqliteStore {
             agents: Vec::new(),
             grants_revoked: grants,
             requests_cancelled: Vec::new(),
-            tokens_revoked: tokens,
+            tokens_revoked: tokens.len() as i64,
         })
     }
 

@@ -10,6 +10,7 @@ mod lock;
 mod requests;
 mod rows;
 mod sign_in;
+mod state;
 mod tokens;
 mod trust;
 

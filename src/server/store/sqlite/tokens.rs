@@ -88,7 +88,12 @@ async fn family_has_live_tokens(tx: &mut Tx<'_>, family: &str) -> StoreResult<bo
     Ok(row.is_some())
 }
 
-async fn revoke_family(tx: &mut Tx<'_>, family: &str, now: DateTime<Utc>) -> StoreResult<()> {
+/// Revokes a refresh-token family and its access tokens; returns the access tokens revoked.
+async fn revoke_family(
+    tx: &mut Tx<'_>,
+    family: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<String>> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
     )
@@ -96,14 +101,17 @@ async fn revoke_family(tx: &mut Tx<'_>, family: &str, now: DateTime<Utc>) -> Sto
     .bind(family)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "UPDATE access_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    let revoked: Vec<(String,)> = sqlx::query_as(
+        "UPDATE access_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL
+         RETURNING jti",
     )
     .bind(ms(now))
     .bind(family)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    let mut jtis: Vec<String> = revoked.into_iter().map(|(jti,)| jti).collect();
+    jtis.sort();
+    Ok(jtis)
 }
 
 #[async_trait]
@@ -276,7 +284,7 @@ impl TokenStore for SqliteStore {
         if used_at.is_some() {
             // Reuse of a rotated token: someone holds a copy. Revoke the whole family.
             if revoked_at.is_none() || family_has_live_tokens(&mut tx, &family).await? {
-                revoke_family(&mut tx, &family, now).await?;
+                let revoked = revoke_family(&mut tx, &family, now).await?;
                 append(
                     &mut tx,
                     NewAuditEvent::new(
@@ -286,6 +294,7 @@ impl TokenStore for SqliteStore {
                             reason: action::FamilyRevokedReason::RefreshTokenReuse,
                             client_id: client_id.to_owned(),
                             family_id: Some(family.clone()),
+                            revoked_tokens: Some(revoked),
                         }),
                     ),
                     now,
@@ -345,7 +354,7 @@ impl TokenStore for SqliteStore {
             return Ok(false);
         }
         if family_has_live_tokens(&mut tx, &family).await? {
-            revoke_family(&mut tx, &family, now).await?;
+            let revoked = revoke_family(&mut tx, &family, now).await?;
             append(
                 &mut tx,
                 NewAuditEvent::new(
@@ -355,6 +364,7 @@ impl TokenStore for SqliteStore {
                         reason: action::FamilyRevokedReason::RevocationRequest,
                         client_id: client_id.to_owned(),
                         family_id: None,
+                        revoked_tokens: Some(revoked),
                     }),
                 ),
                 now,
