@@ -158,6 +158,17 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_write_and_recovers() {
         alice.agent(&victim.did).await.expect("read").status,
         AgentStatus::Suspended
     );
+    eprintln!(
+        "full database (max_page_count): {} writes acknowledged, all stored; {} refused with \
+         507 storage_full and Retry-After; kill switch {}; recovered without a restart",
+        acknowledged.len(),
+        refused.len(),
+        if suspended_while_full {
+            "fit"
+        } else {
+            "refused 507, then took effect"
+        }
+    );
     let reopened = SqliteStore::open(&db).await.expect("reopen");
     use sponsor_console::server::store::AgentStore;
     for did in &acknowledged {
@@ -300,6 +311,16 @@ async fn a_commit_that_fails_on_a_full_disk_poisons_nothing() {
         "a suspension that answered 200 took effect"
     );
     server.kill().await.expect("kill");
+    eprintln!(
+        "file size limit (RLIMIT_FSIZE): {} writes acknowledged, all stored; {refused} refused \
+         with 507/503 and Retry-After; the kill switch {}; recovered once the limit was lifted",
+        acknowledged.len(),
+        if suspended.is_ok() {
+            "fit"
+        } else {
+            "was refused, then took effect"
+        }
+    );
 
     // Every acknowledged write is in the file.
     let reopened = SqliteStore::open(&db).await.expect("reopen");

@@ -317,4 +317,9 @@ async fn the_kill_switch_wins_every_race_with_a_submission() {
         left_pending, 0,
         "{TRIALS} trials; {submitted_first} submissions won the race"
     );
+    eprintln!(
+        "submit/suspend race: {TRIALS} trials, {submitted_first} submissions stored first (each \
+         cancelled by the suspension), {} refused; 0 pending requests left on a suspended agent",
+        TRIALS - submitted_first
+    );
 }

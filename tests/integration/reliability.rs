@@ -10,7 +10,7 @@ use futures::StreamExt;
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::domain::policy::Policy;
-use sponsor_console::protocol::requests::{Decision, RequestStatus};
+use sponsor_console::protocol::requests::RequestStatus;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::{PASSWORD, TestServer, approve, elevation, query, settings, sign_in};
@@ -106,6 +106,93 @@ async fn spawn_server(config: &std::path::Path) -> (tokio::process::Child, Strin
     (child, base)
 }
 
+/// How many times the server is killed under load.
+const KILLS: usize = 5;
+
+/// Bots submit and a sponsor approves as fast as they can; returns when the server dies
+/// under them, with what it acknowledged.
+async fn traffic_until_killed(
+    server: &mut tokio::process::Child,
+    client: &ApiClient,
+    keys: &[AgentKey],
+) -> (Vec<String>, Vec<String>) {
+    let alice = client.with_token(sign_in(client, "alice").await.access_token);
+    let mut bots = Vec::new();
+    for key in keys {
+        let a = key
+            .assertion(
+                &client.token_endpoint(),
+                chrono::Utc::now(),
+                chrono::Duration::seconds(60),
+            )
+            .unwrap();
+        let token = client.client_credentials(&a, None).await.unwrap();
+        bots.push(client.with_token(token.access_token));
+    }
+    let acked_requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let acked_approvals = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, bot) in bots.into_iter().enumerate() {
+        let (acked, progress) = (acked_requests.clone(), progress.clone());
+        tasks.spawn(async move {
+            for i in 0.. {
+                let body = elevation(&[&format!("read:crm:{n}-{i}")], 3600);
+                match bot.request_elevation(&body, None).await {
+                    Ok(r) => {
+                        acked.lock().unwrap().push(r.id);
+                        progress.notify_one();
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    {
+        let (decided, progress) = (acked_approvals.clone(), progress.clone());
+        tasks.spawn(async move {
+            loop {
+                let Ok(pending) = alice.requests(&query("status=pending&limit=20")).await else {
+                    break;
+                };
+                for r in pending {
+                    match alice.decide(&r.id, &approve(None, None)).await {
+                        Ok(done) if done.status == RequestStatus::Approved => {
+                            decided.lock().unwrap().push(done.id);
+                            progress.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.status().is_some() => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
+    let built_up = async {
+        loop {
+            let (r, d) = (
+                acked_requests.lock().unwrap().len(),
+                acked_approvals.lock().unwrap().len(),
+            );
+            if r >= 150 && d >= 20 {
+                break;
+            }
+            progress.notified().await;
+        }
+    };
+    // A guard, not a wait: traffic normally builds up in about a second.
+    tokio::time::timeout(std::time::Duration::from_secs(120), built_up)
+        .await
+        .expect("traffic never built up");
+    server.start_kill().unwrap(); // SIGKILL
+    server.wait().await.unwrap();
+    while tasks.join_next().await.is_some() {}
+    let requests = acked_requests.lock().unwrap().clone();
+    let approvals = acked_approvals.lock().unwrap().clone();
+    (requests, approvals)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,119 +237,62 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
             .unwrap();
         keys.push(key);
     }
-    let mut bots = Vec::new();
-    for key in &keys {
-        let a = key
-            .assertion(
-                &client.token_endpoint(),
-                chrono::Utc::now(),
-                chrono::Duration::seconds(60),
-            )
-            .unwrap();
-        bots.push(
-            client.with_token(
-                client
-                    .client_credentials(&a, None)
-                    .await
-                    .unwrap()
-                    .access_token,
-            ),
-        );
-    }
 
-    // Submitters and a decider run until the server dies under them.
-    let acked_requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let acked_decisions = Arc::new(std::sync::Mutex::new(Vec::<(String, Decision)>::new()));
-    let progress = Arc::new(tokio::sync::Notify::new());
-    let mut tasks = tokio::task::JoinSet::new();
-    for (n, bot) in bots.into_iter().enumerate() {
-        let (acked, progress) = (acked_requests.clone(), progress.clone());
-        tasks.spawn(async move {
-            for i in 0.. {
-                let body = elevation(&[&format!("read:crm:{n}-{i}")], 3600);
-                match bot.request_elevation(&body, None).await {
-                    Ok(r) => {
-                        acked.lock().unwrap().push(r.id);
-                        progress.notify_one();
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-    }
-    {
-        let (alice, decided, progress) = (alice.clone(), acked_decisions.clone(), progress.clone());
-        tasks.spawn(async move {
-            loop {
-                let Ok(pending) = alice.requests(&query("status=pending&limit=20")).await else {
-                    break;
-                };
-                for r in pending {
-                    match alice.decide(&r.id, &approve(None, None)).await {
-                        Ok(done) if done.status == RequestStatus::Approved => {
-                            decided.lock().unwrap().push((done.id, Decision::Approve));
-                            progress.notify_one();
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.status().is_some() => {}
-                        Err(_) => return,
-                    }
-                }
-            }
-        });
-    }
-    // Let traffic build up, then kill -9.
-    let traffic = async {
-        loop {
-            let (r, d) = (
-                acked_requests.lock().unwrap().len(),
-                acked_decisions.lock().unwrap().len(),
+    // Kill it under load again and again; after each restart, everything acknowledged in
+    // every round so far is there.
+    let mut acked_requests = Vec::new();
+    let mut acked_approvals = Vec::new();
+    let mut restarts = Vec::new();
+    let mut client = client;
+    for _ in 0..KILLS {
+        let (requests, approvals) = traffic_until_killed(&mut server, &client, &keys).await;
+        acked_requests.extend(requests);
+        acked_approvals.extend(approvals);
+        let started = std::time::Instant::now();
+        let (next, base) = spawn_server(&config).await;
+        restarts.push(started.elapsed());
+        server = next;
+        client = ApiClient::new(&base).unwrap();
+        let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+        // Lists other than pending come in one page: ask for more than there can be, and
+        // make sure the page was not full.
+        let stored: HashMap<String, RequestStatus> = alice
+            .requests(&query("status=all&limit=10000"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.status))
+            .collect();
+        assert!(stored.len() < 10_000, "the page held them all");
+        for id in &acked_requests {
+            assert!(
+                stored.contains_key(id),
+                "acknowledged request {id} was lost"
             );
-            if r >= 150 && d >= 20 {
-                break;
-            }
-            progress.notified().await;
         }
-    };
-    // A guard, not a wait: traffic normally builds up in about a second.
-    tokio::time::timeout(std::time::Duration::from_secs(120), traffic)
-        .await
-        .expect("traffic never built up");
-    server.start_kill().unwrap(); // SIGKILL
-    server.wait().await.unwrap();
-    while tasks.join_next().await.is_some() {}
-
-    let (mut server, base) = spawn_server(&config).await;
-    let client = ApiClient::new(&base).unwrap();
+        for id in &acked_approvals {
+            assert_eq!(
+                stored.get(id),
+                Some(&RequestStatus::Approved),
+                "acknowledged approval of {id} was lost"
+            );
+        }
+    }
     let alice = client.with_token(sign_in(&client, "alice").await.access_token);
-    let stored: HashMap<String, RequestStatus> = alice
-        .requests(&query("status=all&limit=10000"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.id, r.status))
-        .collect();
-    let acked = acked_requests.lock().unwrap().clone();
-    for id in &acked {
-        assert!(
-            stored.contains_key(id),
-            "acknowledged request {id} was lost"
-        );
-    }
-    for (id, _) in acked_decisions.lock().unwrap().iter() {
-        assert_eq!(
-            stored.get(id),
-            Some(&RequestStatus::Approved),
-            "acknowledged approval of {id} was lost"
-        );
-    }
     let report = alice.audit_verify().await.unwrap();
     assert!(report.ok, "{report:?}");
+    // And the tables still hold exactly what the chain records.
+    let state = alice.check_audit_state().await.unwrap();
+    assert!(state.ok, "{} differences after the kills", state.count);
+    restarts.sort();
     eprintln!(
-        "killed mid-traffic: {} acknowledged requests, {} acknowledged approvals, all present; chain of {} verifies",
-        acked.len(),
-        acked_decisions.lock().unwrap().len(),
-        report.count
+        "killed {KILLS} times mid-traffic: {} acknowledged requests and {} acknowledged approvals, \
+         all present; chain of {} events verifies and agrees with the tables; restart (spawn to \
+         listening) median {:?}",
+        acked_requests.len(),
+        acked_approvals.len(),
+        report.count,
+        restarts[restarts.len() / 2]
     );
     server.start_kill().unwrap();
     server.wait().await.unwrap();
