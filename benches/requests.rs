@@ -2,7 +2,8 @@
 //! load generator and a security lead's console connected to `/v1/events`:
 //! 1. the most submissions per second the server acknowledges (fleet unthrottled);
 //! 2. the delay from submission to the SSE event at the console while the fleet submits at a
-//!    steady 200/s (median and p99; the aim is p99 < 50 ms).
+//!    steady 200/s (median and p99; the aim is p99 < 50 ms);
+//! 3. the state check (`audit verify --state`) over the chain the run wrote.
 //!
 //! Run: `cargo bench --bench requests` (options: `-- --agents 32 --count 4000 --rate 200
 //! --seconds 10`).
@@ -146,6 +147,27 @@ async fn run() -> anyhow::Result<()> {
         "submission → SSE event at the console",
         summary.median.as_secs_f64() * 1e3,
         summary.p99.as_secs_f64() * 1e3,
+    );
+
+    // 3. The state check (`audit verify --state`) over the chain this run wrote: replay every
+    //    event and compare with the tables.
+    let mut times = Vec::new();
+    let mut head = 0;
+    for _ in 0..5 {
+        let begun = Instant::now();
+        let store = bench.server.state.store.as_ref();
+        let report = sponsor_console::server::record::check(store, chrono::Utc::now()).await?;
+        times.push(begun.elapsed());
+        anyhow::ensure!(report.ok, "{} differences", report.count);
+        head = report.head_seq;
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "{:<44} median {:>9.3} ms   over {head} events ({:.0} events/s)",
+        "state check (replay chain, compare tables)",
+        median.as_secs_f64() * 1e3,
+        head as f64 / median.as_secs_f64(),
     );
     bench.server.shutdown().await?;
     Ok(())
