@@ -1,6 +1,7 @@
 //! The governance server: axum router, state, auth, the OAuth/OIDC authorization server of the
 //! local tenant, the `/v1` API and the store behind it.
 
+pub mod chain;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -162,6 +163,11 @@ pub async fn start_with_store(
 ) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
     let issuer = settings.issuer_for(addr);
+    let every = settings
+        .audit
+        .checkpoint_interval()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let sinks = chain::CheckpointSinks::from_settings(&settings.audit);
     let state = build_state(store, settings, clock, issuer).await?;
     let app = routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -196,6 +202,20 @@ pub async fn start_with_store(
             }
         })
     };
+    // Signed checkpoints of the audit head, to sinks outside the database, when it changed.
+    let checkpoints = (!sinks.is_empty()).then(|| {
+        let state = state.clone();
+        let mut checkpointer = chain::Checkpointer::new(sinks);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = checkpointer.step(&state).await {
+                    tracing::error!(error = %e, "audit checkpoint failed");
+                }
+            }
+        })
+    });
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -207,6 +227,9 @@ pub async fn start_with_store(
         .await;
         refresher.abort();
         sweeper.abort();
+        if let Some(c) = checkpoints {
+            c.abort();
+        }
         served
     });
     tracing::info!(%addr, "governance server listening");

@@ -75,7 +75,7 @@ async fn a_thousand_concurrent_submissions_with_retries_are_each_stored_once() {
     let stored_ids: HashSet<&String> = stored.iter().map(|r| &r.id).collect();
     assert_eq!(stored_ids, acknowledged);
     let sam = t.as_user("sam").await;
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
 }
 
@@ -256,7 +256,7 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
             "acknowledged approval of {id} was lost"
         );
     }
-    let report = alice.audit_verify().await.unwrap();
+    let report = alice.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
     eprintln!(
         "killed mid-traffic: {} acknowledged requests, {} acknowledged approvals, all present; chain of {} verifies",
