@@ -21,7 +21,7 @@ pub const CONFLICT: u8 = 5;
 /// `audit verify` found the chain broken.
 pub const CHAIN_BROKEN: u8 = 6;
 /// `audit verify` refused a checkpoint: bad signature, unknown key, another issuer.
-pub const CHECKPOINT_REFUSED: u8 = 7;
+pub const CHECKPOINT_REFUSED: u8 = 8;
 
 /// The code of a failed API call, from its HTTP status.
 pub fn of_client(e: &ClientError) -> u8 {

@@ -316,7 +316,7 @@ async fn headless_audit_verify_fails_on_a_shortened_chain_and_a_forged_checkpoin
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     assert!(text(&ok).contains("checkpoint kept: seq"), "{}", text(&ok));
 
-    // A forged checkpoint given on the command line is refused (exit 7).
+    // A forged checkpoint given on the command line is refused (exit 8).
     let good = client
         .with_token(&tokens.access_token)
         .audit_verify(None)
@@ -345,7 +345,7 @@ async fn headless_audit_verify_fails_on_a_shortened_chain_and_a_forged_checkpoin
         .output()
         .await
         .unwrap();
-    assert_eq!(refused.status.code(), Some(7), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(8), "{}", text(&refused));
     assert!(text(&refused).contains("refused"), "{}", text(&refused));
     let garbage = dir.path().join("garbage.jsonl");
     std::fs::write(&garbage, "not a checkpoint\n").unwrap();

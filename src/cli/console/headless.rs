@@ -60,7 +60,7 @@ impl Headless {
     /// Runs the command and returns its exit code. Exit codes: 0 done, 1 failure, 2 bad usage
     /// or input, 3 not signed in / session ended, 4 refused (forbidden, not found, sign-in
     /// denied), 5 conflict (already decided, expired, cancelled), 6 audit chain broken,
-    /// shortened or rewritten, 7 an audit checkpoint refused.
+    /// shortened or rewritten, 8 an audit checkpoint refused.
     pub async fn run(self) -> Result<u8, HeadlessError> {
         let api = ApiClient::new(&self.server)?;
         let store = SessionStore::default_location()?;

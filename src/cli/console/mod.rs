@@ -121,7 +121,7 @@ pub enum ListCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole hash chain against the last signed checkpoint kept for this server (and
-    /// keep the new one); exit code 6 if it is broken, shortened or rewritten, 7 if a
+    /// keep the new one); exit code 6 if it is broken, shortened or rewritten, 8 if a
     /// checkpoint's signature is refused.
     Verify {
         /// Also check against the newest checkpoint in this file (the server's file sink: one
