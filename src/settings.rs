@@ -84,7 +84,7 @@ pub struct ServerSettings {
     pub device: Device,
     pub limits: Limits,
     pub rate_limits: RateLimits,
-    pub record: RecordCheck,
+    pub audit: AuditSettings,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
     /// The policy in force: set by [`ServerSettings::load`] from `server.policy` (or the shipped
@@ -136,6 +136,68 @@ pub struct RateLimits {
     pub password_window_seconds: u32,
 }
 
+/// Signed checkpoints of the audit chain's head, written on a schedule to sinks outside the
+/// database (see ARCHITECTURE.md, "Threat model of the audit chain").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// How often the head is signed when it changed (`5m`, `30s`, `1h`).
+    pub checkpoint_every: String,
+    /// Append each checkpoint as one JSON line to this file (fsynced); empty: no file.
+    pub checkpoint_file: String,
+    /// Print each checkpoint as one JSON line on standard output.
+    pub checkpoint_stdout: bool,
+    /// Send each checkpoint to syslog (RFC 3164 over `syslog_socket`, facility auth).
+    pub checkpoint_syslog: bool,
+    /// The local syslog socket.
+    pub syslog_socket: String,
+    /// How often the tables are checked against the chain (`audit verify --state`); the first
+    /// check runs at start.
+    pub state_check_every: String,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: "5m".into(),
+            checkpoint_file: String::new(),
+            checkpoint_stdout: false,
+            checkpoint_syslog: false,
+            syslog_socket: "/dev/log".into(),
+            state_check_every: "10m".into(),
+        }
+    }
+}
+
+impl AuditSettings {
+    /// `checkpoint_every` as a duration (at least one second).
+    pub fn checkpoint_interval(&self) -> Result<std::time::Duration, SettingsError> {
+        interval("checkpoint_every", &self.checkpoint_every)
+    }
+
+    /// `state_check_every` as a duration (at least one second).
+    pub fn state_check_interval(&self) -> Result<std::time::Duration, SettingsError> {
+        interval("state_check_every", &self.state_check_every)
+    }
+
+    /// Whether any sink is configured (without one the schedule has nowhere to write).
+    pub fn has_sink(&self) -> bool {
+        !self.checkpoint_file.is_empty() || self.checkpoint_stdout || self.checkpoint_syslog
+    }
+}
+
+/// An `[audit]` interval such as `5m`: at least one second.
+fn interval(key: &str, text: &str) -> Result<std::time::Duration, SettingsError> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| d.as_secs() >= 1)
+        .ok_or_else(|| {
+            SettingsError::Invalid(format!(
+                "audit.{key}: {text:?} is not a duration of at least 1s (e.g. \"5m\")"
+            ))
+        })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
@@ -171,7 +233,7 @@ impl Default for ServerSettings {
             device: Device::default(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
-            record: RecordCheck::default(),
+            audit: AuditSettings::default(),
             clients: vec![ClientSettings {
                 client_id: "sponsor-console".into(),
                 name: "Sponsor Console".into(),
@@ -211,20 +273,6 @@ impl Default for Device {
             expires_seconds: 600,
             interval_seconds: 5,
         }
-    }
-}
-
-/// How often the server checks that its tables hold what the audit chain records.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecordCheck {
-    /// Seconds between checks (the first runs at start); 0 checks only at start.
-    pub check_seconds: u32,
-}
-
-impl Default for RecordCheck {
-    fn default() -> Self {
-        Self { check_seconds: 600 }
     }
 }
 
@@ -311,6 +359,7 @@ impl ServerSettings {
                 "device.interval_seconds must be between 1 and 60".into(),
             ));
         }
+        self.audit.checkpoint_interval()?;
         if self.clients.is_empty() {
             return Err(SettingsError::Invalid(
                 "at least one [[clients]] entry is required".into(),
@@ -391,6 +440,22 @@ mod tests {
             code.rate_limits.password_failures
         );
         assert_eq!(shipped.clients, code.clients);
+        assert_eq!(shipped.audit, code.audit);
+    }
+
+    #[test]
+    fn a_bad_checkpoint_interval_is_refused() {
+        for every in ["soon", "0s", ""] {
+            let text = format!("[audit]\ncheckpoint_every = \"{every}\"\n");
+            assert!(ServerSettings::from_toml(&text, Path::new("x.toml")).is_err());
+        }
+        let text = "[audit]\ncheckpoint_every = \"30s\"\ncheckpoint_stdout = true\n";
+        let ok = ServerSettings::from_toml(text, Path::new("x.toml")).expect("parses");
+        assert_eq!(
+            ok.audit.checkpoint_interval().ok(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert!(ok.audit.has_sink());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const CONFLICT: u8 = 5;
 pub const CHAIN_BROKEN: u8 = 6;
 /// `audit verify --state` found the tables disagreeing with the chain.
 pub const STATE_DIFFERS: u8 = 7;
+/// `audit verify` refused a checkpoint: bad signature, unknown key, another issuer.
+pub const CHECKPOINT_REFUSED: u8 = 8;
 
 /// The code of a failed API call, from its HTTP status.
 pub fn of_client(e: &ClientError) -> u8 {

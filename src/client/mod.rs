@@ -3,6 +3,7 @@
 //! sponsor's side of it: device-flow sign-in and the session kept between runs.
 
 pub mod agent_key;
+pub mod checkpoint;
 mod events;
 pub mod login;
 mod oauth;
@@ -21,7 +22,7 @@ use crate::protocol::audit::{AuditEvent, AuditPage, StateReport, VerifyReport};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::oauth::OAuthError;
 use crate::protocol::query::{
-    AgentQuery, AuditQuery, GrantQuery, ListScope, RequestQuery, WaitQuery,
+    AgentQuery, AuditQuery, GrantQuery, ListScope, RequestQuery, VerifyQuery, WaitQuery,
 };
 use crate::protocol::requests::{
     DecisionBody, DelegationBody, ElevationBody, Grant, GrantList, ReasonBody, Request,
@@ -223,8 +224,10 @@ impl ApiClient {
         Ok(page.events)
     }
 
-    pub async fn audit_verify(&self) -> ClientResult<VerifyReport> {
-        Self::api(self.request(Method::GET, "/v1/audit/verify")).await
+    /// Verifies the chain; with `at`, also asks what the chain holds at that `seq`.
+    pub async fn audit_verify(&self, at: Option<i64>) -> ClientResult<VerifyReport> {
+        let query = VerifyQuery { at };
+        Self::api(self.request(Method::GET, "/v1/audit/verify").query(&query)).await
     }
 
     /// The server's last check that its tables hold what the chain records.

@@ -117,28 +117,11 @@ impl SessionStore {
             move |source| SessionError::Io { path, source }
         };
         create_private_dir(&dir).map_err(io(&dir))?;
-        let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
         let body = serde_json::to_vec_pretty(session).map_err(|e| SessionError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let written = (|| {
-            let mut file = options.open(&tmp)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(SessionError::Io { path, source: e });
-        }
+        write_private(&path, &body).map_err(io(&path))?;
         Ok(path)
     }
 
@@ -153,7 +136,31 @@ impl SessionStore {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Writes `body` to `path` atomically and privately (0600): a temporary file beside it, fsync,
+/// rename. The directory must exist.
+pub(crate) fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {

@@ -15,6 +15,7 @@ use super::state::{Action, Connection, Effect, EffectError, State};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
+use crate::client::checkpoint::{self, CheckpointStore};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
@@ -218,7 +219,12 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
                     .map_err(EffectError::from),
             ),
             Effect::Verify => {
-                Action::Verified(client.audit_verify().await.map_err(EffectError::from))
+                let kept = keeper.store.as_ref().map(CheckpointStore::beside);
+                Action::Verified(
+                    checkpoint::verify(&client, kept.as_ref(), None)
+                        .await
+                        .map_err(EffectError::from),
+                )
             }
             Effect::Notify { .. } | Effect::Quit => return,
         };

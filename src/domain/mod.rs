@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod capability;
+pub mod checkpoint;
 pub mod decision;
 pub mod delegation;
 pub mod device;

@@ -117,6 +117,17 @@ pub struct AuditQuery {
     pub tail: Option<u32>,
 }
 
+/// `GET /v1/audit/verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// Also report the hash the chain holds at this `seq` (1 or more), to compare with a
+    /// checkpoint kept earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
+}
+
 /// `GET /v1/requests/{id}/wait`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

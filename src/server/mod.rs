@@ -1,6 +1,7 @@
 //! The governance server: axum router, state, auth, the OAuth/OIDC authorization server of the
 //! local tenant, the `/v1` API and the store behind it.
 
+pub mod chain;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -164,6 +165,15 @@ pub async fn start_with_store(
 ) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
     let issuer = settings.issuer_for(addr);
+    let every = settings
+        .audit
+        .checkpoint_interval()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let state_check_every = settings
+        .audit
+        .state_check_interval()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let sinks = chain::CheckpointSinks::from_settings(&settings.audit);
     let state = build_state(store, settings, clock, issuer).await?;
     let app = routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -199,7 +209,21 @@ pub async fn start_with_store(
         })
     };
     // The tables agree with the audit chain: checked now and on a schedule.
-    let record_check = record::spawn(state.clone());
+    let record_check = record::spawn(state.clone(), state_check_every);
+    // Signed checkpoints of the audit head, to sinks outside the database, when it changed.
+    let checkpoints = (!sinks.is_empty()).then(|| {
+        let state = state.clone();
+        let mut checkpointer = chain::Checkpointer::new(sinks);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = checkpointer.step(&state).await {
+                    tracing::error!(error = %e, "audit checkpoint failed");
+                }
+            }
+        })
+    });
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -212,6 +236,9 @@ pub async fn start_with_store(
         refresher.abort();
         sweeper.abort();
         record_check.abort();
+        if let Some(c) = checkpoints {
+            c.abort();
+        }
         served
     });
     tracing::info!(%addr, "governance server listening");

@@ -109,18 +109,14 @@ pub async fn watch(state: &AppState) -> Result<StateReport, StoreError> {
     Ok(report)
 }
 
-/// Checks at start, then every `record.check_seconds`.
-pub fn spawn(state: AppState) -> JoinHandle<()> {
+/// Checks at start, then every `every` (`audit.state_check_every`).
+pub fn spawn(state: AppState, every: std::time::Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let every = u64::from(state.settings.record.check_seconds);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every.max(1)));
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             if let Err(e) = watch(&state).await {
                 tracing::warn!(error = %e, "checking the tables against the audit chain failed");
-            }
-            if every == 0 {
-                return;
             }
         }
     })

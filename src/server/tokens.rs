@@ -152,6 +152,25 @@ impl KeyRing {
             .map_err(|e| KeyError::Encoding(e.to_string()))
     }
 
+    /// Signs claims with the current key under an explicit JWS `typ` (RFC 8725 §3.11);
+    /// returns the key id and the compact JWS.
+    pub fn sign_typed<C: Serialize>(
+        &self,
+        typ: &str,
+        claims: &C,
+    ) -> Result<(String, String), KeyError> {
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(guard.signing_kid.clone());
+        header.typ = Some(typ.to_owned());
+        let jws = jsonwebtoken::encode(&header, claims, &guard.signing)
+            .map_err(|e| KeyError::Encoding(e.to_string()))?;
+        Ok((guard.signing_kid.clone(), jws))
+    }
+
     /// The JWKS document.
     pub fn jwks(&self) -> JwkSet {
         let keys = match self.inner.read() {

@@ -35,7 +35,7 @@ async fn attacker(t: &TestServer) -> SqliteConnection {
 #[tokio::test]
 async fn pages_export_and_verify() {
     let (t, sam) = busy_server().await;
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
     let all = sam.audit_export().await.unwrap();
     assert_eq!(report.count, all.len() as i64);
@@ -69,7 +69,7 @@ async fn pages_export_and_verify() {
         "bob sees none of alice's agents"
     );
     assert_eq!(code_of(bob.audit_export().await), "forbidden");
-    assert!(bob.audit_verify().await.unwrap().ok);
+    assert!(bob.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn a_changed_row_is_named() {
         .execute(&mut db)
         .await
         .unwrap();
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_seq, Some(3), "{report:?}");
     assert_eq!(report.count, 2);
@@ -94,7 +94,7 @@ async fn a_deleted_row_is_named() {
         .execute(&mut db)
         .await
         .unwrap();
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_seq, Some(4), "{report:?}");
 }
@@ -110,7 +110,7 @@ async fn two_swapped_rows_are_named() {
     ] {
         sqlx::query(sql).execute(&mut db).await.unwrap();
     }
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_seq, Some(5), "{report:?}");
 }

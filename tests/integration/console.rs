@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
+use sponsor_console::client::checkpoint::{AuditVerdict, CheckpointProblem};
 use sponsor_console::console::keymap::Keymap;
 use sponsor_console::console::state::dialog::{Confirm, Dialog, DurationField, PRESETS, Row};
 use sponsor_console::console::state::{Action, Effect, EffectError, Focus, Identity, Modal, State};
@@ -316,18 +317,102 @@ fn snapshot_agents_grants_audit_help() {
     insta::assert_snapshot!("grants", screen(&s));
     s.update(ch('4'), now());
     s.update(
-        Action::Verified(Ok(VerifyReport {
-            ok: true,
-            count: 5,
-            head: "ab".repeat(32),
-            first_bad_seq: None,
-            reason: None,
+        Action::Verified(Ok(AuditVerdict {
+            report: VerifyReport {
+                ok: true,
+                count: 5,
+                head: "ab".repeat(32),
+                first_bad_seq: None,
+                reason: None,
+                at: None,
+                checkpoint: None,
+            },
+            compared: Vec::new(),
+            problem: None,
+            kept: None,
         })),
         now(),
     );
     insta::assert_snapshot!("audit", screen(&s));
     s.update(ch('?'), now());
     insta::assert_snapshot!("help_audit", screen(&s));
+}
+
+fn checkpoint(seq: i64) -> sponsor_console::protocol::audit::Checkpoint {
+    sponsor_console::protocol::audit::Checkpoint {
+        seq,
+        hash: "ab".repeat(32),
+        at: now(),
+        issuer: "http://127.0.0.1:7070".into(),
+        kid: "k1".into(),
+        jws: "x.y.z".into(),
+    }
+}
+
+fn report(count: i64) -> VerifyReport {
+    VerifyReport {
+        ok: true,
+        count,
+        head: "cd".repeat(32),
+        first_bad_seq: None,
+        reason: None,
+        at: None,
+        checkpoint: None,
+    }
+}
+
+/// The row of the screen holding `text`, and the foreground colour of its first character.
+fn colour_of(state: &State, text: &str) -> Option<(String, Color)> {
+    let terminal = draw(state, &Theme::default_theme());
+    let buffer = terminal.backend().buffer();
+    for y in 0..buffer.area.height {
+        let cells: Vec<_> = (0..buffer.area.width)
+            .filter_map(|x| buffer.cell((x, y)))
+            .collect();
+        let row: String = cells.iter().map(|c| c.symbol()).collect();
+        if let Some(byte) = row.find(text) {
+            let col = row[..byte].chars().count();
+            return Some((row.clone(), cells[col].fg));
+        }
+    }
+    None
+}
+
+#[test]
+fn the_audit_screen_shows_the_checkpoint_kept_and_a_red_disagreement() {
+    let mut s = fixture(false);
+    s.update(ch('4'), now());
+    s.update(
+        Action::Verified(Ok(AuditVerdict {
+            report: report(9),
+            compared: vec![checkpoint(7)],
+            problem: None,
+            kept: Some(checkpoint(9)),
+        })),
+        now(),
+    );
+    let text = screen(&s);
+    assert!(
+        text.contains("agrees with the checkpoint of seq 7"),
+        "{text}"
+    );
+    assert!(text.contains("checkpoint kept: seq 9"), "{text}");
+
+    s.update(
+        Action::Verified(Ok(AuditVerdict {
+            report: report(5),
+            compared: vec![checkpoint(7)],
+            problem: Some(CheckpointProblem::Disagrees(
+                sponsor_console::domain::checkpoint::Disagreement::Shorter { kept: 7, count: 5 },
+            )),
+            kept: Some(checkpoint(7)),
+        })),
+        now(),
+    );
+    let (row, fg) = colour_of(&s, "CHAIN DOES NOT HOLD").expect("the failure is shown");
+    assert!(row.contains("shortened"), "{row}");
+    assert_eq!(fg, Color::Red);
+    assert!(!screen(&s).contains("agrees with"));
 }
 
 #[test]

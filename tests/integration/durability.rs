@@ -181,10 +181,13 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_write_and_recovers() {
             "{did} lost across a reopen"
         );
     }
-    let report = alice.audit_verify().await;
+    let report = alice.audit_verify(None).await;
     // A plain sponsor verifies what they may read; the chain itself must still hold.
     let sam = t.as_user("sam").await;
-    assert!(sam.audit_verify().await.expect("verify").ok, "{report:?}");
+    assert!(
+        sam.audit_verify(None).await.expect("verify").ok,
+        "{report:?}"
+    );
 }
 
 /// The real server with its file size capped (`ulimit -f`, `SIGXFSZ` ignored): once the

@@ -68,6 +68,6 @@ async fn the_embedded_default_signs_in_and_runs_the_demo() {
         first,
         "the same demo agents"
     );
-    assert!(sponsor.audit_verify().await.unwrap().ok);
+    assert!(sponsor.audit_verify(None).await.unwrap().ok);
     again.shutdown().await.unwrap();
 }

@@ -81,7 +81,7 @@ async fn suspension_mid_grant_ends_everything_at_once() {
             .status(),
         Some(StatusCode::NOT_FOUND)
     );
-    assert!(sam.audit_verify().await.unwrap().ok);
+    assert!(sam.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]

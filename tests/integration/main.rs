@@ -7,6 +7,7 @@ mod common;
 mod agent_cli;
 mod agents;
 mod audit_chain;
+mod audit_checkpoints;
 mod audit_fixture;
 mod bad_input;
 mod client_credentials;

@@ -75,7 +75,7 @@ async fn a_thousand_concurrent_submissions_with_retries_are_each_stored_once() {
     let stored_ids: HashSet<&String> = stored.iter().map(|r| &r.id).collect();
     assert_eq!(stored_ids, acknowledged);
     let sam = t.as_user("sam").await;
-    let report = sam.audit_verify().await.unwrap();
+    let report = sam.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
 }
 
@@ -279,7 +279,7 @@ async fn sigkill_mid_traffic_loses_nothing_acknowledged() {
         }
     }
     let alice = client.with_token(sign_in(&client, "alice").await.access_token);
-    let report = alice.audit_verify().await.unwrap();
+    let report = alice.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
     // And the tables still hold exactly what the chain records.
     let state = alice.check_audit_state().await.unwrap();

@@ -108,7 +108,7 @@ async fn the_full_elevation_story() {
     assert_eq!(scope_of(&after.access_token), vec!["read:crm:*"]);
     assert!(alice.grants(&Default::default()).await.unwrap().is_empty());
     assert_eq!(alice.grants(&query("active=false")).await.unwrap().len(), 1);
-    assert!(checker.audit_verify().await.unwrap().ok);
+    assert!(checker.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]
@@ -383,7 +383,7 @@ async fn two_deciders_at_the_same_moment_exactly_one_wins() {
             (Some(StatusCode::CONFLICT), Some("already_decided"))
         );
     }
-    assert!(sam.audit_verify().await.unwrap().ok);
+    assert!(sam.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]
@@ -569,7 +569,7 @@ async fn every_decision_writes_exactly_one_audit_event() {
     let before = store.audit_head().await.unwrap();
     assert!(alice.decide(&single.id, &deny()).await.is_err());
     assert_eq!(store.audit_head().await.unwrap(), before);
-    assert!(sam.audit_verify().await.unwrap().ok);
+    assert!(sam.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]

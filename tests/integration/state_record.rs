@@ -146,7 +146,7 @@ async fn five_direct_edits_are_five_differences_and_one_alert() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].event.details["differences"], 6);
     // And the chain itself still verifies: the alert is an ordinary event.
-    assert!(sam.audit_verify().await.unwrap().ok);
+    assert!(sam.audit_verify(None).await.unwrap().ok);
 }
 
 #[tokio::test]

@@ -1,17 +1,20 @@
 //! The headless sub-commands: sign-in (`login`, `whoami`, `logout`) and the scripted ones, each
 //! one API call, one clear line (or a table, or JSON), and an exit code that says what happened.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{AuditCommand, Command, ListCommand, print_prompt};
 use crate::cli::exit;
 use crate::cli::output::{print_json, print_table};
+use crate::client::checkpoint::{self, CheckpointError, CheckpointProblem, CheckpointStore};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::console::safe_text::one_line as safe;
 use crate::console::state::human_duration;
+use crate::domain::checkpoint::latest_in;
 use crate::protocol::audit::StateReport;
 use crate::protocol::query::{GrantQuery, ListScope, RequestQuery};
 use crate::protocol::requests::{Decision, DecisionBody, RequestStatus};
@@ -34,6 +37,10 @@ pub enum HeadlessError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{path}: {message}")]
+    CheckpointFile { path: PathBuf, message: String },
 }
 
 impl HeadlessError {
@@ -41,7 +48,11 @@ impl HeadlessError {
         match self {
             HeadlessError::Login(e) => exit::of_login(e),
             HeadlessError::Client(e) => exit::of_client(e),
-            HeadlessError::Session(_) | HeadlessError::Json(_) => exit::FAILURE,
+            HeadlessError::Checkpoint(CheckpointError::Client(e)) => exit::of_client(e),
+            HeadlessError::CheckpointFile { .. } => exit::USAGE,
+            HeadlessError::Session(_) | HeadlessError::Json(_) | HeadlessError::Checkpoint(_) => {
+                exit::FAILURE
+            }
         }
     }
 }
@@ -49,7 +60,8 @@ impl HeadlessError {
 impl Headless {
     /// Runs the command and returns its exit code. Exit codes: 0 done, 1 failure, 2 bad usage
     /// or input, 3 not signed in / session ended, 4 refused (forbidden, not found, sign-in
-    /// denied), 5 conflict (already decided, expired, cancelled), 6 audit chain broken.
+    /// denied), 5 conflict (already decided, expired, cancelled), 6 audit chain broken,
+    /// shortened or rewritten, 8 an audit checkpoint refused.
     pub async fn run(self) -> Result<u8, HeadlessError> {
         let api = ApiClient::new(&self.server)?;
         let store = SessionStore::default_location()?;
@@ -97,7 +109,8 @@ impl Headless {
             }
             other => {
                 let session = login::current_session(&api, &store, &clock).await?;
-                return scripted(other, &api.with_token(&session.access_token)).await;
+                let checkpoints = CheckpointStore::beside(&store);
+                return scripted(other, &api.with_token(&session.access_token), &checkpoints).await;
             }
         }
         Ok(exit::SUCCESS)
@@ -105,7 +118,11 @@ impl Headless {
 }
 
 /// The scripted commands, as the signed-in sponsor.
-async fn scripted(command: Command, api: &ApiClient) -> Result<u8, HeadlessError> {
+async fn scripted(
+    command: Command,
+    api: &ApiClient,
+    checkpoints: &CheckpointStore,
+) -> Result<u8, HeadlessError> {
     let now = chrono::Utc::now();
     match command {
         Command::Requests {
@@ -245,22 +262,11 @@ async fn scripted(command: Command, api: &ApiClient) -> Result<u8, HeadlessError
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify { state },
+            command: AuditCommand::Verify { checkpoint, state },
         } => {
-            let report = api.audit_verify().await?;
-            if report.ok {
-                println!(
-                    "audit chain ok: {} events, head {}",
-                    report.count, report.head
-                );
-            } else {
-                println!(
-                    "AUDIT CHAIN BROKEN at seq {}: {} ({} events verified before it)",
-                    report.first_bad_seq.unwrap_or_default(),
-                    report.reason.unwrap_or_default(),
-                    report.count
-                );
-                return Ok(exit::CHAIN_BROKEN);
+            let verified = audit_verify(api, checkpoints, checkpoint.as_deref()).await?;
+            if verified != exit::SUCCESS {
+                return Ok(verified);
             }
             if state {
                 let report = api.check_audit_state().await?;
@@ -296,6 +302,68 @@ fn print_state(report: &StateReport) {
     if let Some(note) = &report.note {
         println!("note: {note}");
     }
+}
+
+/// `audit verify`: the server's report, then the checkpoints kept and given.
+async fn audit_verify(
+    api: &ApiClient,
+    checkpoints: &CheckpointStore,
+    file: Option<&Path>,
+) -> Result<u8, HeadlessError> {
+    let given = match file {
+        None => None,
+        Some(path) => {
+            let bad = |message: String| HeadlessError::CheckpointFile {
+                path: path.to_owned(),
+                message,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            Some(latest_in(&text).map_err(|e| bad(e.to_string()))?)
+        }
+    };
+    let verdict = checkpoint::verify(api, Some(checkpoints), given).await?;
+    let r = &verdict.report;
+    for c in &verdict.compared {
+        println!(
+            "checkpoint of seq {} (signed {}): {}",
+            c.seq,
+            c.at.to_rfc3339(),
+            if matches!(verdict.problem, Some(CheckpointProblem::Disagrees(_)))
+                && Some(c) == verdict.compared.last()
+            {
+                "DISAGREES"
+            } else {
+                "the chain agrees"
+            }
+        );
+    }
+    if let Some(problem) = &verdict.problem {
+        println!("AUDIT CHECK FAILED: {}", safe(&problem.to_string()));
+        return Ok(match problem {
+            CheckpointProblem::Disagrees(_) => exit::CHAIN_BROKEN,
+            CheckpointProblem::Refused { .. } => exit::CHECKPOINT_REFUSED,
+        });
+    }
+    if !r.ok {
+        println!(
+            "AUDIT CHAIN BROKEN at seq {}: {} ({} events verified before it)",
+            r.first_bad_seq.unwrap_or_default(),
+            safe(r.reason.as_deref().unwrap_or_default()),
+            r.count
+        );
+        return Ok(exit::CHAIN_BROKEN);
+    }
+    println!("audit chain ok: {} events, head {}", r.count, safe(&r.head));
+    if let Some(k) = &verdict.kept {
+        println!(
+            "checkpoint kept: seq {} signed {} by {} ({})",
+            k.seq,
+            k.at.to_rfc3339(),
+            safe(&k.issuer),
+            checkpoints.path(api.base()).display()
+        );
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn header(titles: &[&str]) -> Vec<String> {

@@ -120,8 +120,14 @@ pub enum ListCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the whole hash chain; exit code 6 if it is broken.
+    /// Verify the whole hash chain against the last signed checkpoint kept for this server (and
+    /// keep the new one); exit code 6 if it is broken, shortened or rewritten, 8 if a
+    /// checkpoint's signature is refused.
     Verify {
+        /// Also check against the newest checkpoint in this file (the server's file sink: one
+        /// JSON checkpoint per line).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
         /// Also replay the chain against the server's tables (agent status, standing
         /// capabilities, sponsors, grants, revoked tokens, roles); exit code 7 on any
         /// difference.

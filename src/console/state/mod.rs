@@ -20,9 +20,10 @@ use crossterm::event::KeyEvent;
 
 use super::keymap::{Command, Context, Keymap};
 use crate::client::ClientError;
+use crate::client::checkpoint::{AuditVerdict, CheckpointError};
 use crate::client::login::LoginError;
 use crate::protocol::agents::Agent;
-use crate::protocol::audit::{AuditEvent, StateReport, VerifyReport};
+use crate::protocol::audit::{AuditEvent, StateReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
 pub use dialog::{Dialog, Focus, PRESETS};
 pub use inbox::{Risk, Sort};
@@ -72,6 +73,9 @@ pub enum EffectError {
     Io(#[from] std::io::Error),
     #[error("the server closed the stream")]
     StreamClosed,
+    /// The kept checkpoint could not be read or written.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// The event stream's state, shown in the status bar.
@@ -160,7 +164,7 @@ pub enum Action {
     Suspended(Result<Suspension, EffectError>),
     Reactivated(Result<Agent, EffectError>),
     GrantRevoked(Result<Suspension, EffectError>),
-    Verified(Result<VerifyReport, EffectError>),
+    Verified(Result<AuditVerdict, EffectError>),
     /// A check of the tables against the chain.
     Record(Result<StateReport, EffectError>),
     TokenExpiry(DateTime<Utc>),
@@ -220,7 +224,7 @@ pub struct State {
     pub audit: Vec<AuditEvent>,
     pub audit_selected: usize,
     pub audit_load: Load,
-    pub verify: Option<Result<VerifyReport, EffectError>>,
+    pub verify: Option<Result<AuditVerdict, EffectError>>,
     /// The last check of the server's tables against the chain; a difference shows a banner.
     pub record: Option<StateReport>,
     pub trust: HashMap<String, TrustReport>,

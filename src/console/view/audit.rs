@@ -7,28 +7,49 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Frame2, list_filter_note, loading, local, safe, window};
+use crate::client::checkpoint::CheckpointProblem;
 use crate::console::keymap::Command;
 use crate::console::state::State;
 use crate::protocol::audit::StateReport;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
-    let verdict = match &state.verify {
-        None => Span::styled(
+/// The verdict of the last verification, and the checkpoint kept: a chain that no longer holds
+/// a kept checkpoint, or a refused checkpoint, is a red failure like a broken chain.
+/// Returns the title's spans and, below it, the line about checkpoints (empty without one).
+fn verdict(state: &State, ctx: Frame2<'_>) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
+    let v = match &state.verify {
+        None => {
+            let title = Span::styled(
+                format!(
+                    " chain not verified yet ({} verifies) ",
+                    state.keymap.first_key(Command::Verify)
+                ),
+                ctx.theme.dim,
+            );
+            return (vec![title], Vec::new());
+        }
+        Some(Err(e)) => {
+            let title = Span::styled(
+                format!(" verification failed: {} ", safe(&e.to_string())),
+                ctx.theme.error,
+            );
+            return (vec![title], Vec::new());
+        }
+        Some(Ok(v)) => v,
+    };
+    let r = &v.report;
+    let title = vec![match &v.problem {
+        Some(CheckpointProblem::Disagrees(d)) => Span::styled(
             format!(
-                " chain not verified yet ({} verifies) ",
-                state.keymap.first_key(Command::Verify)
+                " CHAIN DOES NOT HOLD THE CHECKPOINT KEPT: {} ",
+                safe(&d.to_string())
             ),
-            ctx.theme.dim,
+            ctx.theme.error,
         ),
-        Some(Ok(r)) if r.ok => Span::styled(
-            format!(
-                " chain verified: ok, {} events, head {}… ",
-                r.count,
-                &r.head[..12.min(r.head.len())]
-            ),
-            ctx.theme.ok,
+        Some(refused) => Span::styled(
+            format!(" CHECKPOINT REFUSED: {} ", safe(&refused.to_string())),
+            ctx.theme.error,
         ),
-        Some(Ok(r)) => Span::styled(
+        None if !r.ok => Span::styled(
             format!(
                 " CHAIN BROKEN at seq {}: {} ",
                 r.first_bad_seq.unwrap_or_default(),
@@ -36,12 +57,39 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
             ),
             ctx.theme.error,
         ),
-        Some(Err(e)) => Span::styled(
-            format!(" verification failed: {} ", safe(&e.to_string())),
-            ctx.theme.error,
+        None => Span::styled(
+            format!(
+                " chain verified: ok, {} events, head {}… ",
+                r.count,
+                safe(&r.head.chars().take(12).collect::<String>())
+            ),
+            ctx.theme.ok,
         ),
-    };
-    let mut title = vec![verdict];
+    }];
+    let mut spans = Vec::new();
+    if v.ok()
+        && let Some(c) = v.compared.last()
+    {
+        spans.push(Span::styled(
+            format!(" agrees with the checkpoint of seq {} ", c.seq),
+            ctx.theme.ok,
+        ));
+    }
+    if let Some(k) = &v.kept {
+        spans.push(Span::styled(
+            format!(
+                " checkpoint kept: seq {}, signed {} ",
+                k.seq,
+                k.at.with_timezone(&ctx.offset).format("%Y-%m-%d %H:%M")
+            ),
+            ctx.theme.dim,
+        ));
+    }
+    (title, spans)
+}
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
+    let (mut title, checkpoints) = verdict(state, ctx);
     // The state check is shown once asked for (verify) or when it found a difference.
     match &state.record {
         Some(r) if !r.ok => title.push(Span::styled(
@@ -62,6 +110,12 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         .title(Line::from(title));
     let mut inner = block.inner(area);
     frame.render_widget(block, area);
+    if !checkpoints.is_empty() && inner.height > 1 {
+        let line = Rect { height: 1, ..inner };
+        frame.render_widget(Paragraph::new(Line::from(checkpoints)), line);
+        inner.y += 1;
+        inner.height -= 1;
+    }
     if let Some(r) = state.record.as_ref().filter(|r| !r.ok) {
         inner = differences(frame, inner, r, ctx);
     }

@@ -1,6 +1,7 @@
 //! Audit events as DESIGN §3 defines them, and the answers of the audit routes.
 
 pub mod action;
+pub mod checkpoint;
 pub mod state;
 
 use chrono::{DateTime, Utc};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use action::AuditAction;
+pub use checkpoint::{CHECKPOINT_TYP, ChainAt, Checkpoint, CheckpointClaims};
 pub use state::{StateDifference, StateReport};
 
 /// What kind of principal acted.
@@ -137,6 +139,13 @@ pub struct VerifyReport {
     pub first_bad_seq: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The event at the `seq` asked for with `?at=`, for comparing with a kept checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<ChainAt>,
+    /// A fresh signed checkpoint of the verified head (only when `ok` and the chain is not
+    /// empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// `GET /v1/audit?after=SEQ&limit=N`.

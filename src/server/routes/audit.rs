@@ -7,14 +7,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream;
 
-use crate::domain::audit::ChainVerifier;
 use crate::protocol::audit::{AuditPage, VerifyReport};
 use crate::protocol::error::ErrorBody;
-use crate::protocol::query::AuditQuery;
+use crate::protocol::query::{AuditQuery, VerifyQuery};
+use crate::server::chain::{sign_head, verify_chain};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiQuery, Principal};
 use crate::server::state::AppState;
-use crate::server::store::{AuditScope, Store};
+use crate::server::store::AuditScope;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -71,47 +71,41 @@ pub async fn page(
     Ok(Json(AuditPage { events, next_after }))
 }
 
-/// Walks the whole chain page by page; memory stays constant however long it is.
-pub async fn verify_chain(store: &dyn Store) -> Result<VerifyReport, ApiError> {
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
-    loop {
-        let events = store.audit_page(&AuditScope::All, after, MAX_PAGE).await?;
-        for event in &events {
-            if let Err(fault) = verifier.push(event) {
-                return Ok(VerifyReport {
-                    ok: false,
-                    count: verifier.count(),
-                    head: verifier.head().to_owned(),
-                    first_bad_seq: Some(fault.seq),
-                    reason: Some(fault.reason),
-                });
-            }
-        }
-        match events.last() {
-            Some(last) if events.len() == MAX_PAGE as usize => after = last.event.seq,
-            _ => break,
-        }
-    }
-    Ok(VerifyReport {
-        ok: true,
-        count: verifier.count(),
-        head: verifier.head().to_owned(),
-        first_bad_seq: None,
-        reason: None,
-    })
-}
-
-/// Any signed-in human may verify: the answer reveals no event content.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyReport), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+/// Any signed-in human may verify: the answer reveals no event content. When the chain
+/// verifies, the answer carries a fresh signed checkpoint of its head; with `?at=SEQ` it also
+/// says what the chain holds at `SEQ`, to compare with a checkpoint kept earlier.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery),
+    responses((status = 200, body = VerifyReport), (status = 400, description = "invalid query", body = ErrorBody),
+              (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Principal,
+    ApiQuery(query): ApiQuery<VerifyQuery>,
 ) -> Result<Json<VerifyReport>, ApiError> {
     caller.require_sponsor()?;
-    Ok(Json(verify_chain(state.store.as_ref()).await?))
+    if query.at.is_some_and(|seq| seq < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "at must be 1 or more",
+        ));
+    }
+    let mut report = verify_chain(state.store.as_ref(), query.at).await?;
+    if report.ok && report.count > 0 {
+        let checkpoint = sign_head(
+            &state.keys,
+            &state.issuer,
+            report.count,
+            &report.head,
+            state.clock.now(),
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an audit checkpoint failed");
+            ApiError::internal()
+        })?;
+        report.checkpoint = Some(checkpoint);
+    }
+    Ok(Json(report))
 }
 
 /// The whole chain as JSON Lines, streamed page by page (security leads and admins).
