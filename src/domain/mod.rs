@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod policy;
 pub mod record;
+pub mod revocation;
 pub mod role;
 pub mod suspension;
 pub mod text;

@@ -221,11 +221,11 @@ impl FromRequestParts<AppState> for Principal {
                 tracing::debug!(reason = %e, "bearer token refused");
                 ApiError::unauthorized()
             })?;
-        let roles = claims
-            .roles
-            .iter()
-            .filter_map(|r| Role::parse(r).ok())
-            .collect();
+        // Revoked, suspended, or a role taken away: in memory, no database round trip.
+        let roles = state.revocations.admit(&claims).map_err(|e| {
+            tracing::debug!(reason = %e, "bearer token refused by the revocation index");
+            ApiError::unauthorized()
+        })?;
         Ok(Principal { claims, roles })
     }
 }

@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod ratelimit;
 pub mod record;
+pub mod revocations;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -83,6 +84,17 @@ pub async fn build_state(
         .resolve_policy()
         .map_err(|e| ServerError::Config(e.to_string()))?;
     let limits = &settings.rate_limits;
+    // After the sponsors are written: the index starts from the tables as they are now.
+    let lifetime = settings
+        .tokens
+        .agent_access_seconds
+        .max(settings.tokens.sponsor_access_seconds);
+    let revocations = revocations::Revocations::load(
+        store.as_ref(),
+        now,
+        chrono::Duration::seconds(i64::from(lifetime)),
+    )
+    .await?;
     Ok(AppState {
         store,
         keys,
@@ -97,6 +109,7 @@ pub async fn build_state(
             limits.password_window_seconds,
         ),
         record: record::RecordWatch::default(),
+        revocations,
         policy: Arc::new(policy),
         settings: Arc::new(settings),
     })
@@ -208,6 +221,8 @@ pub async fn start_with_store(
             }
         })
     };
+    // Changes made by other processes and instances reach the revocation index.
+    let follower = revocations::spawn_follower(state.clone());
     // The tables agree with the audit chain: checked now and on a schedule.
     let record_check = record::spawn(state.clone(), state_check_every);
     // Signed checkpoints of the audit head, to sinks outside the database, when it changed.
@@ -236,6 +251,7 @@ pub async fn start_with_store(
         refresher.abort();
         sweeper.abort();
         record_check.abort();
+        follower.abort();
         if let Some(c) = checkpoints {
             c.abort();
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::ratelimit::FailureLimiter;
 use super::record::RecordWatch;
+use super::revocations::Revocations;
 use super::store::Store;
 use super::tokens::KeyRing;
 use crate::clock::SharedClock;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub user_code_failures: FailureLimiter,
     /// The last check of the tables against the audit chain.
     pub record: RecordWatch,
+    /// Revoked tokens, inactive agents and sponsors' roles, checked on every request.
+    pub revocations: Revocations,
     pub password_failures: FailureLimiter,
 }
 

@@ -30,5 +30,6 @@ mod refresh;
 mod reliability;
 mod request_ids;
 mod requests;
+mod revocation;
 mod state_record;
 mod token_validation;

@@ -30,6 +30,10 @@ pub async fn introspect(
     if caller.kind == SubjectKind::Agent && claims.sub != caller.sub {
         return Ok(Introspection::default());
     }
+    // What `/v1` refuses, introspection calls inactive.
+    if state.revocations.admit(&claims).is_err() {
+        return Ok(Introspection::default());
+    }
     let Some(record) = state.store.access_token(&claims.jti).await? else {
         return Ok(Introspection::default());
     };

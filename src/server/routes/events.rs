@@ -28,6 +28,21 @@ struct Cursor {
     after: i64,
     buffer: VecDeque<AuditEvent>,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// The caller's token and the roles it was admitted with: the stream ends when the token
+    /// expires, is revoked, or loses a role.
+    caller: Principal,
+}
+
+impl Cursor {
+    fn still_admitted(&self) -> bool {
+        let claims = &self.caller.claims;
+        claims.exp > self.state.clock.now().timestamp()
+            && self
+                .state
+                .revocations
+                .admit(claims)
+                .is_ok_and(|roles| roles == self.caller.roles)
+    }
 }
 
 fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
@@ -78,9 +93,13 @@ pub async fn events(
         after,
         buffer: VecDeque::new(),
         changes,
+        caller,
     };
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         loop {
+            if !c.still_admitted() {
+                return None;
+            }
             if let Some(event) = c.buffer.pop_front() {
                 c.after = event.event.seq;
                 let sse = Event::default()

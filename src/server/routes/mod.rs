@@ -135,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::server::revocations::settle_after_writes,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(RequestSpans::default()))
         .with_state(state)
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::StoreResult;
 use crate::domain::record::StateSnapshot;
+use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, AuditEvent};
 
 /// An audit event to append; the store assigns `seq`, `prev_hash` and `hash`.
@@ -22,6 +23,19 @@ impl NewAuditEvent {
             action,
         }
     }
+}
+
+/// See [`AuditStore::revocation_snapshot`].
+#[derive(Debug, Clone, Default)]
+pub struct RevocationSnapshot {
+    /// The newest audit event at the instant of the snapshot.
+    pub head: i64,
+    /// Revoked access tokens not yet expired: `jti` and expiry.
+    pub revoked: Vec<(String, DateTime<Utc>)>,
+    /// Agents that are not active.
+    pub inactive: Vec<(String, AgentStatus)>,
+    /// Every sponsor's id and roles.
+    pub sponsors: Vec<(String, Vec<String>)>,
 }
 
 /// Which audit events a reader may see.
@@ -48,6 +62,9 @@ pub trait AuditStore: Send + Sync {
     /// The governed state as the tables hold it, read in one snapshot with the `seq` of the
     /// newest event at that instant: what `audit verify --state` compares with the chain.
     async fn state_snapshot(&self) -> StoreResult<(i64, StateSnapshot)>;
+    /// What the revocation index starts from, read in one snapshot with the head of the chain:
+    /// unexpired revoked tokens, agents that are not active, and every sponsor's roles.
+    async fn revocation_snapshot(&self, now: DateTime<Utc>) -> StoreResult<RevocationSnapshot>;
 
     /// A receiver that changes after every committed write (wakes SSE streams and long polls).
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

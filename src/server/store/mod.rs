@@ -16,7 +16,7 @@ mod sqlite;
 mod tokens;
 
 pub use agents::{AgentCredential, AgentStore, NewAgent, Registered, SponsorRecord, SponsorUpsert};
-pub use audit::{AuditScope, AuditStore, NewAuditEvent};
+pub use audit::{AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
 pub use health::HealthStore;
 pub use requests::{

@@ -11,7 +11,9 @@ use super::{SqliteStore, Tx, from_ms, ms};
 use crate::domain::audit::{GENESIS_HASH, seal};
 use crate::domain::record::StateSnapshot;
 use crate::protocol::audit::{AuditEvent, UnhashedEvent};
-use crate::server::store::{AuditScope, AuditStore, NewAuditEvent, StoreError, StoreResult};
+use crate::server::store::{
+    AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot, StoreError, StoreResult,
+};
 
 /// Appends an audit event inside `tx`: reads the head, links, hashes, inserts.
 pub(super) async fn append(
@@ -133,6 +135,11 @@ impl AuditStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn state_snapshot(&self) -> StoreResult<(i64, StateSnapshot)> {
         super::state::snapshot(&self.reader).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revocation_snapshot(&self, now: DateTime<Utc>) -> StoreResult<RevocationSnapshot> {
+        super::state::revocations(&self.reader, now).await
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

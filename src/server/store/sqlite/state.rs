@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::SqlitePool;
 
-use super::{from_ms, parse_list};
+use chrono::{DateTime, Utc};
+
+use super::{from_ms, ms, parse_list};
 use crate::domain::record::{AgentState, GrantState, StateSnapshot};
 use crate::protocol::agents::AgentStatus;
-use crate::server::store::{StoreError, StoreResult};
+use crate::server::store::{RevocationSnapshot, StoreError, StoreResult};
 
 /// id, agent, capabilities, not_after, revoked_at, ended_at.
 type GrantRow = (String, String, String, i64, Option<i64>, Option<i64>);
@@ -95,4 +97,50 @@ pub(super) async fn snapshot(reader: &SqlitePool) -> StoreResult<(i64, StateSnap
     state.revoked_families = families.into_iter().map(|(f,)| f).collect();
     tx.rollback().await?;
     Ok((head, state))
+}
+
+/// What the revocation index starts from (see `AuditStore::revocation_snapshot`).
+pub(super) async fn revocations(
+    reader: &SqlitePool,
+    now: DateTime<Utc>,
+) -> StoreResult<RevocationSnapshot> {
+    let mut tx = reader.begin().await?;
+    let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
+        .fetch_one(&mut *tx)
+        .await?;
+    let revoked: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT jti, expires_at FROM access_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?",
+    )
+    .bind(ms(now))
+    .fetch_all(&mut *tx)
+    .await?;
+    let inactive: Vec<(String, String)> =
+        sqlx::query_as("SELECT did, status FROM agents WHERE status != 'active'")
+            .fetch_all(&mut *tx)
+            .await?;
+    let inactive = inactive
+        .into_iter()
+        .map(|(did, status)| {
+            let parsed = AgentStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("agent {did}: status {status:?}")))?;
+            Ok((did, parsed))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let sponsors: Vec<(String, String)> = sqlx::query_as("SELECT id, roles FROM sponsors")
+        .fetch_all(&mut *tx)
+        .await?;
+    let sponsors = sponsors
+        .into_iter()
+        .map(|(id, roles)| Ok((id, parse_list(&roles, "sponsor roles")?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    tx.rollback().await?;
+    Ok(RevocationSnapshot {
+        head,
+        revoked: revoked
+            .into_iter()
+            .map(|(jti, expires)| (jti, from_ms(expires)))
+            .collect(),
+        inactive,
+        sponsors,
+    })
 }
