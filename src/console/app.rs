@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{FixedOffset, Local, Utc};
@@ -11,7 +12,7 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
-use super::state::{Action, Connection, Effect, EffectError, State};
+use super::state::{Action, Connection, Effect, EffectError, RequestsPage, State};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
@@ -19,6 +20,7 @@ use crate::client::checkpoint::{self, CheckpointStore};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
+use crate::protocol::query::RequestQuery;
 
 /// Keeps the session's access token fresh, refreshing (and, when it came from the session
 /// store, saving) it shortly before it expires.
@@ -137,6 +139,44 @@ fn desktop_session() -> bool {
 /// How many pending requests the inbox asks for per page.
 const PENDING_PAGE: u32 = 500;
 
+/// Numbers the loads of pending requests, so pages of an older load are told apart.
+static PENDING_LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// Loads every pending request in the background, one page at a time: the first page shows at
+/// once (with the server's count of them all) and the inbox stays usable while the rest come.
+async fn load_pending(client: &ApiClient, tx: &mpsc::UnboundedSender<Action>) {
+    let load = PENDING_LOADS.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut query = RequestQuery::pending(PENDING_PAGE, None);
+    let mut first = true;
+    loop {
+        let page = match client.request_page(&query).await {
+            Ok(list) => list,
+            Err(e) => {
+                let _ = tx.send(Action::RequestsPage(load, Err(EffectError::from(e))));
+                return;
+            }
+        };
+        let next = page.next;
+        let done = next.is_none();
+        let sent = tx.send(Action::RequestsPage(
+            load,
+            Ok(RequestsPage {
+                requests: page.requests,
+                first,
+                done,
+                total: page.total,
+            }),
+        ));
+        match next {
+            Some(after) if sent.is_ok() => {
+                query.after = Some(after);
+                first = false;
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Runs one effect in a task; its answer comes back on `tx`.
 fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
     let (keeper, tx) = (keeper.clone(), tx.clone());
@@ -151,12 +191,7 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
         let _ = tx.send(Action::TokenExpiry(keeper.expires_at().await));
         let action = match effect {
             // Every pending request, page by page: a large fleet must not be cut off.
-            Effect::LoadRequests => Action::Requests(
-                client
-                    .all_pending(PENDING_PAGE)
-                    .await
-                    .map_err(EffectError::from),
-            ),
+            Effect::LoadRequests => return load_pending(&client, &tx).await,
             Effect::LoadRequest(id) => {
                 Action::Request(client.get_request(&id).await.map_err(EffectError::from))
             }

@@ -201,6 +201,9 @@ pub struct RequestList {
     /// Pending lists: pass as `after` to read the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// The first page of a pending list: how many pending requests the list holds in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// Cancelling, revoking, suspending: a reason is always required.

@@ -10,7 +10,9 @@ use ratatui::style::{Color, Modifier};
 use sponsor_console::client::checkpoint::{AuditVerdict, CheckpointProblem};
 use sponsor_console::console::keymap::Keymap;
 use sponsor_console::console::state::dialog::{Confirm, Dialog, DurationField, PRESETS, Row};
-use sponsor_console::console::state::{Action, Effect, EffectError, Focus, Identity, Modal, State};
+use sponsor_console::console::state::{
+    Action, Effect, EffectError, Focus, Identity, Modal, RequestsPage, State,
+};
 use sponsor_console::console::theme::Theme;
 use sponsor_console::console::view::{self, Frame2};
 use sponsor_console::domain::policy::{Requirement, Sensitivity};
@@ -941,4 +943,63 @@ fn a_state_that_differs_from_the_record_is_a_banner_on_every_screen() {
     let audit = screen(&s);
     assert!(!audit.contains('\u{1b}'));
     insta::assert_snapshot!("audit_state_differs", audit);
+}
+
+#[test]
+fn every_pending_request_arrives_page_by_page_and_the_inbox_stays_usable() {
+    let identity = Identity {
+        username: "alice".into(),
+        server: "http://127.0.0.1:7070".into(),
+        environment: String::new(),
+        embedded: false,
+    };
+    let mut s = State::new(identity, Keymap::defaults(false), false);
+    let page = |ns: std::ops::Range<u32>, first, done, total| RequestsPage {
+        requests: ns
+            .map(|n| request(n, "bot", &["read:x"], Sensitivity::Low, 500))
+            .collect(),
+        first,
+        done,
+        total,
+    };
+    s.update(
+        Action::RequestsPage(7, Ok(page(1..4, true, false, Some(8)))),
+        now(),
+    );
+    assert_eq!(s.requests.len(), 3);
+    assert!(s.pending_paging);
+    let shown = screen(&s);
+    assert!(shown.contains("loaded 3 of 8, loading…"), "{shown}");
+    assert!(shown.contains("3 of 8 pending, loading"), "{shown}");
+    // Usable meanwhile: the selection moves, and an event brings in a request of a later page.
+    s.update(key(KeyCode::Down), now());
+    assert_eq!(s.inbox_selected, 1);
+    let fresh = request(5, "bot", &["read:x"], Sensitivity::Low, 500);
+    s.update(Action::Request(Ok(fresh)), now());
+    // A page of an older load is dropped; the next page joins without repeating request 5.
+    s.update(
+        Action::RequestsPage(6, Ok(page(20..30, true, true, Some(10)))),
+        now(),
+    );
+    assert_eq!(s.requests.len(), 4);
+    s.update(
+        Action::RequestsPage(7, Ok(page(4..9, false, true, None))),
+        now(),
+    );
+    assert_eq!(s.requests.len(), 8, "every one, once");
+    assert!(!s.pending_paging);
+    let shown = screen(&s);
+    assert!(!shown.contains("loading"), "{shown}");
+    assert!(shown.contains("8 pending"), "{shown}");
+
+    // A load that fails part way keeps what it has and says so.
+    s.update(
+        Action::RequestsPage(8, Ok(page(1..3, true, false, Some(9)))),
+        now(),
+    );
+    let failed = EffectError::StreamClosed;
+    s.update(Action::RequestsPage(8, Err(failed)), now());
+    assert_eq!(s.requests.len(), 2);
+    assert!(!s.pending_paging);
+    assert!(screen(&s).contains("loading pending requests stopped"));
 }

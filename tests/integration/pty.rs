@@ -1,8 +1,11 @@
 //! The real `sponsor-console` binary in a pseudo-terminal against a test server: sign in with
 //! the device flow (the browser step posted over HTTP), open a request, approve it for 1 h
-//! with a justification — then the grant is checked on the server.
+//! with a justification — then the grant is checked on the server; and the console loading
+//! more pending requests than a page holds.
 
 use std::io::{Read, Write};
+
+use futures::StreamExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,49 @@ impl Screen {
             }
         }
     }
+}
+
+/// The real console in a 40×120 pseudo-terminal against `base`, with its state in `dir`.
+fn spawn_console(
+    base: &str,
+    dir: &std::path::Path,
+) -> (
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Screen,
+    Box<dyn Write + Send>,
+) {
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sponsor-console"));
+    cmd.args(["--server", base]);
+    cmd.env("SPONSOR_CONSOLE_STATE_DIR", dir.join("state"));
+    cmd.env("XDG_CONFIG_HOME", dir.join("config"));
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("GOVERNANCE_SERVER");
+    let child = pty.slave.spawn_command(cmd).unwrap();
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let writer = pty.master.take_writer().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let screen = Screen {
+        parser: vt100::Parser::new(40, 120, 0),
+        rx,
+    };
+    (child, screen, writer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,37 +128,7 @@ async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
         .await
         .unwrap();
 
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sponsor-console"));
-    cmd.args(["--server", base.as_str()]);
-    cmd.env("SPONSOR_CONSOLE_STATE_DIR", dir.path().join("state"));
-    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-    cmd.env("TERM", "xterm-256color");
-    cmd.env_remove("GOVERNANCE_SERVER");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    let mut writer = pty.master.take_writer().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = Screen {
-        parser: vt100::Parser::new(40, 120, 0),
-        rx,
-    };
+    let (mut child, mut screen, mut writer) = spawn_console(&base, dir.path());
     let mut keys = |bytes: &[u8]| {
         writer.write_all(bytes).unwrap();
         writer.flush().unwrap();
@@ -170,6 +186,86 @@ async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
 
     // 6. q quits and the terminal is restored.
     keys(b"q");
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert!(status.success());
+    server.shutdown().await.unwrap();
+}
+
+/// More pending requests than one page holds: the real console shows the first page at once
+/// with the server's count, keeps loading the rest, and ends with every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_loads_every_pending_request_page_by_page() {
+    const PENDING: usize = 1_100; // three pages of 500
+    let mut s = settings();
+    let mut policy = sponsor_console::domain::policy::Policy::shipped().unwrap();
+    policy.requests.fatigue_limit = 100_000;
+    s.policy = Some(policy);
+    let (server, dir) = start_real_clock(s).await;
+    let base = server.base_url();
+    let client = ApiClient::new(&base).unwrap();
+    let tokens = sign_in(&client, "alice").await;
+    let alice = client.with_token(&tokens.access_token);
+    let key = AgentKey::generate();
+    alice
+        .register_agent(
+            &sponsor_console::protocol::agents::RegisterAgent {
+                public_key: key.public_key(),
+                name: "crawler".into(),
+                capabilities: vec![],
+                entra_object_id: None,
+                model: None,
+                runtime: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let assertion = key
+        .assertion(
+            &client.token_endpoint(),
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )
+        .unwrap();
+    let bot = client.with_token(
+        client
+            .client_credentials(&assertion, None)
+            .await
+            .unwrap()
+            .access_token,
+    );
+    let submitted: Vec<_> = futures::stream::iter(0..PENDING)
+        .map(|i| {
+            let bot = bot.clone();
+            async move {
+                bot.request_elevation(&elevation(&[&format!("read:crm:{i}")], 600), None)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(submitted.len(), PENDING);
+    sponsor_console::client::session::SessionStore::at(dir.path().join("state"))
+        .save(&sponsor_console::client::session::Session {
+            server: base.clone(),
+            client_id: "sponsor-console".into(),
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
+            username: Some("alice".into()),
+        })
+        .unwrap();
+
+    let (mut child, mut screen, mut writer) = spawn_console(&base, dir.path());
+    screen.wait_for("every pending request", |t| {
+        t.contains(&format!("Inbox ({PENDING})"))
+            && t.contains(&format!("{PENDING} pending"))
+            && !t.contains("loading")
+    });
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     assert!(status.success());
     server.shutdown().await.unwrap();

@@ -1,12 +1,12 @@
 //! The inbox: every pending request, filtered, sorted and marked, with the risk flags each
 //! shows; and approving the marked ones together.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use super::dialog::{Confirm, Dialog, FieldId, Row, Rule, TextField};
-use super::{Modal, State, human_duration};
+use super::{EffectError, Load, Modal, RequestsPage, State, human_duration};
 use crate::console::safe_text::one_line;
 use crate::domain::policy::Sensitivity;
 use crate::domain::trust::Tier;
@@ -143,6 +143,49 @@ impl State {
         let ids: BTreeSet<&String> = self.requests.iter().map(|r| &r.id).collect();
         self.marks.retain(|m| ids.contains(m));
         self.refresh_inbox(keep);
+    }
+
+    /// A page of a background load of every pending request: the first replaces the list, the
+    /// rest join it (skipping any the event stream brought in meanwhile); pages of an older
+    /// load are dropped. The inbox stays usable throughout.
+    pub(super) fn on_requests_page(
+        &mut self,
+        load: u64,
+        page: Result<RequestsPage, EffectError>,
+        now: DateTime<Utc>,
+    ) {
+        if load < self.pending_load {
+            return;
+        }
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                self.pending_paging = false;
+                if matches!(self.requests_load, Load::Ready) {
+                    self.flash(format!("loading pending requests stopped: {e}"), true, now);
+                } else {
+                    self.requests_load = Load::Failed(e);
+                }
+                return;
+            }
+        };
+        if page.first {
+            self.pending_load = load;
+            self.pending_total = page.total;
+            self.requests_load = Load::Ready;
+            self.set_requests(page.requests);
+        } else if load == self.pending_load {
+            let keep = self.selected_request().map(|r| r.id.clone());
+            let known: HashSet<String> = self.requests.iter().map(|r| r.id.clone()).collect();
+            for request in page.requests {
+                if request.status == RequestStatus::Pending && !known.contains(&request.id) {
+                    self.search.push(search_text(&request));
+                    self.requests.push(request);
+                }
+            }
+            self.refresh_inbox(keep);
+        }
+        self.pending_paging = !page.done;
     }
 
     /// Inserts, updates or (when no longer pending) removes one request.

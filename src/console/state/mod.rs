@@ -153,6 +153,8 @@ pub enum Action {
     Key(KeyEvent),
     Tick,
     Requests(Result<Vec<Request>, EffectError>),
+    /// One page of a load of every pending request (load number, page).
+    RequestsPage(u64, Result<RequestsPage, EffectError>),
     Request(Result<Request, EffectError>),
     Agents(Result<Vec<Agent>, EffectError>),
     Grants(Result<Vec<Grant>, EffectError>),
@@ -168,6 +170,18 @@ pub enum Action {
     /// A check of the tables against the chain.
     Record(Result<StateReport, EffectError>),
     TokenExpiry(DateTime<Utc>),
+}
+
+/// One page of the pending requests, as a background load brings them in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestsPage {
+    pub requests: Vec<Request>,
+    /// The first page of its load: it replaces the list.
+    pub first: bool,
+    /// The last page of its load.
+    pub done: bool,
+    /// How many pending requests there are in all (the first page says).
+    pub total: Option<u64>,
 }
 
 /// A transient message at the bottom.
@@ -214,6 +228,11 @@ pub struct State {
     pub sort: Sort,
     pub marks: BTreeSet<String>,
     pub requests_load: Load,
+    /// The load of pending requests the list comes from, and whether pages are still coming.
+    pub pending_load: u64,
+    pub pending_paging: bool,
+    /// How many pending requests the server counted when the load began.
+    pub pending_total: Option<u64>,
 
     pub agents: Vec<Agent>,
     pub agents_selected: usize,
@@ -267,6 +286,9 @@ impl State {
             sort: Sort::TimeLeft,
             marks: BTreeSet::new(),
             requests_load: Load::Loading,
+            pending_load: 0,
+            pending_paging: false,
+            pending_total: None,
             agents: Vec::new(),
             agents_selected: 0,
             agents_load: Load::Loading,
@@ -336,6 +358,10 @@ impl State {
                     }
                     Err(e) => self.requests_load = Load::Failed(e),
                 }
+                Vec::new()
+            }
+            Action::RequestsPage(load, result) => {
+                self.on_requests_page(load, result, now);
                 Vec::new()
             }
             Action::Request(Ok(r)) => {

@@ -13,11 +13,23 @@ use crate::console::state::{Risk, State, human_duration};
 use crate::domain::trust::Tier;
 use crate::protocol::requests::Request;
 
+/// While the rest of the pending requests are still coming: how many of how many.
+fn loading_note(state: &State) -> String {
+    if !state.pending_paging {
+        return String::new();
+    }
+    match state.pending_total {
+        Some(total) => format!(" (loaded {} of {total}, loading…)", state.requests.len()),
+        None => " (loading…)".to_owned(),
+    }
+}
+
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let block = Block::default().borders(Borders::TOP).title(Span::styled(
         format!(
-            " pending {}{}  sorted by {}{} ",
+            " pending {}{}{}  sorted by {}{} ",
             state.inbox.len(),
+            loading_note(state),
             if state.filter.is_empty() {
                 String::new()
             } else {

@@ -250,7 +250,7 @@ fn status(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
             }
         )),
         Span::styled(conn, conn_style),
-        Span::raw(format!(" │ {token} │ {} pending ", state.requests.len())),
+        Span::raw(format!(" │ {token} │ {} ", pending_count(state))),
     ];
     if let Some(flash) = &state.flash {
         spans.push(Span::raw("│ "));
@@ -264,6 +264,16 @@ fn status(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The pending count of the status bar: while a load is still bringing them in, of how many.
+fn pending_count(state: &State) -> String {
+    match state.pending_total {
+        Some(total) if state.pending_paging => {
+            format!("{} of {total} pending, loading", state.requests.len())
+        }
+        _ => format!("{} pending", state.requests.len()),
+    }
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {

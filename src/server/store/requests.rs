@@ -94,6 +94,8 @@ pub trait RequestStore: Send + Sync {
     ) -> StoreResult<Submitted>;
     async fn request(&self, id: &str) -> StoreResult<Option<Request>>;
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>>;
+    /// How many requests `filter` selects in all (its `limit` and `after` aside).
+    async fn count_requests(&self, filter: &RequestFilter) -> StoreResult<u64>;
     /// Records a decision; the request's status, grant, trust event and exactly one audit event
     /// change in one transaction.
     async fn decide_request(

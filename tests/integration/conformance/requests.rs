@@ -57,6 +57,10 @@ pub async fn submissions_list_and_page_soonest_first(store: Arc<dyn Store>) {
         [2, 3, 1].map(|i| format!("req_{i:032}")),
         "soonest to expire first"
     );
+    // The count ignores the page: a sponsor's, and everyone's.
+    let count = |f: RequestFilter| async move { s.count_requests(&f).await.expect("count") };
+    assert_eq!(count(pending(Some(alice.id.clone()), 1, None)).await, 3);
+    assert_eq!(count(pending(None, 1, None)).await, 4);
     let first = s
         .list_requests(&pending(None, 2, None))
         .await

@@ -94,6 +94,13 @@ pub async fn list(
         filter.agent_did = Some(caller.sub().to_owned());
     }
     let requests = state.store.list_requests(&filter).await?;
+    // The first page of a pending list says how many there are, so a console can show the
+    // true count while it loads the rest.
+    let total = if filter.status == Some(RequestStatus::Pending) && filter.after.is_none() {
+        Some(state.store.count_requests(&filter).await?)
+    } else {
+        None
+    };
     let next = (filter.status == Some(RequestStatus::Pending) && requests.len() == limit as usize)
         .then(|| {
             requests
@@ -101,7 +108,11 @@ pub async fn list(
                 .map(|r| format!("{}.{}", r.expires_at.timestamp_millis(), r.id))
         })
         .flatten();
-    Ok(Json(RequestList { requests, next }))
+    Ok(Json(RequestList {
+        requests,
+        next,
+        total,
+    }))
 }
 
 /// Whether the caller may see (and, for humans, possibly decide) this request.

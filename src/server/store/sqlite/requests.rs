@@ -220,6 +220,25 @@ impl RequestStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
+    #[tracing::instrument(skip_all)]
+    async fn count_requests(&self, filter: &RequestFilter) -> StoreResult<u64> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM requests r");
+        q.push(" WHERE 1 = 1");
+        if let Some(sponsor) = &filter.sponsor_id {
+            q.push(" AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
+                .push_bind(sponsor)
+                .push(")");
+        }
+        if let Some(agent) = &filter.agent_did {
+            q.push(" AND r.agent_did = ").push_bind(agent);
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND r.status = ").push_bind(status.as_str());
+        }
+        let (count,): (i64,) = q.build_query_as().fetch_one(&self.reader).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
         q.push(" WHERE 1 = 1");
