@@ -22,6 +22,8 @@ pub struct Bench {
     pub sponsor: SponsorRecord,
     /// A client holding the sponsor's token (roles sponsor and security-lead).
     pub sponsor_client: ApiClient,
+    /// That token, for a console's session file.
+    pub sponsor_token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -66,11 +68,12 @@ pub async fn start_server(settings: ServerSettings) -> anyhow::Result<Bench> {
         preferred_username: Some("bench".into()),
     };
     let token = state.keys.sign(&claims)?;
-    let sponsor_client = ApiClient::new(&server.base_url())?.with_token(token);
+    let sponsor_client = ApiClient::new(&server.base_url())?.with_token(token.clone());
     Ok(Bench {
         server,
         sponsor,
         sponsor_client,
+        sponsor_token: token,
         _dir: dir,
     })
 }

@@ -93,16 +93,27 @@ impl Revocations {
     }
 }
 
-/// After a write (any method but GET and HEAD, introspection aside), the index is brought up
-/// to date before the answer leaves: a suspension, a revocation or a role change that was
-/// acknowledged already bites on the caller's next request.
+/// Whether a request may change what the index holds: the kill switch and reactivation,
+/// registration, decisions (an approved delegation activates its child), grant and token
+/// revocation. (A refresh token's reuse, on the token endpoint, catches up in its handler, so
+/// token issuance pays nothing.)
+fn may_change_the_index(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && (path.starts_with("/v1/agents")
+            || path.starts_with("/v1/grants/")
+            || (path.starts_with("/v1/requests/") && path.ends_with("/decision"))
+            || path == "/oauth2/revoke")
+}
+
+/// After a request that may change the index, it is brought up to date before the answer
+/// leaves: a suspension, a revocation or an activation that was acknowledged already holds
+/// on the caller's next request.
 pub async fn settle_after_writes(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD)
-        && request.uri().path() != "/oauth2/introspect";
+    let writes = may_change_the_index(request.method(), request.uri().path());
     let response = next.run(request).await;
     if writes
         && let Err(e) = state

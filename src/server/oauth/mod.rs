@@ -348,10 +348,17 @@ async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenRespon
         .await?
     {
         RefreshOutcome::Rotated { .. } => Ok(bearer_response(access, &record, Some(secret))),
-        RefreshOutcome::Reused => Err(OAuthFailure::new(
-            "invalid_grant",
-            "this refresh token was already used; every token of its sign-in is now revoked",
-        )),
+        RefreshOutcome::Reused => {
+            // The family's access tokens are refused from the next request on.
+            state
+                .revocations
+                .catch_up(state.store.as_ref(), now)
+                .await?;
+            Err(OAuthFailure::new(
+                "invalid_grant",
+                "this refresh token was already used; every token of its sign-in is now revoked",
+            ))
+        }
         RefreshOutcome::Invalid => Err(invalid()),
     }
 }
