@@ -221,8 +221,15 @@ impl FromRequestParts<AppState> for Principal {
                 tracing::debug!(reason = %e, "bearer token refused");
                 ApiError::unauthorized()
             })?;
-        // Revoked, suspended, or a role taken away: in memory, no database round trip.
-        let roles = state.revocations.admit(&claims).map_err(|e| {
+        // Revoked, suspended, or a role taken away: in memory, no database round trip. A
+        // sponsor the index has not seen yet (added a moment ago, by this process or another)
+        // is the one case that reads the chain first; a token for one still needs our
+        // signature.
+        let admitted = state
+            .revocations
+            .admit_or_catch_up(state.store.as_ref(), state.clock.now(), &claims)
+            .await?;
+        let roles = admitted.map_err(|e| {
             tracing::debug!(reason = %e, "bearer token refused by the revocation index");
             ApiError::unauthorized()
         })?;

@@ -69,6 +69,24 @@ impl Revocations {
         index.admit(claims.kind, &claims.sub, &claims.jti, &claimed)
     }
 
+    /// [`Self::admit`], except that a sponsor the index has not seen yet (added a moment ago,
+    /// by this process or another) reads the chain first. Only a token with our signature gets
+    /// this far, so the database read is not an outsider's to trigger.
+    pub async fn admit_or_catch_up(
+        &self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        claims: &AccessClaims,
+    ) -> Result<Result<Vec<Role>, Refused>, StoreError> {
+        match self.admit(claims) {
+            Err(Refused::UnknownSponsor) => {
+                self.catch_up(store, now).await?;
+                Ok(self.admit(claims))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Applies every audit event committed since the last one applied.
     pub async fn catch_up(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), StoreError> {
         let _following = self.following.lock().await;

@@ -197,3 +197,51 @@ async fn a_second_instance_on_the_same_database_learns_of_a_suspension() {
     eprintln!("instance B refused the suspended agent after {took:?}");
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_sponsor_added_a_moment_ago_by_another_process_is_known_at_once() {
+    let t = TestServer::start().await;
+    let store = SqliteStore::open(&t.db).await.unwrap();
+    let now = t.clock_now();
+    let added = store
+        .upsert_sponsor(
+            &SponsorUpsert {
+                username: "newbie".into(),
+                display_name: "Newbie".into(),
+                roles: vec![Role::Sponsor],
+                password_hash: sponsor_console::server::passwords::hash_password(
+                    "x".repeat(16).as_str(),
+                )
+                .unwrap(),
+                source: "cli".into(),
+            },
+            Actor::system(),
+            now,
+        )
+        .await
+        .unwrap();
+    // A token for them straight away (as a sign-in that finished within the follower's
+    // quarter second would hold): admitted, with the roles they hold.
+    let claims = sponsor_console::protocol::oauth::AccessClaims {
+        iss: t.server.base_url(),
+        sub: added.id.clone(),
+        aud: "governance-api".into(),
+        exp: now.timestamp() + 600,
+        iat: now.timestamp(),
+        nbf: now.timestamp(),
+        jti: "fresh-sign-in".into(),
+        scope: "governance".into(),
+        client_id: CLIENT_ID.into(),
+        kind: sponsor_console::protocol::oauth::SubjectKind::Sponsor,
+        roles: vec!["sponsor".into(), "admin".into()],
+        preferred_username: Some("newbie".into()),
+    };
+    let token = t.server.state.keys.sign(&claims).unwrap();
+    let newbie = t.client.with_token(token);
+    assert_eq!(status(&newbie, "/v1/me").await, StatusCode::OK);
+    // The admin role the token claims is not one they hold.
+    assert_eq!(
+        status(&newbie, "/v1/audit/export").await,
+        StatusCode::FORBIDDEN
+    );
+}

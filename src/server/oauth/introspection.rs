@@ -31,7 +31,11 @@ pub async fn introspect(
         return Ok(Introspection::default());
     }
     // What `/v1` refuses, introspection calls inactive.
-    if state.revocations.admit(&claims).is_err() {
+    let admitted = state
+        .revocations
+        .admit_or_catch_up(state.store.as_ref(), now, &claims)
+        .await?;
+    if admitted.is_err() {
         return Ok(Introspection::default());
     }
     let Some(record) = state.store.access_token(&claims.jti).await? else {
