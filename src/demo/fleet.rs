@@ -61,7 +61,7 @@ const PROFILES: &[Profile] = &[
         name: "support-triage",
         models: &["claude-haiku-4", "gpt-4.1-mini"],
         runtime: "openai-agents 0.6 / node 22",
-        standing: &["read:tickets:*", "write:tickets:labels"],
+        standing: &["read:tickets:*", "list:tickets:labels"],
         asks: &[
             "read:pii:customer-profile",
             "send:email:customers",
@@ -113,7 +113,7 @@ const PROFILES: &[Profile] = &[
         name: "data-pipeline",
         models: &["gpt-4.1", "llama-3.3-70b"],
         runtime: "dagster 1.9 / python 3.11",
-        standing: &["read:warehouse:analytics", "write:warehouse:staging"],
+        standing: &["read:warehouse:analytics", "list:warehouse:staging"],
         asks: &[
             "read:warehouse:finance",
             "delete:warehouse:staging-old",
@@ -165,7 +165,7 @@ const PROFILES: &[Profile] = &[
         name: "hr-onboarding",
         models: &["gpt-4.1-mini"],
         runtime: "semantic-kernel 1.30 / dotnet 9",
-        standing: &["read:hr:positions", "write:tickets:it"],
+        standing: &["read:hr:positions", "list:tickets:it"],
         asks: &[
             "read:pii:employee",
             "admin:directory:groups",
@@ -191,7 +191,7 @@ const PROFILES: &[Profile] = &[
         name: "code-reviewer",
         models: &["claude-opus-4", "gpt-5"],
         runtime: "github-actions / node 22",
-        standing: &["read:repo:*", "write:repo:comments"],
+        standing: &["read:repo:*", "list:repo:comments"],
         asks: &[
             "write:repo:branches",
             "execute:ci:workflows",

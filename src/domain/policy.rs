@@ -60,6 +60,18 @@ pub struct CapabilityRule {
     /// Roles that may decide for any agent, besides the agent's own sponsors.
     #[serde(default)]
     pub approver_roles: Vec<Role>,
+    /// Whether an agent may hold it standing, from registration, rather than only through a
+    /// just-in-time request. Unset: only low-sensitivity capabilities one approver could grant.
+    #[serde(default)]
+    pub standing: Option<bool>,
+}
+
+impl CapabilityRule {
+    /// See [`CapabilityRule::standing`].
+    pub fn may_stand(&self) -> bool {
+        self.standing
+            .unwrap_or(self.sensitivity == Sensitivity::Low && self.approvals_required <= 1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -181,7 +193,48 @@ impl Policy {
             .max_by_key(|r| r.pattern.as_str().len())
     }
 
-    /// What a request for `caps` needs. Every capability must match a rule.
+    /// Every rule that governs part of what `cap` reaches: the most specific rule covering it,
+    /// and, for a pattern, every rule inside it (`read:*` reaches what `read:pii:*` governs).
+    /// `None` when no rule covers `cap` itself.
+    pub fn rules_reached_by(&self, cap: &Capability) -> Option<Vec<&CapabilityRule>> {
+        let own = self.rule_for(cap)?;
+        let mut rules = vec![own];
+        rules.extend(
+            self.capabilities
+                .iter()
+                .filter(|r| &r.pattern != cap && cap.covers(&r.pattern)),
+        );
+        Some(rules)
+    }
+
+    /// Whether `caps` may be held standing (at registration): each is covered by policy and
+    /// every rule it reaches allows standing; the rest come only through just-in-time requests.
+    pub fn standing(&self, caps: &[Capability]) -> Result<(), Invalid> {
+        for cap in caps {
+            let rules = self.rules_reached_by(cap).ok_or_else(|| {
+                Invalid::new(
+                    "capability_not_in_policy",
+                    format!("no policy entry covers {cap}; it cannot be held"),
+                )
+            })?;
+            if let Some(rule) = rules.iter().find(|r| !r.may_stand()) {
+                return Err(Invalid::new(
+                    "capability_not_standing",
+                    format!(
+                        "{cap} reaches {} ({}, {} approval(s)): it is granted only just in time, \
+                         through a request, never held standing",
+                        rule.pattern,
+                        rule.sensitivity.as_str(),
+                        rule.approvals_required
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a request for `caps` needs. Every capability must match a rule; a pattern also
+    /// answers to every rule inside it.
     pub fn requirement(&self, caps: &[Capability]) -> Result<Requirement, Invalid> {
         if caps.is_empty() {
             return Err(Invalid::new(
@@ -190,13 +243,16 @@ impl Policy {
             ));
         }
         let mut req: Option<Requirement> = None;
+        let mut rules = Vec::new();
         for cap in caps {
-            let rule = self.rule_for(cap).ok_or_else(|| {
+            rules.extend(self.rules_reached_by(cap).ok_or_else(|| {
                 Invalid::new(
                     "capability_not_in_policy",
                     format!("no policy entry covers {cap}; it cannot be requested"),
                 )
-            })?;
+            })?);
+        }
+        for rule in rules {
             req = Some(match req {
                 None => Requirement {
                     sensitivity: rule.sensitivity,
@@ -280,5 +336,29 @@ mod tests {
         assert!(!req(Sensitivity::Low, 2).allows_bulk_approval(Tier::Trusted));
         assert!(!req(Sensitivity::High, 1).allows_bulk_approval(Tier::Trusted));
         assert!(!req(Sensitivity::Critical, 1).allows_bulk_approval(Tier::Trusted));
+    }
+
+    #[test]
+    fn standing_is_for_low_capabilities_and_patterns_answer_to_what_they_reach() {
+        let p = Policy::shipped().expect("shipped policy parses");
+        assert!(p.standing(&caps(&["read:crm:*", "list:tickets"])).is_ok());
+        for refused in [&["write:crm"][..], &["admin:*"], &["read:*"], &["delete:x"]] {
+            let err = p.standing(&caps(refused)).expect_err("refused");
+            assert_eq!(err.code, "capability_not_standing", "{refused:?}");
+        }
+        let err = p.standing(&caps(&["fly:kites"])).expect_err("refused");
+        assert_eq!(err.code, "capability_not_in_policy");
+        // `read:*` reaches `read:pii:*`: the request is as strict as that rule.
+        let r = p.requirement(&caps(&["read:*"])).expect("covered");
+        assert_eq!(r.sensitivity, Sensitivity::High);
+        assert_eq!(r.max_seconds, 2 * 3600);
+        // An explicit `standing = true` lets a rule stand whatever its sensitivity.
+        let mut open = p.clone();
+        for rule in &mut open.capabilities {
+            if rule.pattern.as_str() == "write:*" {
+                rule.standing = Some(true);
+            }
+        }
+        assert!(open.standing(&caps(&["write:crm"])).is_ok());
     }
 }

@@ -61,7 +61,7 @@ async fn keygen_register_token_introspect() {
         "--capability",
         "read:invoices",
         "--capability",
-        "write:crm:*",
+        "list:crm:*",
         "--model",
         "claude",
         "--runtime",
@@ -75,7 +75,7 @@ async fn keygen_register_token_introspect() {
 
     let tokens: serde_json::Value =
         serde_json::from_str(&ok(&run(&["token", "--key", key]).output().await.unwrap())).unwrap();
-    assert_eq!(tokens["scope"], "read:invoices write:crm:*");
+    assert_eq!(tokens["scope"], "list:crm:* read:invoices");
     assert_eq!(tokens["expires_in"], 900);
 
     let seen: serde_json::Value = serde_json::from_str(&ok(&run(&["introspect", "--key", key])

@@ -10,7 +10,7 @@ fn body(key: &AgentKey, name: &str) -> RegisterAgent {
     RegisterAgent {
         public_key: key.public_key(),
         name: name.into(),
-        capabilities: vec!["read:crm:*".into(), "send:email".into()],
+        capabilities: vec!["read:crm:*".into(), "list:email".into()],
         entra_object_id: Some("6f1c3b1e-8a4f-4d0e-9b7a-2f3e4d5c6b7a".into()),
         model: Some("claude-opus".into()),
         runtime: Some("langgraph 0.3".into()),
@@ -29,7 +29,7 @@ async fn register_list_and_read() {
     assert_eq!(agent.did, key.did());
     assert!(agent.did.starts_with("did:mesh:") && agent.did.len() == "did:mesh:".len() + 32);
     assert_eq!(agent.status, AgentStatus::Active);
-    assert_eq!(agent.capabilities, vec!["read:crm:*", "send:email"]);
+    assert_eq!(agent.capabilities, vec!["list:email", "read:crm:*"]);
     assert_eq!(agent.sponsors[0].username, "alice");
     assert_eq!(agent.delegation_depth, 0);
 

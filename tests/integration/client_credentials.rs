@@ -23,7 +23,7 @@ async fn the_registered_key_gets_a_token_with_the_agents_capabilities() {
     let t = TestServer::start().await;
     let alice = t.as_user("alice").await;
     let (key, agent) = t
-        .agent(&alice, "billing-bot", &["read:invoices", "write:crm:*"])
+        .agent(&alice, "billing-bot", &["read:invoices", "list:crm:*"])
         .await;
     let tokens = t
         .client
@@ -34,7 +34,7 @@ async fn the_registered_key_gets_a_token_with_the_agents_capabilities() {
         tokens.expires_in, 900,
         "agent tokens live 15 minutes by default"
     );
-    assert_eq!(tokens.scope.as_deref(), Some("read:invoices write:crm:*"));
+    assert_eq!(tokens.scope.as_deref(), Some("list:crm:* read:invoices"));
     assert!(tokens.refresh_token.is_none());
 
     let agent_client = t.client.with_token(&tokens.access_token);
@@ -47,17 +47,17 @@ async fn the_registered_key_gets_a_token_with_the_agents_capabilities() {
     assert_eq!(agent_client.agent(&agent.did).await.unwrap().did, agent.did);
     let own = agent_client.introspect(&tokens.access_token).await.unwrap();
     assert!(own.active);
-    assert_eq!(own.scope.as_deref(), Some("read:invoices write:crm:*"));
+    assert_eq!(own.scope.as_deref(), Some("list:crm:* read:invoices"));
     assert_eq!(own.sub.as_deref(), Some(agent.did.as_str()));
     assert_eq!(code_of(agent_client.agents(false).await), "forbidden");
 
     // Asking for less than it holds narrows the token; asking for more is refused.
     let narrow = t
         .client
-        .client_credentials(&t.assertion(&key), Some("write:crm:accounts"))
+        .client_credentials(&t.assertion(&key), Some("list:crm:accounts"))
         .await
         .unwrap();
-    assert_eq!(narrow.scope.as_deref(), Some("write:crm:accounts"));
+    assert_eq!(narrow.scope.as_deref(), Some("list:crm:accounts"));
     let wider = t
         .client
         .client_credentials(&t.assertion(&key), Some("delete:crm:accounts"))

@@ -31,5 +31,6 @@ mod reliability;
 mod request_ids;
 mod requests;
 mod revocation;
+mod rules;
 mod state_record;
 mod token_validation;

@@ -75,6 +75,8 @@ pub async fn register(
     let key = parse_public_key(&body.public_key)?;
     text::name("name", &body.name)?;
     let capabilities = capability::parse_set(&body.capabilities)?;
+    // Only what policy lets an agent hold standing; the rest comes just in time.
+    state.policy.standing(&capabilities)?;
     if let Some(id) = &body.entra_object_id {
         check_object_id(id)?;
     }
