@@ -11,7 +11,27 @@ pub const MAX_FREE_TEXT_BYTES: usize = 4096;
 pub const MAX_SHORT_CHARS: usize = 128;
 
 fn is_forbidden_in_name(c: char) -> bool {
-    c.is_control() || is_bidi_control(c)
+    c.is_control() || is_bidi_control(c) || is_invisible(c)
+}
+
+/// Characters that show as nothing, or break a line where none is seen: zero-width spaces and
+/// joiners, the word joiner, the byte-order mark, and the line and paragraph separators. A name
+/// or reason holding one can pass for another.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{2028}' | '\u{2029}' | '\u{00AD}'
+    )
+}
+
+/// The form in which two spellings of one identity compare equal: surrounding space and
+/// invisible characters dropped, lower case (`" Alice"` and `"alice"` are one person).
+pub fn canonical_identity(s: &str) -> String {
+    s.chars()
+        .filter(|c| !is_invisible(*c) && !is_bidi_control(*c))
+        .collect::<String>()
+        .trim()
+        .to_lowercase()
 }
 
 /// Unicode bidirectional controls, which can make text read differently from how it is stored.
@@ -36,7 +56,7 @@ pub fn name(field: &str, value: &str) -> Result<(), Invalid> {
     if value.chars().any(is_forbidden_in_name) {
         return Err(Invalid::new(
             "invalid_name",
-            format!("{field} contains control or bidirectional-override characters"),
+            format!("{field} contains control, bidirectional-override or invisible characters"),
         ));
     }
     Ok(())
@@ -53,7 +73,7 @@ pub fn short(field: &str, value: &str) -> Result<(), Invalid> {
     if value.chars().any(is_forbidden_in_name) {
         return Err(Invalid::new(
             "invalid_text",
-            format!("{field} contains control or bidirectional-override characters"),
+            format!("{field} contains control, bidirectional-override or invisible characters"),
         ));
     }
     Ok(())
@@ -68,13 +88,12 @@ pub fn free_text(field: &str, value: &str) -> Result<(), Invalid> {
             format!("{field} is longer than {MAX_FREE_TEXT_BYTES} bytes"),
         ));
     }
-    if value
-        .chars()
-        .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c))
-    {
+    if value.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) || is_invisible(c)
+    }) {
         return Err(Invalid::new(
             "invalid_text",
-            format!("{field} contains control or bidirectional-override characters"),
+            format!("{field} contains control, bidirectional-override or invisible characters"),
         ));
     }
     Ok(())
@@ -103,5 +122,24 @@ mod tests {
         assert!(free_text("justification", "line one\nline two\tok").is_ok());
         assert!(free_text("justification", "bell\u{7}").is_err());
         assert!(free_text("justification", &"y".repeat(4097)).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_identities_compare_canonically() {
+        for hidden in [
+            "a\u{200B}b",
+            "\u{FEFF}ab",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{2060}b",
+        ] {
+            assert!(name("name", hidden).is_err(), "{hidden:?}");
+            assert!(short("model", hidden).is_err(), "{hidden:?}");
+            assert!(free_text("reason", hidden).is_err(), "{hidden:?}");
+        }
+        assert!(free_text("reason", "two\nlines\tand a tab").is_ok());
+        assert_eq!(canonical_identity(" Alice\u{200B} "), "alice");
+        assert_eq!(canonical_identity("ALICE"), canonical_identity("alice"));
+        assert_ne!(canonical_identity("alice2"), canonical_identity("alice"));
     }
 }

@@ -75,6 +75,12 @@ pub fn apply(score: i64, delta: i64) -> i64 {
     (score + delta).clamp(0, MAX_SCORE)
 }
 
+/// An agent put back in service starts at no less than `floor` (the policy's minimum trust to
+/// request), so it is not stuck below it by the cap it had while out of service.
+pub fn on_reactivation(score: i64, floor: i64) -> i64 {
+    score.max(floor)
+}
+
 /// An agent taken out of service keeps its score only below probationary.
 pub fn out_of_service(score: i64) -> i64 {
     score.min(SUSPENSION_CAP)

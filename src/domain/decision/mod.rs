@@ -151,7 +151,11 @@ pub fn decide(
     if request
         .on_behalf_of
         .as_deref()
-        .is_some_and(|who| who == decider.username || who == decider.id)
+        .map(crate::domain::text::canonical_identity)
+        .is_some_and(|who| {
+            who == crate::domain::text::canonical_identity(decider.username)
+                || who == crate::domain::text::canonical_identity(decider.id)
+        })
     {
         return Err(Refusal::forbidden(
             "self_approval",

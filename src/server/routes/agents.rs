@@ -286,6 +286,7 @@ pub async fn reactivate(
             &did,
             &body.reason,
             suspension::may_lift_security(&caller.roles),
+            state.policy.requests.min_trust,
             Actor::sponsor(caller.sub()),
             state.clock.now(),
         )

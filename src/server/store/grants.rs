@@ -60,6 +60,7 @@ pub trait GrantStore: Send + Sync {
         did: &str,
         reason: &str,
         may_lift_security: bool,
+        trust_floor: i64,
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Agent>;

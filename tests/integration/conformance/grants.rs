@@ -244,7 +244,10 @@ pub async fn reactivation_and_revocation(store: Arc<dyn Store>) {
     let a = agent(s, 1, &alice.id, &[]).await;
     let b = agent(s, 2, &alice.id, &[]).await;
     assert_eq!(
-        code(s.reactivate(&a, "x", true, Actor::system(), at(1)).await),
+        code(
+            s.reactivate(&a, "x", true, 300, Actor::system(), at(1))
+                .await
+        ),
         "not_suspended"
     );
     s.suspend(
@@ -257,11 +260,14 @@ pub async fn reactivation_and_revocation(store: Arc<dyn Store>) {
     .await
     .expect("suspended");
     assert_eq!(
-        code(s.reactivate(&a, "x", false, Actor::system(), at(3)).await),
+        code(
+            s.reactivate(&a, "x", false, 300, Actor::system(), at(3))
+                .await
+        ),
         "security_suspension"
     );
     let back = s
-        .reactivate(&a, "explained", true, Actor::system(), at(4))
+        .reactivate(&a, "explained", true, 300, Actor::system(), at(4))
         .await
         .expect("reactivated");
     assert_eq!(back.status, AgentStatus::Active);
@@ -275,7 +281,7 @@ pub async fn reactivation_and_revocation(store: Arc<dyn Store>) {
     )
     .await
     .expect("suspended");
-    s.reactivate(&b, "ok", false, Actor::system(), at(6))
+    s.reactivate(&b, "ok", false, 300, Actor::system(), at(6))
         .await
         .expect("a plain suspension is lifted by a sponsor");
     let gone = s
@@ -284,7 +290,10 @@ pub async fn reactivation_and_revocation(store: Arc<dyn Store>) {
         .expect("revoked");
     assert_eq!(gone.agents, std::slice::from_ref(&a));
     assert_eq!(
-        code(s.reactivate(&a, "x", true, Actor::system(), at(8)).await),
+        code(
+            s.reactivate(&a, "x", true, 300, Actor::system(), at(8))
+                .await
+        ),
         "agent_revoked"
     );
     let again = s
@@ -294,7 +303,7 @@ pub async fn reactivation_and_revocation(store: Arc<dyn Store>) {
     assert!(again.agents.is_empty(), "revoked stays revoked, once");
     assert_eq!(
         code(
-            s.reactivate(&super::did(99), "x", true, Actor::system(), at(9))
+            s.reactivate(&super::did(99), "x", true, 300, Actor::system(), at(9))
                 .await
         ),
         "store:not_found"

@@ -391,6 +391,7 @@ impl GrantStore for SqliteStore {
         did: &str,
         reason: &str,
         may_lift_security: bool,
+        trust_floor: i64,
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Agent> {
@@ -415,6 +416,20 @@ impl GrantStore for SqliteStore {
         .bind(did)
         .execute(&mut *tx)
         .await?;
+        // Back in service at no less than the trust an agent needs to ask for anything.
+        let current = trust_now(&mut tx, did, now).await?;
+        let restored = trust::on_reactivation(current, trust_floor);
+        if restored != current {
+            set_trust(
+                &mut tx,
+                did,
+                restored,
+                restored - current,
+                "reactivated",
+                now,
+            )
+            .await?;
+        }
         append(
             &mut tx,
             NewAuditEvent::new(
