@@ -325,3 +325,85 @@ async fn a_proposed_child_is_nobody_until_approved_and_retired_unless_approved()
         .count();
     assert_eq!(retired, 1, "its retirement is on the record, once");
 }
+
+#[tokio::test]
+async fn one_parent_no_cycle_and_the_depth_limit_hold_at_approval() {
+    let t = TestServer::start().await;
+    let alice = t.as_user("alice").await;
+    let otto = t.as_user("otto").await;
+    let caps = &["read:crm:*"];
+    let (x_key, x) = t.agent(&alice, "x", caps).await;
+    let (y_key, _) = t.agent(&alice, "y", caps).await;
+    let (_, c) = t.agent(&alice, "c", caps).await;
+    let (x_bot, y_bot) = (t.as_agent(&x_key).await, t.as_agent(&y_key).await);
+    let give = |did: &str| to_existing(did, &["read:crm:accounts"], 600);
+
+    // Two parents ask for the same child; both pass at submission. Only the first approval
+    // holds, and suspending that parent still reaches the child.
+    let by_x = x_bot.request_delegation(&give(&c.did), None).await.unwrap();
+    let by_y = y_bot.request_delegation(&give(&c.did), None).await.unwrap();
+    alice.decide(&by_x.id, &approve(None, None)).await.unwrap();
+    assert_eq!(
+        code_of(alice.decide(&by_y.id, &approve(None, None)).await),
+        "child_has_other_parent"
+    );
+    assert_eq!(
+        alice.get_request(&by_y.id).await.unwrap().status,
+        RequestStatus::Pending,
+        "the refused approval changed nothing"
+    );
+    let done = otto.suspend(&x.did, "incident", false).await.unwrap();
+    assert!(done.agents.contains(&c.did), "{done:?}");
+
+    // Two roots each ask for the other; both pass at submission. The second would close a loop.
+    let (a_key, a) = t.agent(&alice, "a", caps).await;
+    let (b_key, b) = t.agent(&alice, "b", caps).await;
+    let (a_bot, b_bot) = (t.as_agent(&a_key).await, t.as_agent(&b_key).await);
+    let a_to_b = a_bot.request_delegation(&give(&b.did), None).await.unwrap();
+    let b_to_a = b_bot.request_delegation(&give(&a.did), None).await.unwrap();
+    alice
+        .decide(&a_to_b.id, &approve(None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(alice.decide(&b_to_a.id, &approve(None, None)).await),
+        "delegation_cycle"
+    );
+    assert!(alice.agent(&a.did).await.unwrap().parent_did.is_none());
+
+    // root → d1 → d2 is depth 2; adopting a tree that is itself one level deep would put its
+    // leaf at 4, past the limit of 3, though its root alone would fit.
+    let (root_key, _) = t.agent(&alice, "root", caps).await;
+    let d1 = delegate(&t, &alice, &root_key, caps).await;
+    let d2 = delegate(&t, &alice, &d1, caps).await;
+    let (top_key, top) = t.agent(&alice, "top", caps).await;
+    let leaf = delegate(&t, &alice, &top_key, caps).await;
+    let d2_bot = t.as_agent(&d2).await;
+    // (top's approved delegation raised its trust; d2 earns as much, so trust is no obstacle.)
+    let earned = d2_bot
+        .request_elevation(&elevation(&["read:docs"], 600), None)
+        .await
+        .unwrap();
+    alice
+        .decide(&earned.id, &approve(None, None))
+        .await
+        .unwrap();
+    let adopt = d2_bot
+        .request_delegation(&give(&top.did), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(alice.decide(&adopt.id, &approve(None, None)).await),
+        "delegation_too_deep"
+    );
+    assert_eq!(alice.agent(&leaf.did()).await.unwrap().delegation_depth, 1);
+    // Adopted one level higher, the subtree fits and its depths move with it.
+    let d1_bot = t.as_agent(&d1).await;
+    let adopt = d1_bot
+        .request_delegation(&give(&top.did), None)
+        .await
+        .unwrap();
+    alice.decide(&adopt.id, &approve(None, None)).await.unwrap();
+    assert_eq!(alice.agent(&top.did).await.unwrap().delegation_depth, 2);
+    assert_eq!(alice.agent(&leaf.did()).await.unwrap().delegation_depth, 3);
+}

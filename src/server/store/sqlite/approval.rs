@@ -8,6 +8,7 @@ use super::trust::trust_now;
 use super::{Tx, caps_of, json_list, ms, parse_list};
 use crate::domain::capability::Capability;
 use crate::domain::delegation::{self, HeldGrant, Parent};
+use crate::domain::limits;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::action;
 use crate::protocol::requests::{Request, RequestKind};
@@ -115,6 +116,24 @@ pub(super) async fn create_grants(
         .fetch_one(&mut **tx)
         .await?;
     let child_trust = trust_now(tx, child, now).await?;
+    // Checked again inside the transaction, against the tree as it is now: one parent, no
+    // cycle, and the child's whole subtree within the depth limit once it moves under the
+    // parent (two approvals that each passed at submission cannot together break them).
+    let (child_parent,): (Option<String>,) =
+        sqlx::query_as("SELECT parent_did FROM agents WHERE did = ?")
+            .bind(child)
+            .fetch_one(&mut **tx)
+            .await?;
+    let ancestors = ancestors_of(tx, &request.agent_did).await?;
+    limits::existing_child(
+        child,
+        child_parent.as_deref(),
+        &request.agent_did,
+        &ancestors,
+    )?;
+    let subtree = descendants_of(tx, child).await?;
+    let height = subtree.iter().map(|(_, below)| *below).max().unwrap_or(0);
+    limits::depth(parent.depth + height, max_depth)?;
     let planned = delegation::approve(
         &parent,
         parent_status,
@@ -137,6 +156,15 @@ pub(super) async fn create_grants(
     .bind(child)
     .execute(&mut **tx)
     .await?;
+    // An adopted subtree moves down with its root.
+    for (did, below) in &subtree {
+        sqlx::query("UPDATE agents SET delegation_depth = ?, updated_at = ? WHERE did = ?")
+            .bind(parent.depth + 1 + below)
+            .bind(ms(now))
+            .bind(did)
+            .execute(&mut **tx)
+            .await?;
+    }
     let mut out = Vec::with_capacity(planned.len());
     for grant in planned {
         let list: Vec<String> = grant.capabilities.into_iter().map(String::from).collect();
@@ -155,6 +183,55 @@ pub(super) async fn create_grants(
             capabilities: list,
             not_after: grant.not_after,
         });
+    }
+    Ok(out)
+}
+
+/// The chain above `did`: its parent, the parent's parent, and so on (bounded, in case a
+/// corrupt table holds a loop).
+async fn ancestors_of(tx: &mut Tx<'_>, did: &str) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut at = did.to_owned();
+    for _ in 0..256 {
+        let parent: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT parent_did FROM agents WHERE did = ?")
+                .bind(&at)
+                .fetch_optional(&mut **tx)
+                .await?;
+        match parent.and_then(|(p,)| p) {
+            Some(p) if !out.contains(&p) => {
+                out.push(p.clone());
+                at = p;
+            }
+            _ => return Ok(out),
+        }
+    }
+    Ok(out)
+}
+
+/// Every agent below `did`, with how many levels below it each sits (1 for its children).
+async fn descendants_of(tx: &mut Tx<'_>, did: &str) -> StoreResult<Vec<(String, i64)>> {
+    let mut out: Vec<(String, i64)> = Vec::new();
+    let mut level = vec![did.to_owned()];
+    for below in 1..=256 {
+        let mut next = Vec::new();
+        for parent in &level {
+            let children: Vec<(String,)> =
+                sqlx::query_as("SELECT did FROM agents WHERE parent_did = ?")
+                    .bind(parent)
+                    .fetch_all(&mut **tx)
+                    .await?;
+            for (child,) in children {
+                if child != did && !out.iter().any(|(d, _)| *d == child) {
+                    out.push((child.clone(), below));
+                    next.push(child);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
     }
     Ok(out)
 }
