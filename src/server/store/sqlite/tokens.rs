@@ -53,6 +53,10 @@ async fn insert_refresh(tx: &mut Tx<'_>, r: &NewRefreshToken) -> StoreResult<()>
     Ok(())
 }
 
+/// A range over `client_assertions_by_expiry` (a test checks the plan).
+const FORGET_EXPIRED_ASSERTIONS: &str =
+    "DELETE FROM client_assertions WHERE issuer = ? AND expires_at < ?";
+
 async fn insert_assertion(
     tx: &mut Tx<'_>,
     issuer: &str,
@@ -61,7 +65,7 @@ async fn insert_assertion(
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     // Assertions that have expired can no longer be replayed; forget them.
-    sqlx::query("DELETE FROM client_assertions WHERE issuer = ? AND expires_at < ?")
+    sqlx::query(FORGET_EXPIRED_ASSERTIONS)
         .bind(issuer)
         .bind(ms(now))
         .execute(&mut **tx)
@@ -461,6 +465,30 @@ impl TokenStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn forgetting_expired_assertions_is_a_range_not_a_scan() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("a fresh store opens");
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {FORGET_EXPIRED_ASSERTIONS}"))
+                .bind("x")
+                .bind(0)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap_or_default();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        let detail = &plan[0].3;
+        assert!(
+            detail.contains(
+                "USING COVERING INDEX client_assertions_by_expiry (issuer=? AND expires_at<?)"
+            ) || detail
+                .contains("USING INDEX client_assertions_by_expiry (issuer=? AND expires_at<?)"),
+            "{detail}"
+        );
+    }
 
     #[tokio::test]
     async fn introspection_is_one_primary_key_lookup() {
