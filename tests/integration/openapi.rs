@@ -116,3 +116,75 @@ async fn every_v1_route_is_documented_and_every_documented_route_is_served() {
         "bearer"
     );
 }
+
+/// Every status a route answers with is in its document: each route is tried as an agent and
+/// as a sponsor, with unknown ids, and (for bodies) with no JSON, broken JSON and the wrong
+/// shape; whatever comes back must be listed, with its error body.
+#[tokio::test]
+async fn every_status_a_route_answers_is_documented() {
+    let t = TestServer::start().await;
+    let doc: serde_json::Value = t
+        .client
+        .http()
+        .get(t.client.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice = t.as_user("alice").await;
+    let (key, _) = t.agent(&alice, "prober", &["read:x"]).await;
+    let bot = t.as_agent(&key).await;
+    let mut undocumented = Vec::new();
+    for (method, path) in V1 {
+        let concrete = path
+            .replace("{did}", "did:mesh:00000000000000000000000000000000")
+            .replace("{id}", "req_00000000000000000000000000000000");
+        let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let listed = doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} is documented"));
+        let mut tries = Vec::new();
+        for who in [&alice, &bot] {
+            if *method == "get" {
+                tries.push(who.raw(verb.clone(), &concrete));
+                continue;
+            }
+            tries.push(
+                who.raw(verb.clone(), &concrete)
+                    .header("content-type", "text/plain")
+                    .body("x"),
+            );
+            tries.push(
+                who.raw(verb.clone(), &concrete)
+                    .header("content-type", "application/json")
+                    .body("{"),
+            );
+            tries.push(
+                who.raw(verb.clone(), &concrete)
+                    .json(&serde_json::json!({})),
+            );
+            tries.push(
+                who.raw(verb.clone(), &concrete)
+                    .json(&serde_json::json!({"reason": "probe", "security": false})),
+            );
+        }
+        for request in tries {
+            let status = request.send().await.unwrap().status();
+            let code = status.as_u16().to_string();
+            if !listed.contains_key(&code) {
+                undocumented.push(format!("{method} {path} answered {code}"));
+            } else if status.is_client_error() {
+                let body = &listed[&code]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    body, "#/components/schemas/ErrorBody",
+                    "{method} {path} {code} documents its error body"
+                );
+            }
+        }
+    }
+    undocumented.sort();
+    undocumented.dedup();
+    assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
+}

@@ -57,7 +57,7 @@ fn check_object_id(value: &str) -> Result<(), Invalid> {
 /// The `Idempotency-Key` header, if any: 1–128 visible ASCII characters.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = RegisterAgent,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
-    responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 201, body = Agent), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
@@ -135,7 +135,7 @@ pub async fn list(
 /// Reads one agent. Whoever may not see it gets the same 404 as for an agent that does not
 /// exist, so DIDs cannot be probed.
 #[utoipa::path(get, path = "/v1/agents/{did}", tag = "agents", params(("did" = String, Path)),
-    responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
@@ -194,7 +194,7 @@ async fn kill_switch_target(
 
 /// `POST /v1/agents/{did}/suspend`: the agent and its delegated descendants, at once.
 #[utoipa::path(post, path = "/v1/agents/{did}/suspend", tag = "kill switch", params(("did" = String, Path)),
-    request_body = SuspendBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    request_body = SuspendBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 409, description = "it conflicts with the item's state (already decided, suspended, revoked…) or an idempotency key's first body", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn suspend(
@@ -219,7 +219,7 @@ pub async fn suspend(
 
 /// `POST /v1/agents/suspend`: every agent of a sponsor (default: the caller's own).
 #[utoipa::path(post, path = "/v1/agents/suspend", tag = "kill switch", request_body = SuspendAllBody,
-    responses((status = 200, body = Suspension), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 200, body = Suspension), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn suspend_all(
@@ -270,7 +270,7 @@ pub async fn suspend_all(
 /// `POST /v1/agents/{did}/reactivate`: this agent only; a security suspension needs a
 /// security lead.
 #[utoipa::path(post, path = "/v1/agents/{did}/reactivate", tag = "kill switch", params(("did" = String, Path)),
-    request_body = ReasonBody, responses((status = 200, body = Agent), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    request_body = ReasonBody, responses((status = 200, body = Agent), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn reactivate(
@@ -296,7 +296,7 @@ pub async fn reactivate(
 
 /// `POST /v1/agents/{did}/revoke`: permanent, cascading to descendants.
 #[utoipa::path(post, path = "/v1/agents/{did}/revoke", tag = "kill switch", params(("did" = String, Path)),
-    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 404, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 409, description = "it conflicts with the item's state (already decided, suspended, revoked…) or an idempotency key's first body", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn revoke(
@@ -320,7 +320,7 @@ pub async fn revoke(
 
 /// `GET /v1/agents/{did}/trust`: score, tier and history (for the console's sparkline).
 #[utoipa::path(get, path = "/v1/agents/{did}/trust", tag = "agents", params(("did" = String, Path)),
-    responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn trust(
     State(state): State<AppState>,

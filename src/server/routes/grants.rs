@@ -76,7 +76,7 @@ async fn visible(state: &AppState, caller: &Principal, raw: &str) -> Result<Gran
 
 /// `GET /v1/grants/{id}`.
 #[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
-    responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
@@ -88,7 +88,7 @@ pub async fn read(
 
 /// `POST /v1/grants/{id}/revoke`: ends a grant now, with the grants delegated from it.
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "grants", params(("id" = String, Path)),
-    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    request_body = ReasonBody, responses((status = 200, body = Suspension), (status = 409, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn revoke(

@@ -38,7 +38,7 @@ pub async fn last(
 /// Checks now: replays the whole chain and compares it with the tables. A new difference is
 /// raised as an alert (`audit.state_mismatch`) as the schedule would.
 #[utoipa::path(post, path = "/v1/audit/state", tag = "audit",
-    responses((status = 200, body = StateReport), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = StateReport), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn check(
     State(state): State<AppState>,

@@ -176,7 +176,7 @@ fn check_id(raw: &str) -> Result<(), ApiError> {
 
 /// `GET /v1/requests/{id}`.
 #[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
-    responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
@@ -190,7 +190,7 @@ pub async fn read(
 #[utoipa::path(post, path = "/v1/requests/{id}/decision", tag = "requests", params(("id" = String, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = Request), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, description = "already_decided, expired or cancelled", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+              (status = 409, description = "already_decided, expired or cancelled", body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn decide(
@@ -227,7 +227,7 @@ pub async fn decide(
 
 /// `POST /v1/requests/{id}/cancel`: the asking agent withdraws a pending request.
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", params(("id" = String, Path)),
-    request_body = ReasonBody, responses((status = 200, body = Request), (status = 409, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    request_body = ReasonBody, responses((status = 200, body = Request), (status = 409, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 403, description = "the caller may not do this", body = ErrorBody), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn cancel(
@@ -253,7 +253,7 @@ pub async fn cancel(
 /// `GET /v1/requests/{id}/wait`: answers as soon as the request is no longer pending, or with
 /// the pending request when the timeout passes.
 #[utoipa::path(get, path = "/v1/requests/{id}/wait", tag = "requests", params(("id" = String, Path), WaitQuery),
-    responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn wait(

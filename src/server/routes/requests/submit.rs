@@ -183,7 +183,7 @@ async fn submit(
 /// `POST /v1/requests/elevation`.
 #[utoipa::path(post, path = "/v1/requests/elevation", tag = "requests", request_body = ElevationBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
-    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn elevation(
@@ -219,7 +219,7 @@ pub async fn elevation(
 /// `POST /v1/requests/delegation`: the caller is the parent.
 #[utoipa::path(post, path = "/v1/requests/delegation", tag = "requests", request_body = DelegationBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: same request")),
-    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, description = "the body is not valid JSON, or the query is malformed", body = ErrorBody), (status = 415, description = "the body is not application/json", body = ErrorBody), (status = 503, description = "the store cannot take writes now; Retry-After says when to try again", body = ErrorBody), (status = 507, description = "the store is full; Retry-After says when to try again", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn delegation(
