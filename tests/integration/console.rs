@@ -477,6 +477,7 @@ fn approving_is_two_steps_and_cancel_has_the_focus() {
     }
     // The presets are the first row of the decide dialog.
     assert_eq!(dialog(&s).focus, Focus::Field { row: 0, item: 0 });
+    s.update(key(KeyCode::Left), now()); // the asked 2h (custom) → 1h
     s.update(key(KeyCode::Left), now()); // 1h → 15m
     assert_eq!(duration(&s).seconds(), Ok(900));
     let effects = loop {

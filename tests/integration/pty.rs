@@ -1,6 +1,7 @@
 //! The real `sponsor-console` binary in a pseudo-terminal against a test server: sign in with
 //! the device flow (the browser step posted over HTTP), open a request, approve it for 1 h
-//! with a justification — then the grant is checked on the server; and the console loading
+//! with a justification and suspend its agent, counting the keys each takes — then both are
+//! checked on the server; and the console loading
 //! more pending requests than a page holds.
 
 use std::io::{Read, Write};
@@ -157,16 +158,26 @@ async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
     screen.wait_for("the detail", |t| {
         t.contains("justification") && t.contains("quarterly close")
     });
-    // 4. Approve: the dialog opens on Cancel with 1h chosen (asked 2h, policy 4h).
+    // 4. Approve for one hour, counting keys (the reason's characters aside). The dialog
+    //    preselects what was asked (2h, within the policy's 4h); `2` picks the 1h preset;
+    //    the reason; Enter goes to Confirm; Enter confirms.
+    let mut count = 0;
     keys(b"a");
+    count += 1;
     screen.wait_for("the decide dialog", |t| {
-        t.contains("Approve the request of ledger-bot") && t.contains("(1h)")
+        t.contains("Approve the request of ledger-bot")
+            && t.contains("(custom)")
+            && t.contains("custom: 2h")
     });
-    keys(b"\x1b[Z"); // shift-tab: from Cancel to the justification
+    keys(b"2");
+    count += 1;
+    screen.wait_for("1h chosen", |t| t.contains("(1h)"));
     keys(b"checked FIN-1234 with finance");
-    keys(b"\t\t"); // Cancel, Confirm
     keys(b"\r");
+    keys(b"\r");
+    count += 2;
     screen.wait_for("the confirmation", |t| t.contains("ledger-bot approved"));
+    assert!(count <= 5, "approving took {count} keys plus the reason");
 
     // 5. On the server: a grant of exactly that, for exactly one hour.
     let grants = alice.grants(&Default::default()).await.unwrap();
@@ -184,7 +195,27 @@ async fn sign_in_open_approve_for_an_hour_in_a_real_terminal() {
     );
     assert_eq!(decided.approvals[0].approver_username, "alice");
 
-    // 6. q quits and the terminal is restored.
+    // 6. Suspend it from the agents screen, counting keys once it is selected: `s`, the
+    //    reason, Enter (to the security box), Enter (to Confirm), Enter (confirm).
+    keys(b"2");
+    screen.wait_for("the agents", |t| {
+        t.contains("ledger-bot") && t.contains("active")
+    });
+    let mut count = 0;
+    keys(b"s");
+    count += 1;
+    screen.wait_for("the suspend dialog", |t| t.contains("Reason"));
+    keys(b"invoice fraud alert 77");
+    keys(b"\r\r\r");
+    count += 3;
+    screen.wait_for("the suspension", |t| t.contains("SUSPENDED"));
+    assert!(count <= 4, "suspending took {count} keys plus the reason");
+    assert_eq!(
+        alice.agent(&agent.did).await.unwrap().status,
+        sponsor_console::protocol::agents::AgentStatus::Suspended
+    );
+
+    // 7. q quits and the terminal is restored.
     keys(b"q");
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     assert!(status.success());

@@ -69,11 +69,11 @@ pub struct DurationField {
 }
 
 impl DurationField {
-    /// The longest preset within `max_seconds`, or a custom duration of exactly the maximum.
+    /// Chosen at exactly `max_seconds` (what was asked, capped by policy): its preset if it is
+    /// one, else a custom duration of it. Never silently something else.
     pub fn new(max_seconds: i64) -> Self {
         let chosen = (0..PRESETS.len())
-            .rev()
-            .find(|i| PRESETS[*i].0 <= max_seconds)
+            .find(|i| PRESETS[*i].0 == max_seconds)
             .unwrap_or(PRESETS.len());
         let mut field = Self {
             chosen,

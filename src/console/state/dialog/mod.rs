@@ -223,6 +223,9 @@ impl Dialog {
             Some(Command::Activate) => match self.focus {
                 Focus::Cancel => return Step::Close,
                 Focus::Confirm => return self.submit(),
+                // Enter on the last field goes to Confirm, not to Cancel: one more Enter
+                // confirms, so a decision is the reason, Enter, Enter.
+                Focus::Field { .. } if self.on_last_field() => self.focus = Focus::Confirm,
                 Focus::Field { .. } => self.move_focus(false),
             },
             Some(Command::NextField) => self.move_focus(false),
@@ -238,6 +241,16 @@ impl Dialog {
             }
         }
         Step::Stay
+    }
+
+    /// Whether the focus is on the last field before the buttons.
+    fn on_last_field(&self) -> bool {
+        let stops = self.stops();
+        let last_field = stops
+            .iter()
+            .rev()
+            .find(|f| matches!(f, Focus::Field { .. }));
+        last_field == Some(&self.focus)
     }
 
     fn move_focus(&mut self, back: bool) {

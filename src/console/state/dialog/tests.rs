@@ -131,7 +131,7 @@ fn typing_on_a_button_moves_to_the_text_field_and_types_there() {
 
 #[test]
 fn tab_and_shift_tab_cycle_fields_and_buttons() {
-    let mut d = decide(7200);
+    let mut d = decide(3600);
     let field = |row, item| Focus::Field { row, item };
     let forward = [
         field(0, 0),
@@ -146,7 +146,7 @@ fn tab_and_shift_tab_cycle_fields_and_buttons() {
         assert_eq!(d.focus, *want);
         press(&mut d, KeyCode::Tab);
     }
-    let mut d = decide(7200);
+    let mut d = decide(3600);
     for want in [
         Focus::Cancel,
         field(2, 0),
@@ -174,7 +174,7 @@ fn tab_and_shift_tab_cycle_fields_and_buttons() {
 
 #[test]
 fn confirm_produces_exactly_the_action_and_only_when_valid() {
-    let mut d = decide(7200);
+    let mut d = decide(3600);
     assert_eq!(confirm(&mut d), Step::Stay);
     assert_eq!(d.error, Some(DialogError::Required(FieldId::Justification)));
     assert_eq!(
@@ -263,11 +263,10 @@ fn suspending_all_needs_the_count_typed() {
 #[test]
 fn a_digit_picks_a_preset_except_in_a_text_field() {
     let mut d = decide(7200);
-    assert_eq!(
-        d.duration().map(|f| f.chosen),
-        Some(1),
-        "1h: the longest under 2h"
-    );
+    // What was asked (2h, within policy) is chosen, as a custom duration: not a preset
+    // below it, not the rule's maximum.
+    assert_eq!(d.duration().map(|f| f.chosen), Some(PRESETS.len()));
+    assert_eq!(d.duration().map(DurationField::seconds), Some(Ok(7200)));
     press(&mut d, KeyCode::Char('1'));
     assert_eq!(d.duration().map(DurationField::seconds), Some(Ok(900)));
     assert_eq!(d.focus, Focus::Cancel);
@@ -293,11 +292,15 @@ fn presets_skip_what_policy_does_not_allow_and_custom_starts_at_the_cap() {
     let mut d = decide(5400);
     d.focus = Focus::Field { row: 0, item: 0 };
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         press(&mut d, KeyCode::Right);
         seen.push(d.duration().map(|f| f.chosen));
     }
-    assert_eq!(seen, [Some(4), Some(0), Some(1), Some(4)]);
+    assert_eq!(
+        seen,
+        [Some(0), Some(1), Some(4)],
+        "from the asked 1h 30m, round"
+    );
     assert_eq!(d.duration().map(|f| f.custom.as_str()), Some("1h 30m"));
     assert_eq!(d.duration().map(DurationField::seconds), Some(Ok(5400)));
     d.focus = Focus::Field { row: 0, item: 1 };
@@ -310,4 +313,19 @@ fn presets_skip_what_policy_does_not_allow_and_custom_starts_at_the_cap() {
     let tiny = DurationField::new(600);
     assert!(tiny.is_custom());
     assert_eq!(tiny.seconds(), Ok(600));
+}
+
+#[test]
+fn enter_on_the_last_field_goes_to_confirm_and_one_more_enter_confirms() {
+    let mut d = decide(3600);
+    typed(&mut d, "FIN-9 checked");
+    assert_eq!(d.focus, Focus::Field { row: 2, item: 0 });
+    assert_eq!(press(&mut d, KeyCode::Enter), Step::Stay);
+    assert_eq!(d.focus, Focus::Confirm, "not Cancel");
+    assert_eq!(press(&mut d, KeyCode::Enter), Step::Confirmed);
+    // Enter on an earlier field still moves on by one.
+    let mut d = decide(3600);
+    d.focus = Focus::Field { row: 0, item: 0 };
+    press(&mut d, KeyCode::Enter);
+    assert_eq!(d.focus, Focus::Field { row: 1, item: 0 });
 }
