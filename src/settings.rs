@@ -132,8 +132,17 @@ pub struct Limits {
 pub struct RateLimits {
     pub user_code_failures: u32,
     pub user_code_window_seconds: u32,
+    /// Wrong passwords for one account from one network.
     pub password_failures: u32,
     pub password_window_seconds: u32,
+    /// Wrong passwords for one account from every network together (a ceiling well above
+    /// `password_failures`, so guessing elsewhere does not lock the owner out).
+    pub account_failures: u32,
+    /// Wrong passwords for any account from one network.
+    pub address_failures: u32,
+    /// Device authorizations one network may start per window.
+    pub device_authorizations: u32,
+    pub device_window_seconds: u32,
 }
 
 /// Signed checkpoints of the audit chain's head, written on a schedule to sinks outside the
@@ -291,6 +300,10 @@ impl Default for RateLimits {
             user_code_window_seconds: 600,
             password_failures: 5,
             password_window_seconds: 900,
+            account_failures: 50,
+            address_failures: 20,
+            device_authorizations: 30,
+            device_window_seconds: 600,
         }
     }
 }

@@ -108,6 +108,18 @@ pub async fn build_state(
             limits.password_failures,
             limits.password_window_seconds,
         ),
+        account_failures: FailureLimiter::new(
+            limits.account_failures,
+            limits.password_window_seconds,
+        ),
+        address_failures: FailureLimiter::new(
+            limits.address_failures,
+            limits.password_window_seconds,
+        ),
+        device_authorizations: FailureLimiter::new(
+            limits.device_authorizations,
+            limits.device_window_seconds,
+        ),
         record: record::RecordWatch::default(),
         revocations,
         policy: Arc::new(policy),

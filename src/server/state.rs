@@ -27,6 +27,12 @@ pub struct AppState {
     /// Revoked tokens, inactive agents and sponsors' roles, checked on every request.
     pub revocations: Revocations,
     pub password_failures: FailureLimiter,
+    /// Wrong passwords for one account from every network (see `domain::guessing`).
+    pub account_failures: FailureLimiter,
+    /// Wrong passwords for any account from one network.
+    pub address_failures: FailureLimiter,
+    /// Device authorizations started from one network.
+    pub device_authorizations: FailureLimiter,
 }
 
 impl AppState {

@@ -169,3 +169,90 @@ async fn answers_are_not_cached_and_a_taken_key_reveals_no_agent() {
         "{body}"
     );
 }
+
+/// One password attempt on `/device` from `from` (a loopback address of the test's choosing).
+async fn password_attempt(
+    base: &str,
+    from: std::net::IpAddr,
+    user_code: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::StatusCode {
+    let http = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{base}/device?user_code={user_code}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = crate::common::csrf_cookie(&page).unwrap_or_default();
+    let body = page.text().await.unwrap_or_default();
+    let csrf = crate::common::hidden(&body, "csrf").unwrap_or_default();
+    http.post(format!("{base}/device"))
+        .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user_code", user_code),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn guessing_from_rotating_addresses_counts_as_one_network() {
+    let t = TestServer::start().await;
+    let base = t.server.base_url();
+    let started = t
+        .client
+        .device_authorization(crate::common::CLIENT_ID, None)
+        .await
+        .unwrap();
+    // Twenty wrong passwords, each for another username from another loopback address: one
+    // network, so the twenty-first attempt is refused, even with alice's right password.
+    for n in 0..20u8 {
+        let from = std::net::IpAddr::from([127, 0, 0, 2 + n]);
+        let status = password_attempt(
+            &base,
+            from,
+            &started.user_code,
+            &format!("user{n}"),
+            "wrong",
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "attempt {n}");
+    }
+    let from = std::net::IpAddr::from([127, 0, 0, 99]);
+    let status = password_attempt(
+        &base,
+        from,
+        &started.user_code,
+        "alice",
+        crate::common::PASSWORD,
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn starting_sign_ins_is_rate_limited_per_network() {
+    let t = TestServer::start().await;
+    for n in 0..30 {
+        t.client
+            .device_authorization(crate::common::CLIENT_ID, None)
+            .await
+            .unwrap_or_else(|e| panic!("start {n}: {e}"));
+    }
+    let refused = t
+        .client
+        .device_authorization(crate::common::CLIENT_ID, None)
+        .await;
+    let err = refused.expect_err("the thirty-first is refused");
+    assert_eq!(err.status(), Some(reqwest::StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(err.code(), Some("slow_down"));
+}

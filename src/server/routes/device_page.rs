@@ -15,7 +15,7 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use subtle::ConstantTimeEq;
 
 use crate::domain::Refusal;
-use crate::domain::user_code;
+use crate::domain::{guessing, user_code};
 use crate::server::oauth::client_name;
 use crate::server::passwords::verify_password;
 use crate::server::state::AppState;
@@ -168,23 +168,27 @@ pub async fn sign_in(
         .unwrap_or("")
         .trim();
     let password = form.get("password").cloned().unwrap_or_default();
-    let code_key = format!("code:{ip}");
-    let user_key = format!("user:{username}");
-    let pass_ip_key = format!("pass:{ip}");
+    // Counted per account from this network, per account everywhere (a ceiling), per network.
+    let keys = guessing::keys(username, peer.ip());
+    let code_key = keys.code.clone();
     let store = state.store.as_ref();
     let blocked = async {
         Ok::<_, StoreError>(
             state
                 .user_code_failures
-                .is_blocked(store, &code_key, now)
+                .is_blocked(store, &keys.code, now)
                 .await?
                 || state
                     .password_failures
-                    .is_blocked(store, &user_key, now)
+                    .is_blocked(store, &keys.account_here, now)
                     .await?
                 || state
-                    .password_failures
-                    .is_blocked(store, &pass_ip_key, now)
+                    .account_failures
+                    .is_blocked(store, &keys.account, now)
+                    .await?
+                || state
+                    .address_failures
+                    .is_blocked(store, &keys.network, now)
                     .await?,
         )
     };
@@ -233,7 +237,8 @@ pub async fn sign_in(
     };
     let ok = verify_password(sponsor.as_ref().map(|s| s.password_hash.clone()), password).await;
     let Some(sponsor) = sponsor.filter(|_| ok) else {
-        for key in [&user_key, &pass_ip_key] {
+        // One failure, counted under each key (the limiters share the store's table).
+        for key in [&keys.account_here, &keys.account, &keys.network] {
             if let Err(e) = state
                 .password_failures
                 .record_failure(store, key, now)

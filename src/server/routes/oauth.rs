@@ -1,11 +1,14 @@
 //! The OAuth endpoints: thin handlers over `server::oauth`.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::domain::guessing;
 use crate::protocol::oauth::SubjectKind;
 use crate::server::error::{ApiError, OAuthFailure};
 use crate::server::extract::{OAuthForm, Principal};
@@ -23,9 +26,27 @@ fn no_store<T: serde::Serialize>(body: T) -> Response {
 #[tracing::instrument(skip_all)]
 pub async fn device_authorization(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     form: OAuthForm,
 ) -> Result<Response, OAuthFailure> {
-    Ok(no_store(oauth::device_authorization(&state, &form).await?))
+    // Each start makes a user code someone may be tricked into entering; a network may start
+    // only so many per window.
+    let key = guessing::device_key(peer.ip());
+    let now = state.clock.now();
+    let limiter = &state.device_authorizations;
+    if limiter.is_blocked(state.store.as_ref(), &key, now).await? {
+        let mut refused = OAuthFailure::new(
+            "slow_down",
+            "too many sign-ins started from this network; wait a few minutes",
+        );
+        refused.status = StatusCode::TOO_MANY_REQUESTS;
+        return Err(refused);
+    }
+    let started = oauth::device_authorization(&state, &form).await?;
+    limiter
+        .record_failure(state.store.as_ref(), &key, now)
+        .await?;
+    Ok(no_store(started))
 }
 
 #[tracing::instrument(skip_all)]

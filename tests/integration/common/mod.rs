@@ -157,14 +157,14 @@ pub struct BrowserOutcome {
     pub body: String,
 }
 
-fn hidden(body: &str, name: &str) -> Option<String> {
+pub fn hidden(body: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = body.find(&marker)? + marker.len();
     let end = body[start..].find('"')? + start;
     Some(body[start..end].to_owned())
 }
 
-fn csrf_cookie(response: &reqwest::Response) -> Option<String> {
+pub fn csrf_cookie(response: &reqwest::Response) -> Option<String> {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
