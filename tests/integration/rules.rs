@@ -256,3 +256,80 @@ async fn starting_sign_ins_is_rate_limited_per_network() {
     assert_eq!(err.status(), Some(reqwest::StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(err.code(), Some("slow_down"));
 }
+
+/// A browser's session on `/device`: its cookie and CSRF value.
+async fn browser_session(http: &reqwest::Client, base: &str, user_code: &str) -> (String, String) {
+    let page = http
+        .get(format!("{base}/device?user_code={user_code}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = crate::common::csrf_cookie(&page).unwrap_or_default();
+    let body = page.text().await.unwrap_or_default();
+    (
+        cookie,
+        crate::common::hidden(&body, "csrf").unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_device_consent_is_bound_to_the_browser_that_signed_in() {
+    let t = TestServer::start().await;
+    let base = t.server.base_url();
+    let started = t
+        .client
+        .device_authorization(crate::common::CLIENT_ID, None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let (cookie, csrf) = browser_session(&http, &base, &started.user_code).await;
+    let signed_in = http
+        .post(format!("{base}/device"))
+        .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user_code", started.user_code.as_str()),
+            ("username", "alice"),
+            ("password", crate::common::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let consent = crate::common::hidden(&signed_in, "consent").expect("a consent form");
+    // Another browser with the consent id (leaked, say) and a session of its own decides
+    // nothing.
+    let other = reqwest::Client::new();
+    let (their_cookie, their_csrf) = browser_session(&other, &base, &started.user_code).await;
+    let stolen = other
+        .post(format!("{base}/device/decision"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("device_csrf={their_cookie}"),
+        )
+        .form(&[
+            ("csrf", their_csrf.as_str()),
+            ("consent", consent.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), reqwest::StatusCode::FORBIDDEN);
+    // The browser that signed in still can.
+    let mine = http
+        .post(format!("{base}/device/decision"))
+        .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("consent", consent.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.status(), reqwest::StatusCode::OK);
+    assert!(mine.text().await.unwrap().contains("Device approved"));
+}

@@ -127,6 +127,12 @@ pub async fn show(headers: HeaderMap, Query(query): Query<HashMap<String, String
     )
 }
 
+/// A consent id together with the browser session it was given to (the CSRF value, which
+/// `csrf_matches` has already checked against that browser's cookie).
+fn bound_to_session(consent_id: &str, csrf: &str) -> String {
+    format!("{consent_id}.{csrf}")
+}
+
 fn too_many() -> Response {
     page(
         StatusCode::TOO_MANY_REQUESTS,
@@ -252,7 +258,9 @@ pub async fn sign_in(
     };
     let consent_id = new_secret();
     let consent = Consent {
-        consent_hash: secret_hash(&consent_id),
+        // Bound to this browser's session (its CSRF cookie): the consent id alone, copied to
+        // another browser, decides nothing.
+        consent_hash: secret_hash(&bound_to_session(&consent_id, &csrf)),
         sponsor_id: sponsor.id.clone(),
         user_code: device.user_code.clone(),
         expires_at: now + Duration::seconds(CONSENT_SECONDS),
@@ -305,7 +313,11 @@ pub async fn decide(
     };
     let now = state.clock.now();
     let taken = match form.get("consent").filter(|id| id.len() <= 128) {
-        Some(id) => state.store.take_consent(&secret_hash(id), now).await,
+        Some(id) => {
+            let csrf = form.get("csrf").map(String::as_str).unwrap_or_default();
+            let hash = secret_hash(&bound_to_session(id, csrf));
+            state.store.take_consent(&hash, now).await
+        }
         None => Ok(None),
     };
     let consent = match taken {
