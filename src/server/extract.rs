@@ -191,6 +191,23 @@ impl Principal {
     }
 }
 
+/// The scope a human's token needs for `/v1`.
+pub const GOVERNANCE_SCOPE: &str = "governance";
+
+/// Whether a space-separated scope holds `wanted`.
+pub fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
+}
+
+/// RFC 6750 §3.1: the token is good, its scope is not enough.
+pub fn insufficient_scope(wanted: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("this token's scope does not include {wanted}; sign in again asking for it"),
+    )
+}
+
 /// Extracts the bearer token string.
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -221,6 +238,14 @@ impl FromRequestParts<AppState> for Principal {
                 tracing::debug!(reason = %e, "bearer token refused");
                 ApiError::unauthorized()
             })?;
+        // A human's token acts on `/v1` only if it was given the `governance` scope (a token
+        // asked for `openid profile` alone reads who you are, nothing more).
+        if claims.kind == SubjectKind::Sponsor
+            && parts.uri.path().starts_with("/v1/")
+            && !has_scope(&claims.scope, GOVERNANCE_SCOPE)
+        {
+            return Err(insufficient_scope(GOVERNANCE_SCOPE));
+        }
         // Revoked, suspended, or a role taken away: in memory, no database round trip. A
         // sponsor the index has not seen yet (added a moment ago, by this process or another)
         // is the one case that reads the chain first; a token for one still needs our

@@ -333,3 +333,55 @@ async fn a_device_consent_is_bound_to_the_browser_that_signed_in() {
     assert_eq!(mine.status(), reqwest::StatusCode::OK);
     assert!(mine.text().await.unwrap().contains("Device approved"));
 }
+
+#[tokio::test]
+async fn a_tokens_scope_is_enforced_on_the_routes_it_names() {
+    let t = TestServer::start().await;
+    let token_for = |scope: &'static str| {
+        let client = t.client.clone();
+        async move {
+            let auth = client
+                .device_authorization(crate::common::CLIENT_ID, Some(scope))
+                .await
+                .unwrap();
+            let outcome = crate::common::browser(
+                &client,
+                &auth.user_code,
+                "alice",
+                crate::common::PASSWORD,
+                "approve",
+            )
+            .await;
+            assert_eq!(outcome.status, reqwest::StatusCode::OK);
+            let tokens = client
+                .poll_device(crate::common::CLIENT_ID, &auth.device_code)
+                .await
+                .unwrap();
+            client.with_token(tokens.access_token)
+        }
+    };
+    // Asked for who she is, not for governance: she may read who she is, and nothing in /v1.
+    let identity_only = token_for("openid profile").await;
+    let me = identity_only
+        .raw(reqwest::Method::GET, "/v1/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(me.text().await.unwrap().contains("insufficient_scope"));
+    let who = identity_only
+        .raw(reqwest::Method::GET, "/oauth2/userinfo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.status(), reqwest::StatusCode::OK);
+    // Governance alone: /v1, but no userinfo.
+    let governance = token_for("governance").await;
+    assert!(governance.me().await.is_ok());
+    let who = governance
+        .raw(reqwest::Method::GET, "/oauth2/userinfo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.status(), reqwest::StatusCode::FORBIDDEN);
+}

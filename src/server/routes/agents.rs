@@ -135,7 +135,7 @@ pub async fn list(
 /// Reads one agent. Whoever may not see it gets the same 404 as for an agent that does not
 /// exist, so DIDs cannot be probed.
 #[utoipa::path(get, path = "/v1/agents/{did}", tag = "agents", params(("did" = String, Path)),
-    responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
@@ -320,7 +320,7 @@ pub async fn revoke(
 
 /// `GET /v1/agents/{did}/trust`: score, tier and history (for the console's sparkline).
 #[utoipa::path(get, path = "/v1/agents/{did}/trust", tag = "agents", params(("did" = String, Path)),
-    responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = TrustReport), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn trust(
     State(state): State<AppState>,

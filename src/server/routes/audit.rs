@@ -29,7 +29,7 @@ fn scope_of(caller: &Principal) -> Result<AuditScope, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = AuditPage), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn page(
     State(state): State<AppState>,
@@ -76,7 +76,7 @@ pub async fn page(
 /// says what the chain holds at `SEQ`, to compare with a checkpoint kept earlier.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery),
     responses((status = 200, body = VerifyReport), (status = 400, description = "invalid query", body = ErrorBody),
-              (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+              (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn verify(
     State(state): State<AppState>,

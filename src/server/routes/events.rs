@@ -66,7 +66,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this audit seq")),
     responses((status = 200, description = "Server-Sent Events: id = audit seq, event = action, data = AuditEvent", content_type = "text/event-stream", body = AuditEvent),
-              (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+              (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn events(
     State(state): State<AppState>,

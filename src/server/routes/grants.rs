@@ -15,7 +15,7 @@ use crate::server::store::GrantFilter;
 
 /// `GET /v1/grants`.
 #[utoipa::path(get, path = "/v1/grants", tag = "grants", params(GrantQuery),
-    responses((status = 200, body = GrantList), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = GrantList), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -76,7 +76,7 @@ async fn visible(state: &AppState, caller: &Principal, raw: &str) -> Result<Gran
 
 /// `GET /v1/grants/{id}`.
 #[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
-    responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Grant), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,

@@ -10,7 +10,7 @@ use crate::server::error::ApiError;
 use crate::server::extract::Principal;
 use crate::server::state::AppState;
 
-#[utoipa::path(get, path = "/v1/me", tag = "identity", responses((status = 200, body = Me), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/me", tag = "identity", responses((status = 200, body = Me), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn me(State(state): State<AppState>, caller: Principal) -> Result<Json<Me>, ApiError> {
     let claims = &caller.claims;

@@ -226,7 +226,7 @@ async fn method_not_allowed() -> ApiError {
 /// `GET /v1/policy`: the policy in force (what the console shows beside a decision).
 #[utoipa::path(get, path = "/v1/policy", tag = "policy",
     responses((status = 200, body = PolicyView),
-              (status = 401, description = "missing or invalid token", body = ErrorBody)),
+              (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn policy(State(state): State<AppState>, _caller: Principal) -> Json<PolicyView> {
     let p = &state.policy;

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::domain::guessing;
 use crate::protocol::oauth::SubjectKind;
 use crate::server::error::{ApiError, OAuthFailure};
-use crate::server::extract::{OAuthForm, Principal};
+use crate::server::extract::{OAuthForm, Principal, has_scope, insufficient_scope};
 use crate::server::oauth;
 use crate::server::state::AppState;
 
@@ -87,6 +87,9 @@ pub async fn userinfo(
 ) -> Result<Response, ApiError> {
     if caller.claims.kind != SubjectKind::Sponsor {
         return Err(ApiError::forbidden("userinfo is for human sponsors"));
+    }
+    if !has_scope(&caller.claims.scope, "openid") {
+        return Err(insufficient_scope("openid"));
     }
     let sponsor = state
         .store

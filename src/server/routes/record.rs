@@ -21,7 +21,7 @@ fn for_caller(mut report: StateReport, caller: &Principal) -> StateReport {
 
 /// The last check (the server checks at start and on a schedule).
 #[utoipa::path(get, path = "/v1/audit/state", tag = "audit",
-    responses((status = 200, body = StateReport), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = StateReport), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn last(
     State(state): State<AppState>,

@@ -48,7 +48,7 @@ fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), Ap
 /// `GET /v1/requests`: a sponsor's agents' requests (or all, for readers of everything); an
 /// agent's own.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestQuery),
-    responses((status = 200, body = RequestList), (status = 400, body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = RequestList), (status = 400, body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -176,7 +176,7 @@ fn check_id(raw: &str) -> Result<(), ApiError> {
 
 /// `GET /v1/requests/{id}`.
 #[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
-    responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Request), (status = 404, body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn read(
     State(state): State<AppState>,
@@ -253,7 +253,7 @@ pub async fn cancel(
 /// `GET /v1/requests/{id}/wait`: answers as soon as the request is no longer pending, or with
 /// the pending request when the timeout passes.
 #[utoipa::path(get, path = "/v1/requests/{id}/wait", tag = "requests", params(("id" = String, Path), WaitQuery),
-    responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
+    responses((status = 200, description = "decided, or still pending at the timeout", body = Request), (status = 404, description = "no such item, or not visible to the caller", body = ErrorBody), (status = 422, description = "a field or identifier is invalid", body = ErrorBody), (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn wait(
