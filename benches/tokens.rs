@@ -1,6 +1,7 @@
 //! Token issuance (client credentials with `private_key_jwt`) and introspection against a
 //! running governance server on loopback, with concurrent clients. Also the in-memory JWT
-//! validation every `/v1` call does. Prints medians, p99 and throughput.
+//! validation every `/v1` call does, and the server's own `/healthz` with the same clients, for
+//! the ratios the performance goals are set in. Prints medians, p99 and throughput.
 //!
 //! Run: `cargo bench --bench tokens` (options: `-- --agents 32 --requests 4000 --concurrency 16`).
 
@@ -167,6 +168,31 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let introspection = support::summarize(samples, wall);
     support::report("introspection (RFC 7662)", &introspection);
+
+    // The same clients against the server's own /healthz: the machine's ceiling for one HTTP
+    // round trip through this stack, which the goals are ratios of.
+    let (samples, wall) = {
+        let api = caller.clone();
+        load(introspections, opts.concurrency, move |_| {
+            let api = api.clone();
+            async move {
+                match api.raw(reqwest::Method::GET, "/healthz").send().await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => eprintln!("healthz answered {}", r.status()),
+                    Err(e) => eprintln!("healthz failed: {e}"),
+                }
+            }
+        })
+        .await
+    };
+    let health = support::summarize(samples, wall);
+    support::report("/healthz (same clients)", &health);
+    println!(
+        "{:<44} introspection {:>5.1}%   issuance {:>5.2}%   (of /healthz throughput)",
+        "ratios",
+        100.0 * introspection.per_second / health.per_second,
+        100.0 * issuance.per_second / health.per_second,
+    );
 
     // 3. In-memory JWT validation, as every /v1 call does (no database).
     let mut samples = Vec::with_capacity(20_000);

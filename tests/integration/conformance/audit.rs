@@ -84,3 +84,63 @@ pub async fn a_fresh_store_is_ready_for_writes(store: Arc<dyn Store>) {
         "a probe is not an event"
     );
 }
+
+/// The tables agree with the chain after a story (the state check finds nothing), and the
+/// revocation index's starting point holds what the story revoked.
+pub async fn the_tables_agree_with_the_chain_and_revocations_are_read_back(store: Arc<dyn Store>) {
+    use sponsor_console::domain::record::Replay;
+    use sponsor_console::protocol::agents::AgentStatus;
+    use sponsor_console::protocol::requests::Decision;
+    use sponsor_console::server::store::SuspendTarget;
+
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let a = agent(s, 1, &alice.id, &["read:x"]).await;
+    let b = agent(s, 2, &alice.id, &[]).await;
+    super::submit(s, super::new_request("req_1", &a, &["write:x"], 1), at(1)).await;
+    s.decide_request(
+        "req_1",
+        super::decision(&alice, Decision::Approve, None),
+        at(2),
+    )
+    .await
+    .expect("approved");
+    s.suspend(
+        SuspendTarget::Agent(a.clone()),
+        "alert",
+        false,
+        Actor::system(),
+        at(3),
+    )
+    .await
+    .expect("suspended");
+
+    let (head, tables) = s.state_snapshot().await.expect("snapshot");
+    assert_eq!(head, s.audit_head().await.expect("head"));
+    let mut replay = Replay::default();
+    for event in s.audit_page(&AuditScope::All, 0, 1000).await.expect("page") {
+        replay.apply(&event);
+    }
+    let (differences, note) = replay.compare(&tables);
+    assert!(differences.is_empty(), "{differences:?}");
+    assert_eq!(note, None);
+    assert_eq!(tables.agents[&a].status, AgentStatus::Suspended);
+    assert_eq!(tables.agents[&b].status, AgentStatus::Active);
+    assert!(
+        tables.grants.values().all(|g| g.revoked),
+        "the grant went with it"
+    );
+
+    let revocations = s.revocation_snapshot(at(4)).await.expect("snapshot");
+    assert_eq!(revocations.head, head);
+    assert_eq!(
+        revocations.inactive,
+        vec![(a.clone(), AgentStatus::Suspended)]
+    );
+    assert!(
+        revocations
+            .sponsors
+            .iter()
+            .any(|(id, roles)| *id == alice.id && roles == &["sponsor".to_owned()])
+    );
+}

@@ -74,6 +74,7 @@ macro_rules! conformance_suite {
                 grants::grants_that_run_out_are_recorded_once,
                 audit::the_chain_links_pages_and_scopes,
                 audit::a_fresh_store_is_ready_for_writes,
+                audit::the_tables_agree_with_the_chain_and_revocations_are_read_back,
             );
         }
     };
