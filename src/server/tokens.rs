@@ -1,7 +1,8 @@
 //! Token signing and validation. The key ring lives in server state (never a static) and is
 //! loaded from the store; validating a JWT touches only memory, never the database.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -65,7 +66,16 @@ struct Ring {
 #[derive(Clone)]
 pub struct KeyRing {
     inner: Arc<RwLock<Ring>>,
+    /// Tokens already verified (signature, `alg`, `kid`, issuer, audience), by SHA-256 of the
+    /// token with the issuer and audience it was checked for. A token presented again (a
+    /// resource server's own bearer token, a token introspected twice, a console's next call)
+    /// skips the Ed25519 check; its times are still checked on every use, and revocation is
+    /// the revocation index's. Cleared whenever the published keys change.
+    verified: Arc<Mutex<HashMap<[u8; 32], AccessClaims>>>,
 }
+
+/// The most verified tokens remembered; past it, expired ones are dropped, then all.
+const VERIFIED_CAPACITY: usize = 65_536;
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,6 +136,7 @@ impl KeyRing {
             .ok_or_else(|| KeyError::Encoding("no current signing key".into()))?;
         Ok(Self {
             inner: Arc::new(RwLock::new(ring)),
+            verified: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -135,6 +146,17 @@ impl KeyRing {
         if let Some(ring) = build_ring(&keys)?
             && let Ok(mut guard) = self.inner.write()
         {
+            let kids = |r: &Ring| {
+                r.published
+                    .iter()
+                    .map(|k| k.kid.clone())
+                    .collect::<Vec<_>>()
+            };
+            if kids(&guard) != kids(&ring)
+                && let Ok(mut verified) = self.verified.lock()
+            {
+                verified.clear();
+            }
             *guard = ring;
         }
         Ok(())
@@ -204,6 +226,24 @@ impl KeyRing {
         audience: &str,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims, TokenError> {
+        let digest: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(token.as_bytes());
+            h.update([0]);
+            h.update(issuer.as_bytes());
+            h.update([0]);
+            h.update(audience.as_bytes());
+            h.finalize().into()
+        };
+        let known = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&digest).cloned());
+        if let Some(claims) = known {
+            check_times(claims.exp, Some(claims.nbf), now)?;
+            return Ok(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Algorithm);
@@ -216,6 +256,17 @@ impl KeyRing {
             .find(|k| k.kid == kid)
             .ok_or(TokenError::UnknownKey)?;
         let claims: AccessClaims = verify_eddsa(token, &key.decoding, Some(issuer), &[audience])?;
+        drop(guard);
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                let at = now.timestamp();
+                verified.retain(|_, c| c.exp > at);
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+            }
+            verified.insert(digest, claims.clone());
+        }
         check_times(claims.exp, Some(claims.nbf), now)?;
         Ok(claims)
     }
@@ -280,4 +331,68 @@ pub fn secret_hash(secret: &str) -> String {
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::protocol::oauth::SubjectKind;
+    use crate::server::store::{SqliteStore, TokenStore};
+
+    fn claims(now: DateTime<Utc>) -> AccessClaims {
+        AccessClaims {
+            iss: "https://governance.test".into(),
+            sub: "s1".into(),
+            aud: "governance-api".into(),
+            exp: (now + Duration::hours(1)).timestamp(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            jti: "j1".into(),
+            scope: "governance".into(),
+            client_id: "sponsor-console".into(),
+            kind: SubjectKind::Sponsor,
+            roles: vec!["sponsor".into()],
+            preferred_username: Some("alice".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_until_its_key_goes_and_its_times_still_count() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("k.db"))
+            .await
+            .expect("a fresh store opens");
+        let now = Utc::now();
+        let ring = KeyRing::load(&store, now).await.expect("keys");
+        let token = ring.sign(&claims(now)).expect("signed");
+        let (iss, aud) = ("https://governance.test", "governance-api");
+        assert!(ring.verify_access(&token, iss, aud, now).is_ok());
+        // Remembered: checked again, times included.
+        assert!(ring.verify_access(&token, iss, aud, now).is_ok());
+        assert_eq!(
+            ring.verify_access(&token, iss, aud, now + Duration::hours(2)),
+            Err(TokenError::Expired)
+        );
+        // Remembered for this issuer and audience only.
+        assert_eq!(
+            ring.verify_access(&token, iss, "another-api", now),
+            Err(TokenError::Audience)
+        );
+        // The key is rotated out with nothing left to publish it: the token is refused at once,
+        // though it has not expired.
+        let next = generate_signing_key(now).expect("a key");
+        store
+            .rotate_signing_key(next, now, Actor::system())
+            .await
+            .expect("rotated");
+        ring.reload(&store, now + Duration::seconds(1))
+            .await
+            .expect("reloaded");
+        assert_eq!(
+            ring.verify_access(&token, iss, aud, now + Duration::seconds(1)),
+            Err(TokenError::UnknownKey)
+        );
+    }
 }
