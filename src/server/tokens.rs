@@ -164,14 +164,7 @@ impl KeyRing {
 
     /// Signs claims with the current key.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, KeyError> {
-        let guard = self
-            .inner
-            .read()
-            .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(guard.signing_kid.clone());
-        jsonwebtoken::encode(&header, claims, &guard.signing)
-            .map_err(|e| KeyError::Encoding(e.to_string()))
+        self.sign_with(None, claims).map(|(_, jws)| jws)
     }
 
     /// Signs claims with the current key under an explicit JWS `typ` (RFC 8725 §3.11);
@@ -181,13 +174,23 @@ impl KeyRing {
         typ: &str,
         claims: &C,
     ) -> Result<(String, String), KeyError> {
+        self.sign_with(Some(typ), claims)
+    }
+
+    fn sign_with<C: Serialize>(
+        &self,
+        typ: Option<&str>,
+        claims: &C,
+    ) -> Result<(String, String), KeyError> {
         let guard = self
             .inner
             .read()
             .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(guard.signing_kid.clone());
-        header.typ = Some(typ.to_owned());
+        if let Some(typ) = typ {
+            header.typ = Some(typ.to_owned());
+        }
         let jws = jsonwebtoken::encode(&header, claims, &guard.signing)
             .map_err(|e| KeyError::Encoding(e.to_string()))?;
         Ok((guard.signing_kid.clone(), jws))

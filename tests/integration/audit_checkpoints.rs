@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::checkpoint::{self, CheckpointProblem, CheckpointStore};
-use sponsor_console::client::session::{STATE_DIR_ENV, Session, SessionStore};
+use sponsor_console::client::session::STATE_DIR_ENV;
 use sponsor_console::domain::audit::seal;
 use sponsor_console::domain::checkpoint::{CheckpointRefusal, Disagreement, latest_in};
 use sponsor_console::protocol::audit::{CHECKPOINT_TYP, Checkpoint, CheckpointClaims};
@@ -291,16 +291,7 @@ async fn headless_audit_verify_fails_on_a_shortened_chain_and_a_forged_checkpoin
     let tokens = sign_in(&client, "sam").await;
     let _ = sign_in(&client, "alice").await;
     let state_dir = dir.path().join("state");
-    SessionStore::at(&state_dir)
-        .save(&Session {
-            server: base.clone(),
-            client_id: "sponsor-console".into(),
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
-            username: Some("sam".into()),
-        })
-        .unwrap();
+    crate::common::save_session(&state_dir, &base, &tokens, "sam");
     let run = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
         cmd.args(args)

@@ -4,7 +4,7 @@ use std::process::{Output, Stdio};
 
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
-use sponsor_console::client::session::{STATE_DIR_ENV, Session, SessionStore};
+use sponsor_console::client::session::STATE_DIR_ENV;
 
 use crate::common::{elevation, settings, sign_in, start_real_clock};
 
@@ -15,16 +15,7 @@ async fn scripted_commands_and_exit_codes() {
     let client = ApiClient::new(&base).unwrap();
     let tokens = sign_in(&client, "alice").await;
     let state_dir = dir.path().join("state");
-    SessionStore::at(&state_dir)
-        .save(&Session {
-            server: base.clone(),
-            client_id: "sponsor-console".into(),
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
-            username: Some("alice".into()),
-        })
-        .unwrap();
+    crate::common::save_session(&state_dir, &base, &tokens, "alice");
     let alice = client.with_token(&tokens.access_token);
     let key = AgentKey::generate();
     let agent = alice

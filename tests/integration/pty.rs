@@ -278,16 +278,7 @@ async fn the_console_loads_every_pending_request_page_by_page() {
         .collect()
         .await;
     assert_eq!(submitted.len(), PENDING);
-    sponsor_console::client::session::SessionStore::at(dir.path().join("state"))
-        .save(&sponsor_console::client::session::Session {
-            server: base.clone(),
-            client_id: "sponsor-console".into(),
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
-            username: Some("alice".into()),
-        })
-        .unwrap();
+    crate::common::save_session(&dir.path().join("state"), &base, &tokens, "alice");
 
     let (mut child, mut screen, mut writer) = spawn_console(&base, dir.path());
     screen.wait_for("every pending request", |t| {

@@ -182,14 +182,7 @@ async fn password_attempt(
         .local_address(from)
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{base}/device?user_code={user_code}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = crate::common::csrf_cookie(&page).unwrap_or_default();
-    let body = page.text().await.unwrap_or_default();
-    let csrf = crate::common::hidden(&body, "csrf").unwrap_or_default();
+    let (cookie, csrf) = browser_session(&http, base, user_code).await;
     http.post(format!("{base}/device"))
         .header(reqwest::header::COOKIE, format!("device_csrf={cookie}"))
         .form(&[

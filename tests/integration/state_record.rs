@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 
 use sponsor_console::client::ApiClient;
-use sponsor_console::client::session::{STATE_DIR_ENV, Session, SessionStore};
+use sponsor_console::client::session::STATE_DIR_ENV;
 use sponsor_console::protocol::requests::RequestStatus;
 use sqlx::{Connection, SqliteConnection};
 
@@ -156,16 +156,7 @@ async fn the_server_checks_at_start_and_the_headless_command_exits_7() {
     let client = ApiClient::new(&base).unwrap();
     let tokens = sign_in(&client, "sam").await;
     let state_dir = dir.path().join("state");
-    SessionStore::at(&state_dir)
-        .save(&Session {
-            server: base.clone(),
-            client_id: "sponsor-console".into(),
-            access_token: tokens.access_token.clone(),
-            refresh_token: tokens.refresh_token.clone(),
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
-            username: Some("sam".into()),
-        })
-        .unwrap();
+    crate::common::save_session(&state_dir, &base, &tokens, "sam");
     let run = || {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
         cmd.args(["--server", &base, "audit", "verify", "--state"])

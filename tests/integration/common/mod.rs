@@ -255,6 +255,26 @@ pub async fn sign_in(
         .expect("token")
 }
 
+/// Saves `tokens` as `username`'s console session for `server` in `state_dir`, as a sign-in
+/// would: the binaries driven by a test then start signed in.
+pub fn save_session(
+    state_dir: &std::path::Path,
+    server: &str,
+    tokens: &sponsor_console::protocol::oauth::TokenResponse,
+    username: &str,
+) {
+    sponsor_console::client::session::SessionStore::at(state_dir)
+        .save(&sponsor_console::client::session::Session {
+            server: server.to_owned(),
+            client_id: CLIENT_ID.into(),
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: Utc::now() + Duration::seconds(600),
+            username: Some(username.to_owned()),
+        })
+        .expect("session saved");
+}
+
 /// A server on the real clock, for driving the binaries (which read the system time).
 pub async fn start_real_clock(settings: ServerSettings) -> (RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,6 +24,23 @@ use crate::server::store::{
     StoreError, StoreResult, Submitted,
 };
 
+/// The `WHERE` of a request filter (its sponsor, agent and status; not its page), shared by
+/// listing and counting so the count is of exactly what the list pages through.
+fn push_selection<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilter) {
+    q.push(" WHERE 1 = 1");
+    if let Some(sponsor) = &filter.sponsor_id {
+        q.push(" AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
+            .push_bind(sponsor)
+            .push(")");
+    }
+    if let Some(agent) = &filter.agent_did {
+        q.push(" AND r.agent_did = ").push_bind(agent);
+    }
+    if let Some(status) = filter.status {
+        q.push(" AND r.status = ").push_bind(status.as_str());
+    }
+}
+
 /// Ends a pending request at `at`: its final status, why (a denial's or cancellation's
 /// reason), and the grant an approval made. A child the request proposed is retired unless it
 /// was approved.
@@ -223,36 +240,14 @@ impl RequestStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn count_requests(&self, filter: &RequestFilter) -> StoreResult<u64> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM requests r");
-        q.push(" WHERE 1 = 1");
-        if let Some(sponsor) = &filter.sponsor_id {
-            q.push(" AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
-                .push_bind(sponsor)
-                .push(")");
-        }
-        if let Some(agent) = &filter.agent_did {
-            q.push(" AND r.agent_did = ").push_bind(agent);
-        }
-        if let Some(status) = filter.status {
-            q.push(" AND r.status = ").push_bind(status.as_str());
-        }
+        push_selection(&mut q, filter);
         let (count,): (i64,) = q.build_query_as().fetch_one(&self.reader).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
-        q.push(" WHERE 1 = 1");
-        if let Some(sponsor) = &filter.sponsor_id {
-            q.push(" AND r.agent_did IN (SELECT agent_did FROM agent_sponsors WHERE sponsor_id = ")
-                .push_bind(sponsor)
-                .push(")");
-        }
-        if let Some(agent) = &filter.agent_did {
-            q.push(" AND r.agent_did = ").push_bind(agent);
-        }
-        if let Some(status) = filter.status {
-            q.push(" AND r.status = ").push_bind(status.as_str());
-        }
+        push_selection(&mut q, filter);
         if let Some((at, id)) = &filter.after {
             q.push(" AND (r.expires_at, r.id) > (")
                 .push_bind(ms(*at))

@@ -15,6 +15,12 @@ use crate::server::store::{RevocationSnapshot, StoreError, StoreResult};
 /// id, agent, capabilities, not_after, revoked_at, ended_at.
 type GrantRow = (String, String, String, i64, Option<i64>, Option<i64>);
 
+/// An agent row's status; anything else is a corrupt row.
+fn agent_status(did: &str, status: &str) -> StoreResult<AgentStatus> {
+    AgentStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("agent {did}: status {status:?}")))
+}
+
 pub(super) async fn snapshot(reader: &SqlitePool) -> StoreResult<(i64, StateSnapshot)> {
     let mut tx = reader.begin().await?;
     let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
@@ -27,8 +33,7 @@ pub(super) async fn snapshot(reader: &SqlitePool) -> StoreResult<(i64, StateSnap
             .fetch_all(&mut *tx)
             .await?;
     for (did, status, capabilities, parent) in agents {
-        let status = AgentStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("agent {did}: status {status:?}")))?;
+        let status = agent_status(&did, &status)?;
         let capabilities = parse_list(&capabilities, "agent capabilities")?;
         state.agents.insert(
             did,
@@ -121,9 +126,8 @@ pub(super) async fn revocations(
     let inactive = inactive
         .into_iter()
         .map(|(did, status)| {
-            let parsed = AgentStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("agent {did}: status {status:?}")))?;
-            Ok((did, parsed))
+            let status = agent_status(&did, &status)?;
+            Ok((did, status))
         })
         .collect::<StoreResult<Vec<_>>>()?;
     let sponsors: Vec<(String, String)> = sqlx::query_as("SELECT id, roles FROM sponsors")
