@@ -4,6 +4,8 @@
 //! the ratios the performance goals are set in. Prints medians, p99 and throughput.
 //!
 //! Run: `cargo bench --bench tokens` (options: `-- --agents 32 --requests 4000 --concurrency 16`).
+//! `-- --soak 600` then issues tokens without pause for 600 s and prints the rate of each
+//! minute, to show whether issuance stays flat as the tables grow.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,8 @@ struct Options {
     agents: usize,
     requests: usize,
     concurrency: usize,
+    /// Seconds of continuous issuance after the timed runs (0: none).
+    soak: usize,
 }
 
 fn options() -> Options {
@@ -26,6 +30,7 @@ fn options() -> Options {
         agents: support::arg("--agents", 32),
         requests: support::arg("--requests", 4000),
         concurrency: support::arg("--concurrency", 16),
+        soak: support::arg("--soak", 0),
     }
 }
 
@@ -99,6 +104,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             .await?;
         keys.push(key);
     }
+    let keys = Arc::new(keys);
     // The introspecting caller: the bench sponsor.
     let caller = bench.sponsor_client.clone();
     let api = caller.anonymous();
@@ -125,7 +131,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     //    append the audit event — one transaction per token.
     let issued = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(opts.requests)));
     let (samples, wall) = {
-        let (api, keys, issued) = (api.clone(), Arc::new(keys), issued.clone());
+        let (api, keys, issued) = (api.clone(), keys.clone(), issued.clone());
         load(opts.requests, opts.concurrency, move |i| {
             let (api, keys, issued) = (api.clone(), keys.clone(), issued.clone());
             async move {
@@ -220,6 +226,83 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         validation.p99.as_secs_f64() * 1e6,
         validation.per_second
     );
+    if opts.soak > 0 {
+        soak(&api, &keys, &opts, health.per_second).await?;
+    }
     bench.server.shutdown().await?;
     Ok(())
 }
+
+/// Issues tokens without pause for `opts.soak` seconds; prints each minute's rate (and its
+/// share of the `/healthz` rate measured before) and the last minute against the first.
+async fn soak(
+    api: &sponsor_console::client::ApiClient,
+    keys: &Arc<Vec<AgentKey>>,
+    opts: &Options,
+    healthz_per_second: f64,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let issued = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..opts.concurrency {
+        let (api, keys) = (api.clone(), keys.clone());
+        let (issued, failed, stop) = (issued.clone(), failed.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let key = &keys[i % keys.len()];
+                i += STEP;
+                let assertion = key
+                    .assertion(
+                        &api.token_endpoint(),
+                        Utc::now(),
+                        chrono::Duration::seconds(60),
+                    )
+                    .unwrap_or_default();
+                match api.client_credentials(&assertion, None).await {
+                    Ok(_) => issued.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let minutes = opts.soak.div_ceil(60);
+    let mut rates = Vec::with_capacity(minutes);
+    let mut before = 0;
+    let started = Instant::now();
+    for minute in 1..=minutes {
+        let until = Duration::from_secs((minute * 60).min(opts.soak) as u64);
+        tokio::time::sleep(until.saturating_sub(started.elapsed())).await;
+        let now = issued.load(Ordering::Relaxed);
+        let seconds = until.as_secs_f64() - ((minute - 1) * 60) as f64;
+        let rate = (now - before) as f64 / seconds;
+        before = now;
+        rates.push(rate);
+        println!(
+            "soak minute {minute:>2}: {rate:>7.0} issuances/s   {:>5.2}% of /healthz   {now} issued in all",
+            100.0 * rate / healthz_per_second
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let (first, last) = (rates.first().copied(), rates.last().copied());
+    if let (Some(first), Some(last)) = (first, last) {
+        let mut sorted = rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "soak: median {:.0}/s, last minute / first minute {:.2}, {} failures",
+            sorted[sorted.len() / 2],
+            last / first,
+            failed.load(Ordering::Relaxed)
+        );
+    }
+    anyhow::ensure!(failed.load(Ordering::Relaxed) == 0, "some issuances failed");
+    Ok(())
+}
+
+/// Each soak worker steps through the agents by a prime, so they spread over all of them.
+const STEP: usize = 7;

@@ -9,10 +9,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
 use zeroize::Zeroizing;
 
 use crate::domain::did;
+use crate::protocol::jws;
 use crate::protocol::oauth::ClientAssertionClaims;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,16 +133,8 @@ impl AgentKey {
 
     /// Signs arbitrary claims with EdDSA (tests use this to forge bad assertions).
     pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String, KeyFileError> {
-        let der = self
-            .signing
-            .to_pkcs8_der()
-            .map_err(|e| KeyFileError::Format(e.to_string()))?;
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::EdDSA),
-            claims,
-            &EncodingKey::from_ed_der(der.as_bytes()),
-        )
-        .map_err(|e| KeyFileError::Format(e.to_string()))
+        jws::sign_eddsa(&self.signing, None, None, claims)
+            .map_err(|e| KeyFileError::Format(e.to_string()))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod error;
+pub mod jws;
 pub mod oauth;
 pub mod query;
 pub mod requests;

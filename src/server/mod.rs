@@ -310,5 +310,6 @@ pub async fn sweep(state: &AppState) -> Result<Vec<String>, StoreError> {
         .expire_requests(now, state.policy.trust.expired)
         .await?;
     state.store.expire_grants(now).await?;
+    state.store.forget_expired_assertions(now).await?;
     Ok(expired)
 }

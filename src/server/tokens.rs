@@ -8,14 +8,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::store::{SigningKeyRecord, Store, StoreError};
 use crate::protocol::audit::Actor;
+use crate::protocol::jws;
 use crate::protocol::oauth::{AccessClaims, Jwk, JwkSet};
 
 /// Why a token was refused. The variants are for logs and tests; callers answer every one
@@ -58,7 +59,7 @@ struct PublishedKey {
 
 struct Ring {
     signing_kid: String,
-    signing: EncodingKey,
+    signing: SigningKey,
     published: Vec<PublishedKey>,
 }
 
@@ -118,7 +119,8 @@ fn build_ring(keys: &[SigningKeyRecord]) -> Result<Option<Ring>, KeyError> {
         .collect::<Result<Vec<_>, KeyError>>()?;
     Ok(Some(Ring {
         signing_kid: current.kid.clone(),
-        signing: EncodingKey::from_ed_der(&current.private_pkcs8),
+        signing: SigningKey::from_pkcs8_der(&current.private_pkcs8)
+            .map_err(|e| KeyError::Encoding(e.to_string()))?,
         published,
     }))
 }
@@ -186,12 +188,7 @@ impl KeyRing {
             .inner
             .read()
             .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(guard.signing_kid.clone());
-        if let Some(typ) = typ {
-            header.typ = Some(typ.to_owned());
-        }
-        let jws = jsonwebtoken::encode(&header, claims, &guard.signing)
+        let jws = jws::sign_eddsa(&guard.signing, Some(&guard.signing_kid), typ, claims)
             .map_err(|e| KeyError::Encoding(e.to_string()))?;
         Ok((guard.signing_kid.clone(), jws))
     }

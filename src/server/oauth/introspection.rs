@@ -75,7 +75,6 @@ pub async fn revoke(state: &AppState, form: &OAuthForm) -> Result<(), OAuthFailu
                 &agent.did,
                 &agent.assertion.jti,
                 seconds(agent.assertion.exp),
-                now,
             )
             .await?;
         if !fresh {

@@ -50,6 +50,13 @@ pub enum StoreError {
     /// A domain rule refused the change; nothing was written.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A write that shared a transaction which failed as a whole (a group commit): nothing of
+    /// it was stored. Carries the failure's outage, if it was one, and its message.
+    #[error("the shared commit failed: {message}")]
+    SharedCommit {
+        outage: Option<Outage>,
+        message: String,
+    },
 }
 
 /// Why the store cannot take a write right now; both pass when the cause does.
@@ -65,8 +72,10 @@ impl StoreError {
     /// Whether this error is an outage of the store rather than a fault of the request or the
     /// data: the answer is then 507 or 503 with `Retry-After`, never a 500.
     pub fn outage(&self) -> Option<Outage> {
-        let StoreError::Database(e) = self else {
-            return None;
+        let e = match self {
+            StoreError::Database(e) => e,
+            StoreError::SharedCommit { outage, .. } => return *outage,
+            _ => return None,
         };
         match e {
             sqlx::Error::Database(db) => {
@@ -84,6 +93,16 @@ impl StoreError {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::InvalidSavePointStatement => Some(Outage::Unavailable),
             _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// The same failure, for each of the writes it failed together (see `SharedCommit`).
+    pub fn shared(&self) -> StoreError {
+        StoreError::SharedCommit {
+            outage: self.outage(),
+            message: self.to_string(),
         }
     }
 }

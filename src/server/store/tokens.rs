@@ -118,8 +118,10 @@ pub trait TokenStore: Send + Sync {
         issuer: &str,
         jti: &str,
         expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Forgets client assertions that expired before `now`: they can no longer be replayed,
+    /// since an expired assertion is refused before its `jti` is looked at. Returns how many.
+    async fn forget_expired_assertions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Client credentials in one transaction: the assertion's `jti` is consumed, the access
     /// token stored and audited. Returns false (and changes nothing) on a replayed `jti`.
     async fn issue_agent_token(

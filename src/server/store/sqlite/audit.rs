@@ -15,17 +15,36 @@ use crate::server::store::{
     AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot, StoreError, StoreResult,
 };
 
+/// The newest event's `seq` and hash, as `tx` sees the chain.
+pub(super) type ChainHead = Option<(i64, String)>;
+
 /// Appends an audit event inside `tx`: reads the head, links, hashes, inserts.
 pub(super) async fn append(
     tx: &mut Tx<'_>,
     event: NewAuditEvent,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (seq, prev_hash) = match head {
+    append_after(tx, &mut None, event, now).await
+}
+
+/// [`append`] for a writer that already knows the head in `tx` (a group commit's batch, whose
+/// own appends are the only ones since it began): `head` is read when `None` and left as the
+/// new event.
+pub(super) async fn append_after(
+    tx: &mut Tx<'_>,
+    head: &mut ChainHead,
+    event: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let known = match head.take() {
+        Some(known) => Some(known),
+        None => {
+            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+    };
+    let (seq, prev_hash) = match known {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
     };
@@ -61,6 +80,7 @@ pub(super) async fn append(
     .bind(&sealed.hash)
     .execute(&mut **tx)
     .await?;
+    *head = Some((seq, sealed.hash));
     Ok(seq)
 }
 

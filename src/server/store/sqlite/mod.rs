@@ -6,6 +6,7 @@ mod agents;
 mod approval;
 mod audit;
 mod grants;
+mod group;
 mod lock;
 mod requests;
 mod rows;
@@ -47,6 +48,8 @@ pub struct SqliteStore {
     /// The most pages the database may grow to (0: no limit), applied to every writer
     /// connection; an operator's cap on its size, and how tests fill it without root.
     max_pages: Arc<AtomicU32>,
+    /// Writes that may share a transaction (and its fsync) with others queued at once.
+    group: group::GroupCommit,
 }
 
 fn ms(at: DateTime<Utc>) -> i64 {
@@ -129,11 +132,12 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let (changes, _) = watch::channel(0);
+        let changes = Arc::new(watch::channel(0).0);
         Ok(Self {
+            group: group::GroupCommit::start(writer.clone(), changes.clone()),
             writer,
             reader,
-            changes: Arc::new(changes),
+            changes,
             max_pages,
         })
     }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::audit::append;
+use super::audit::{ChainHead, append, append_after};
 use super::rows::access_from_row;
 use super::{SqliteStore, Tx, from_ms, ms, opt_from_ms};
 use crate::domain::effective;
@@ -54,22 +54,14 @@ async fn insert_refresh(tx: &mut Tx<'_>, r: &NewRefreshToken) -> StoreResult<()>
 }
 
 /// A range over `client_assertions_by_expiry` (a test checks the plan).
-const FORGET_EXPIRED_ASSERTIONS: &str =
-    "DELETE FROM client_assertions WHERE issuer = ? AND expires_at < ?";
+const FORGET_EXPIRED_ASSERTIONS: &str = "DELETE FROM client_assertions WHERE expires_at < ?";
 
 async fn insert_assertion(
     tx: &mut Tx<'_>,
     issuer: &str,
     jti: &str,
     expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    // Assertions that have expired can no longer be replayed; forget them.
-    sqlx::query(FORGET_EXPIRED_ASSERTIONS)
-        .bind(issuer)
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
     let inserted = sqlx::query(
         "INSERT INTO client_assertions (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     )
@@ -385,12 +377,24 @@ impl TokenStore for SqliteStore {
         issuer: &str,
         jti: &str,
         expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
-        let fresh = insert_assertion(&mut tx, issuer, jti, expires_at, now).await?;
+        let fresh = insert_assertion(&mut tx, issuer, jti, expires_at).await?;
         self.finish(tx).await?;
         Ok(fresh)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn forget_expired_assertions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let forgotten = sqlx::query(FORGET_EXPIRED_ASSERTIONS)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Not `finish`: nothing anyone watches changed.
+        tx.commit().await?;
+        Ok(forgotten)
     }
 
     #[tracing::instrument(skip_all)]
@@ -402,64 +406,97 @@ impl TokenStore for SqliteStore {
         grant_ids: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        // Re-checked inside the writer transaction: a suspension or grant revocation that
-        // committed after the caller looked wins, and no token is issued.
-        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
-            .bind(&access.subject)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let status = status.and_then(|(s,)| AgentStatus::parse(&s));
-        let mut grants_live = true;
-        for grant_id in grant_ids {
-            let live: Option<(i64,)> = sqlx::query_as(
-                "SELECT 1 FROM grants WHERE id = ? AND agent_did = ? AND revoked_at IS NULL AND not_after > ?",
-            )
-            .bind(grant_id)
-            .bind(&access.subject)
-            .bind(ms(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            grants_live &= live.is_some();
-        }
-        effective::may_issue(status, grants_live)?;
-        if !insert_assertion(
-            &mut tx,
-            &access.subject,
-            assertion_jti,
-            assertion_expires_at,
-            now,
-        )
-        .await?
-        {
-            return Ok(false);
-        }
-        insert_access(&mut tx, access).await?;
-        for grant_id in grant_ids {
-            sqlx::query("INSERT INTO token_grants (grant_id, jti) VALUES (?, ?)")
-                .bind(grant_id)
-                .bind(&access.jti)
-                .execute(&mut *tx)
-                .await?;
-        }
-        append(
-            &mut tx,
-            NewAuditEvent::new(
-                Actor::agent(access.subject.clone()),
-                access.subject.clone(),
-                AuditAction::TokenIssued(action::TokenIssued {
-                    jti: access.jti.clone(),
-                    scope: access.scope.clone(),
-                    expires_at: access.expires_at,
-                    grants: grant_ids.to_vec(),
-                }),
-            ),
-            now,
-        )
-        .await?;
-        self.finish(tx).await?;
-        Ok(true)
+        // Group-committed: issuances that arrive together share one transaction and one
+        // fsync, and each is answered only after that commit (see `group`).
+        let (jti, access, grants) = (assertion_jti.to_owned(), access.clone(), grant_ids.to_vec());
+        self.group
+            .run(move |tx, head| {
+                let (jti, access, grants) = (jti.clone(), access.clone(), grants.clone());
+                Box::pin(async move {
+                    let issuance = Issuance {
+                        assertion_jti: &jti,
+                        assertion_expires_at,
+                        access: &access,
+                        grant_ids: &grants,
+                        now,
+                    };
+                    issue_agent_token_in(tx, head, issuance).await
+                })
+            })
+            .await
     }
+}
+
+/// What an agent's token issuance stores.
+struct Issuance<'a> {
+    assertion_jti: &'a str,
+    assertion_expires_at: DateTime<Utc>,
+    access: &'a AccessTokenRecord,
+    grant_ids: &'a [String],
+    now: DateTime<Utc>,
+}
+
+/// Issues an agent's token inside `tx`: `false` when the assertion's `jti` was used before.
+async fn issue_agent_token_in(
+    tx: &mut Tx<'_>,
+    head: &mut ChainHead,
+    issuance: Issuance<'_>,
+) -> StoreResult<bool> {
+    let Issuance {
+        assertion_jti,
+        assertion_expires_at,
+        access,
+        grant_ids,
+        now,
+    } = issuance;
+    // Re-checked inside the writer transaction: a suspension or grant revocation that
+    // committed after the caller looked wins, and no token is issued.
+    let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
+        .bind(&access.subject)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let status = status.and_then(|(s,)| AgentStatus::parse(&s));
+    let mut grants_live = true;
+    for grant_id in grant_ids {
+        let live: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM grants WHERE id = ? AND agent_did = ? AND revoked_at IS NULL AND not_after > ?",
+        )
+        .bind(grant_id)
+        .bind(&access.subject)
+        .bind(ms(now))
+        .fetch_optional(&mut **tx)
+        .await?;
+        grants_live &= live.is_some();
+    }
+    effective::may_issue(status, grants_live)?;
+    if !insert_assertion(tx, &access.subject, assertion_jti, assertion_expires_at).await? {
+        return Ok(false);
+    }
+    insert_access(tx, access).await?;
+    for grant_id in grant_ids {
+        sqlx::query("INSERT INTO token_grants (grant_id, jti) VALUES (?, ?)")
+            .bind(grant_id)
+            .bind(&access.jti)
+            .execute(&mut **tx)
+            .await?;
+    }
+    append_after(
+        tx,
+        head,
+        NewAuditEvent::new(
+            Actor::agent(access.subject.clone()),
+            access.subject.clone(),
+            AuditAction::TokenIssued(action::TokenIssued {
+                jti: access.jti.clone(),
+                scope: access.scope.clone(),
+                expires_at: access.expires_at,
+                grants: grant_ids.to_vec(),
+            }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -474,7 +511,6 @@ mod tests {
             .expect("a fresh store opens");
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {FORGET_EXPIRED_ASSERTIONS}"))
-                .bind("x")
                 .bind(0)
                 .fetch_all(&store.reader)
                 .await
@@ -482,10 +518,8 @@ mod tests {
         assert_eq!(plan.len(), 1, "{plan:?}");
         let detail = &plan[0].3;
         assert!(
-            detail.contains(
-                "USING COVERING INDEX client_assertions_by_expiry (issuer=? AND expires_at<?)"
-            ) || detail
-                .contains("USING INDEX client_assertions_by_expiry (issuer=? AND expires_at<?)"),
+            detail.contains("USING COVERING INDEX client_assertions_by_expiry (expires_at<?)")
+                || detail.contains("USING INDEX client_assertions_by_expiry (expires_at<?)"),
             "{detail}"
         );
     }
