@@ -54,8 +54,13 @@ impl SigningKey {
 
     /// Signs `claims` as an RS256 JWT with this key's `kid`.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, EmulatorError> {
+        self.sign_as(&self.kid, claims)
+    }
+
+    /// Signs `claims` with this key, naming `kid` in the header (for forged tokens).
+    pub fn sign_as<C: Serialize>(&self, kid: &str, claims: &C) -> Result<String, EmulatorError> {
         let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(kid.to_owned());
         header.typ = Some("JWT".into());
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| EmulatorError::Key(e.to_string()))
