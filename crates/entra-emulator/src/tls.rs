@@ -62,7 +62,9 @@ impl Tls {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(tls_err)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // axum serves HTTP/1.1 here (its http2 feature is off): offering h2 would make
+        // clients such as curl speak a protocol the server does not answer.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             ca_pem,
             config: Arc::new(config),
