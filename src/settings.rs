@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod trusted_issuers;
+pub use trusted_issuers::TrustedIssuerSettings;
+
 /// The shipped server defaults, commented.
 pub const SERVER_DEFAULTS: &str = include_str!("../config/server.default.toml");
 
@@ -87,6 +90,8 @@ pub struct ServerSettings {
     pub audit: AuditSettings,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
+    /// External issuers (Microsoft Entra) whose tokens act as sponsors.
+    pub trusted_issuers: Vec<TrustedIssuerSettings>,
     /// The policy in force: set by [`ServerSettings::load`] from `server.policy` (or the shipped
     /// `config/policy.default.toml`); tests set it directly.
     #[serde(skip)]
@@ -248,6 +253,7 @@ impl Default for ServerSettings {
                 name: "Sponsor Console".into(),
             }],
             sponsors: Vec::new(),
+            trusted_issuers: Vec::new(),
             policy: None,
         }
     }
@@ -379,6 +385,13 @@ impl ServerSettings {
             ));
         }
         for s in &self.sponsors {
+            if crate::domain::external::is_reserved_username(&s.username) {
+                return Err(SettingsError::Invalid(format!(
+                    "sponsor {}: usernames starting with {} are kept for external sponsors",
+                    s.username,
+                    crate::domain::external::ENTRA_PREFIX
+                )));
+            }
             crate::domain::role::parse_list(&s.roles.join(","))
                 .map_err(|e| SettingsError::Invalid(format!("sponsor {}: {e}", s.username)))?;
             argon2::PasswordHash::new(&s.password_hash).map_err(|_| {
@@ -388,6 +401,10 @@ impl ServerSettings {
                 ))
             })?;
         }
+        trusted_issuers::validate_all(
+            &self.trusted_issuers,
+            self.server.issuer.trim_end_matches('/'),
+        )?;
         Ok(())
     }
 

@@ -114,6 +114,8 @@ pub enum ServerCliError {
     Io(#[from] std::io::Error),
     #[error("a username has no spaces")]
     UsernameWithSpaces,
+    #[error("usernames starting with entra: are kept for sponsors from Microsoft Entra")]
+    ReservedUsername,
     #[error("the passwords differ")]
     PasswordsDiffer,
     #[error("use a password of at least 12 characters")]
@@ -152,6 +154,9 @@ pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
                 crate::domain::text::name("username", username)?;
                 if username.contains(char::is_whitespace) {
                     return Err(ServerCliError::UsernameWithSpaces);
+                }
+                if crate::domain::external::is_reserved_username(username) {
+                    return Err(ServerCliError::ReservedUsername);
                 }
                 let roles = role::parse_list(roles)?;
                 let display_name = display_name.clone().unwrap_or_else(|| username.clone());

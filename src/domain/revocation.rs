@@ -74,6 +74,11 @@ impl RevocationIndex {
         self.roles.insert(sponsor_id, roles);
     }
 
+    /// A sponsor's roles now, if the index knows the sponsor.
+    pub fn roles_of(&self, sponsor_id: &str) -> Option<&[Role]> {
+        self.roles.get(sponsor_id).map(Vec::as_slice)
+    }
+
     /// Applies one audit event (events at or before `seq` are skipped: applying is idempotent
     /// and in order).
     pub fn apply(&mut self, event: &AuditEvent) {

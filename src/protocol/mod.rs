@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod entra;
 pub mod error;
 pub mod jws;
 pub mod oauth;

@@ -226,18 +226,23 @@ impl FromRequestParts<AppState> for Principal {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let claims = state
-            .keys
-            .verify_access(
-                token,
-                &state.issuer,
-                &state.settings.tokens.audience,
-                state.clock.now(),
-            )
-            .map_err(|e| {
-                tracing::debug!(reason = %e, "bearer token refused");
-                ApiError::unauthorized()
-            })?;
+        // A token from a trusted external issuer (Entra) is checked against that issuer's
+        // keys and rules and becomes a sponsor's claims; every other token must be ours.
+        let claims = match state.trusted.route(token) {
+            Some(issuer) => super::trusted::sponsor_claims(state, &issuer, token).await?,
+            None => state
+                .keys
+                .verify_access(
+                    token,
+                    &state.issuer,
+                    &state.settings.tokens.audience,
+                    state.clock.now(),
+                )
+                .map_err(|e| {
+                    tracing::debug!(reason = %e, "bearer token refused");
+                    ApiError::unauthorized()
+                })?,
+        };
         // A human's token acts on `/v1` only if it was given the `governance` scope (a token
         // asked for `openid profile` alone reads who you are, nothing more).
         if claims.kind == SubjectKind::Sponsor

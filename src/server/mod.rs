@@ -14,6 +14,7 @@ pub mod routes;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod trusted;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -83,6 +84,8 @@ pub async fn build_state(
     let policy = settings
         .resolve_policy()
         .map_err(|e| ServerError::Config(e.to_string()))?;
+    let trusted = trusted::TrustedIssuers::from_settings(&settings.trusted_issuers)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let limits = &settings.rate_limits;
     // After the sponsors are written: the index starts from the tables as they are now.
     let lifetime = settings
@@ -122,6 +125,7 @@ pub async fn build_state(
         ),
         record: record::RecordWatch::default(),
         revocations,
+        trusted,
         policy: Arc::new(policy),
         settings: Arc::new(settings),
     })

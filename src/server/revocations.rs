@@ -69,6 +69,15 @@ impl Revocations {
         index.admit(claims.kind, &claims.sub, &claims.jti, &claimed)
     }
 
+    /// The roles the index holds for a sponsor, if it knows the sponsor.
+    pub fn roles_of(&self, sponsor_id: &str) -> Option<Vec<Role>> {
+        self.index
+            .read()
+            .ok()?
+            .roles_of(sponsor_id)
+            .map(<[Role]>::to_vec)
+    }
+
     /// [`Self::admit`], except that a sponsor the index has not seen yet (added a moment ago,
     /// by this process or another) reads the chain first. Only a token with our signature gets
     /// this far, so the database read is not an outsider's to trigger.

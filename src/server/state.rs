@@ -8,6 +8,7 @@ use super::record::RecordWatch;
 use super::revocations::Revocations;
 use super::store::Store;
 use super::tokens::KeyRing;
+use super::trusted::TrustedIssuers;
 use crate::clock::SharedClock;
 use crate::domain::policy::Policy;
 use crate::settings::ServerSettings;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub record: RecordWatch,
     /// Revoked tokens, inactive agents and sponsors' roles, checked on every request.
     pub revocations: Revocations,
+    /// External issuers (Microsoft Entra) whose tokens act as sponsors, with their keys.
+    pub trusted: TrustedIssuers,
     pub password_failures: FailureLimiter,
     /// Wrong passwords for one account from every network (see `domain::guessing`).
     pub account_failures: FailureLimiter,

@@ -51,6 +51,21 @@ impl std::fmt::Debug for SponsorUpsert {
     }
 }
 
+/// A sponsor vouched for by a trusted issuer (`domain::external`): created on first sight,
+/// its name and roles following the newest token that states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalSponsor {
+    /// `entra:<tid>:<oid>`; also its username, a form local usernames may not take.
+    pub id: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    /// Where the account comes from: `entra`.
+    pub source: String,
+    /// When the issuer stated these roles (the token's `iat`): an older statement never
+    /// overwrites a newer one.
+    pub stated_at: DateTime<Utc>,
+}
+
 /// A new agent with its first sponsor.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
@@ -91,6 +106,14 @@ pub trait AgentStore: Send + Sync {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<SponsorRecord>;
+    /// Creates an external sponsor, or updates its name and roles when `sponsor.stated_at` is
+    /// newer than what they were last set from; writes `sponsor.added` / `sponsor.updated` in
+    /// the same transaction. Returns whether anything changed.
+    async fn sync_external_sponsor(
+        &self,
+        sponsor: &ExternalSponsor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn sponsor_by_username(&self, username: &str) -> StoreResult<Option<SponsorRecord>>;
     async fn sponsor_by_id(&self, id: &str) -> StoreResult<Option<SponsorRecord>>;
     async fn list_sponsors(&self) -> StoreResult<Vec<SponsorRecord>>;

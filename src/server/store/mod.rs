@@ -15,7 +15,10 @@ mod sign_in;
 mod sqlite;
 mod tokens;
 
-pub use agents::{AgentCredential, AgentStore, NewAgent, Registered, SponsorRecord, SponsorUpsert};
+pub use agents::{
+    AgentCredential, AgentStore, ExternalSponsor, NewAgent, Registered, SponsorRecord,
+    SponsorUpsert,
+};
 pub use audit::{AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
 pub use health::HealthStore;

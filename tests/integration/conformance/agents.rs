@@ -5,7 +5,9 @@ use std::sync::Arc;
 use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::agents::AgentStatus;
 use sponsor_console::protocol::audit::Actor;
-use sponsor_console::server::store::{AuditScope, Idempotency, Registered, SponsorUpsert, Store};
+use sponsor_console::server::store::{
+    AuditScope, ExternalSponsor, Idempotency, Registered, SponsorUpsert, Store,
+};
 
 use super::{agent, code, new_agent, sponsor, t0};
 
@@ -175,4 +177,64 @@ pub async fn registration_replays_an_idempotency_key(store: Arc<dyn Store>) {
         .await;
     assert_eq!(code(other), "idempotency_key_reused");
     assert_eq!(s.all_agents(t0()).await.expect("list").len(), 1);
+}
+
+pub async fn external_sponsors_are_made_once_and_follow_newer_statements(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let id = "entra:tid:oid";
+    let stated = |roles: Vec<Role>, seconds: i64| ExternalSponsor {
+        id: id.into(),
+        display_name: "Adele Vance".into(),
+        roles,
+        source: "entra".into(),
+        stated_at: t0() + chrono::Duration::seconds(seconds),
+    };
+    let head = s.audit_head().await.expect("head");
+    assert!(
+        s.sync_external_sponsor(&stated(vec![Role::Sponsor], 0), t0())
+            .await
+            .expect("made")
+    );
+    let made = s.sponsor_by_id(id).await.expect("read").expect("present");
+    assert_eq!(
+        (made.username.as_str(), made.roles.clone()),
+        (id, vec![Role::Sponsor])
+    );
+    assert!(
+        made.password_hash.is_empty(),
+        "no password: it signs in at its issuer"
+    );
+    // The same again, or an older statement, changes nothing and writes nothing.
+    assert!(
+        !s.sync_external_sponsor(&stated(vec![Role::Sponsor], 10), t0())
+            .await
+            .expect("same")
+    );
+    assert!(
+        !s.sync_external_sponsor(&stated(vec![Role::OnCall], -10), t0())
+            .await
+            .expect("older")
+    );
+    assert_eq!(
+        s.audit_head().await.expect("head"),
+        head + 1,
+        "one sponsor.added"
+    );
+    // A newer statement moves the roles, with its event.
+    let newer = stated(vec![Role::Sponsor, Role::OnCall], 20);
+    assert!(s.sync_external_sponsor(&newer, t0()).await.expect("newer"));
+    let moved = s.sponsor_by_id(id).await.expect("read").expect("present");
+    assert_eq!(moved.roles, vec![Role::Sponsor, Role::OnCall]);
+    assert!(
+        !s.sync_external_sponsor(&stated(vec![Role::Sponsor], 15), t0())
+            .await
+            .expect("stale")
+    );
+    let events = s
+        .audit_page(&AuditScope::All, head, 10)
+        .await
+        .expect("events");
+    let actions: Vec<&str> = events.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, vec!["sponsor.added", "sponsor.updated"]);
+    assert!(events.iter().all(|e| e.event.subject == id));
 }

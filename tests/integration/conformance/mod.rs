@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
         mod $backend {
             conformance_suite!(@cases $factory;
                 agents::sponsors_are_created_then_updated,
+                agents::external_sponsors_are_made_once_and_follow_newer_statements,
                 agents::registration_reads_back_everywhere,
                 agents::registration_refuses_duplicates_and_the_limit,
                 agents::registration_replays_an_idempotency_key,

@@ -13,8 +13,8 @@ use crate::protocol::agents::{Agent, AgentStatus, SponsorRef};
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::requests::TrustPoint;
 use crate::server::store::{
-    AgentCredential, AgentStore, Idempotency, NewAgent, NewAuditEvent, NewChild, Registered,
-    SponsorRecord, SponsorUpsert, StoreError, StoreResult,
+    AgentCredential, AgentStore, ExternalSponsor, Idempotency, NewAgent, NewAuditEvent, NewChild,
+    Registered, SponsorRecord, SponsorUpsert, StoreError, StoreResult,
 };
 
 /// Which agents to read.
@@ -224,6 +224,86 @@ impl AgentStore for SqliteStore {
             password_hash: password_hash.to_owned(),
             active: true,
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %sponsor.id))]
+    async fn sync_external_sponsor(
+        &self,
+        sponsor: &ExternalSponsor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let names: Vec<String> = sponsor
+            .roles
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        let roles_json =
+            serde_json::to_string(&names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stated = ms(sponsor.stated_at);
+        let mut tx = self.write().await?;
+        let existing: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT roles, display_name, updated_at FROM sponsors WHERE id = ?")
+                .bind(&sponsor.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let added = match existing {
+            Some((roles, display_name, updated_at)) => {
+                let mut held: Vec<String> = serde_json::from_str(&roles)
+                    .map_err(|e| StoreError::Corrupt(format!("sponsor roles: {e}")))?;
+                held.sort();
+                let mut wanted = names.clone();
+                wanted.sort();
+                if (held == wanted && display_name == sponsor.display_name) || stated <= updated_at
+                {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE sponsors SET display_name = ?, roles = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(&sponsor.display_name)
+                .bind(&roles_json)
+                .bind(stated)
+                .bind(&sponsor.id)
+                .execute(&mut *tx)
+                .await?;
+                false
+            }
+            None => {
+                // No password: an external sponsor signs in at its issuer, never here.
+                sqlx::query(
+                    "INSERT INTO sponsors (id, username, display_name, roles, password_hash, source, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, '', ?, ?, ?)",
+                )
+                .bind(&sponsor.id)
+                .bind(&sponsor.id)
+                .bind(&sponsor.display_name)
+                .bind(&roles_json)
+                .bind(&sponsor.source)
+                .bind(ms(now))
+                .bind(stated)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+        };
+        let changed = action::SponsorChanged {
+            username: sponsor.id.clone(),
+            roles: names,
+            source: sponsor.source.clone(),
+        };
+        let action = if added {
+            AuditAction::SponsorAdded(changed)
+        } else {
+            AuditAction::SponsorUpdated(changed)
+        };
+        append(
+            &mut tx,
+            NewAuditEvent::new(Actor::system(), sponsor.id.clone(), action),
+            now,
+        )
+        .await?;
+        self.finish(tx).await?;
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all, fields(username = %username))]
