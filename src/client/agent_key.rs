@@ -126,7 +126,7 @@ impl AgentKey {
             aud: audience.to_owned(),
             exp: (now + lifetime).timestamp(),
             iat: Some(now.timestamp()),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
         };
         self.sign(&claims)
     }

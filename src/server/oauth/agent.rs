@@ -162,7 +162,7 @@ pub(super) async fn client_credentials_grant(
         exp,
         iat: now.timestamp(),
         nbf: now.timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: uuid::Uuid::now_v7().to_string(),
         scope: capability::to_scope(&scope.capabilities),
         client_id: agent.did.clone(),
         kind: SubjectKind::Agent,

@@ -151,7 +151,7 @@ fn sponsor_access(
         exp: now.timestamp() + lifetime,
         iat: now.timestamp(),
         nbf: now.timestamp(),
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: uuid::Uuid::now_v7().to_string(),
         scope: scope.to_owned(),
         client_id: client_id.to_owned(),
         kind: SubjectKind::Sponsor,

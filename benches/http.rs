@@ -1,0 +1,201 @@
+//! Token issuance, introspection and `/healthz` measured by `wrk`, a load generator outside
+//! this process, against a governance server started in-process on loopback (2 worker
+//! threads, SQLite in WAL with `synchronous=FULL`). Issuance and introspection are reported as
+//! shares of `/healthz` throughput, measured in the same run with the same connections.
+//!
+//! Run: `cargo bench --bench http` (needs `wrk` on the PATH, e.g. `apt-get install wrk`;
+//! options: `-- --seconds 10 --connections 16 --threads 2`). Issuance posts pre-signed client
+//! assertions (`benches/http/issue.lua`), each once; introspection posts one agent token
+//! again and again with a sponsor's bearer token (`benches/http/introspect.lua`).
+
+use std::io::Write;
+use std::process::Command;
+
+use chrono::Utc;
+use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::protocol::oauth::ASSERTION_TYPE_JWT_BEARER;
+use sponsor_console::server::store::NewAgent;
+use sponsor_console::settings::ServerSettings;
+
+mod support;
+
+#[derive(Clone, Copy)]
+struct Options {
+    seconds: usize,
+    connections: usize,
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = Options {
+        seconds: support::arg("--seconds", 10),
+        connections: support::arg("--connections", 16),
+        threads: support::arg("--threads", 2),
+    };
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("wrk is not installed (apt-get install wrk); nothing measured");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(opts))
+}
+
+/// One wrk run: requests per second, and how many answers were not 2xx.
+struct Run {
+    per_second: f64,
+    latency_median: String,
+    failed: u64,
+}
+
+fn wrk(
+    opts: &Options,
+    url: &str,
+    script: Option<&str>,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Run> {
+    let mut command = Command::new("wrk");
+    command
+        .args([
+            "-t",
+            &opts.threads.to_string(),
+            "-c",
+            &opts.connections.to_string(),
+        ])
+        .args(["-d", &format!("{}s", opts.seconds), "--latency"]);
+    if let Some(script) = script {
+        command.args(["-s", script]);
+    }
+    command.arg(url).env("THREADS", opts.threads.to_string());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+    };
+    let per_second = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk's output: {text}"))?;
+    let failed = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let latency_median = field("50%").unwrap_or_default();
+    Ok(Run {
+        per_second,
+        latency_median,
+        failed,
+    })
+}
+
+async fn run(opts: Options) -> anyhow::Result<()> {
+    let bench = support::start_server(ServerSettings::default()).await?;
+    let state = bench.server.state.clone();
+    let base = bench.server.base_url();
+    let api = bench.sponsor_client.anonymous();
+    let token_endpoint = api.token_endpoint();
+    let now = Utc::now();
+    let mut keys = Vec::new();
+    for i in 0..32 {
+        let key = AgentKey::generate();
+        state
+            .store
+            .register_agent(
+                NewAgent {
+                    did: key.did(),
+                    name: format!("wrk-agent-{i}"),
+                    public_key: key.public_key(),
+                    capabilities: vec!["read:crm:*".into(), "send:email".into()],
+                    sponsor_id: bench.sponsor.id.clone(),
+                    entra_object_id: None,
+                    model: None,
+                    runtime: None,
+                    max_agents_per_sponsor: u32::MAX,
+                },
+                None,
+                now,
+            )
+            .await?;
+        keys.push(key);
+    }
+    // More assertions than the run can use at 20,000 issuances a second; each is valid for
+    // the two minutes around the run.
+    let dir = tempfile::tempdir()?;
+    let bodies_path = dir.path().join("assertions.txt");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&bodies_path)?);
+        for i in 0..opts.seconds * 20_000 {
+            let key = &keys[i % keys.len()];
+            let assertion =
+                key.assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(120))?;
+            writeln!(
+                file,
+                "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+                url::form_urlencoded::byte_serialize(ASSERTION_TYPE_JWT_BEARER.as_bytes())
+                    .collect::<String>()
+            )?;
+        }
+        file.flush()?;
+    }
+    let first = keys[0].assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(60))?;
+    let agent_token = api.client_credentials(&first, None).await?.access_token;
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/http");
+
+    println!(
+        "wrk -t{} -c{} -d{}s against {base} (server: 2 worker threads, same 2-core machine)",
+        opts.threads, opts.connections, opts.seconds
+    );
+    // wrk runs on its own threads outside the runtime; the server keeps serving meanwhile.
+    let measure = |url: String, script: Option<String>, env: Vec<(&'static str, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            wrk(&opts, &url, script.as_deref(), &env)
+        })
+    };
+    let health = measure(format!("{base}/healthz"), None, Vec::new()).await??;
+    let introspection = measure(
+        format!("{base}/oauth2/introspect"),
+        Some(format!("{scripts}/introspect.lua")),
+        vec![
+            ("AGENT_TOKEN", agent_token.clone()),
+            ("CALLER_TOKEN", bench.sponsor_token.clone()),
+        ],
+    )
+    .await??;
+    let issuance = measure(
+        token_endpoint.clone(),
+        Some(format!("{scripts}/issue.lua")),
+        vec![("BODIES", bodies_path.display().to_string())],
+    )
+    .await??;
+    for (name, run) in [
+        ("/healthz", &health),
+        ("introspection", &introspection),
+        ("token issuance", &issuance),
+    ] {
+        println!(
+            "{name:<16} {:>9.0} /s   median {:>9}   {} answers not 2xx",
+            run.per_second, run.latency_median, run.failed
+        );
+    }
+    println!(
+        "ratios           introspection {:.1}%   issuance {:.2}%   (of /healthz throughput)",
+        100.0 * introspection.per_second / health.per_second,
+        100.0 * issuance.per_second / health.per_second
+    );
+    anyhow::ensure!(
+        introspection.failed == 0 && issuance.failed == 0,
+        "some answers were errors"
+    );
+    bench.server.shutdown().await?;
+    Ok(())
+}
