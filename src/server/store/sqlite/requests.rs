@@ -41,6 +41,33 @@ fn push_selection<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilte
     }
 }
 
+/// How many requests a filter selects.
+fn push_count<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilter) {
+    q.push("SELECT COUNT(*) FROM requests r");
+    push_selection(q, filter);
+}
+
+/// A page of the requests a filter selects. Pending requests come soonest-to-expire first
+/// (what needs a decision first, and what a capped page must not leave out); everything else
+/// newest first.
+fn push_page<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilter) {
+    q.push(REQUEST_SELECT);
+    push_selection(q, filter);
+    if let Some((at, id)) = &filter.after {
+        q.push(" AND (r.expires_at, r.id) > (")
+            .push_bind(ms(*at))
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    if filter.status == Some(RequestStatus::Pending) {
+        q.push(" ORDER BY r.expires_at, r.id");
+    } else {
+        q.push(" ORDER BY r.created_at DESC, r.id");
+    }
+    q.push(" LIMIT ").push_bind(i64::from(filter.limit));
+}
+
 /// Ends a pending request at `at`: its final status, why (a denial's or cancellation's
 /// reason), and the grant an approval made. A child the request proposed is retired unless it
 /// was approved.
@@ -237,32 +264,17 @@ impl RequestStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    #[tracing::instrument(skip_all)]
     async fn count_requests(&self, filter: &RequestFilter) -> StoreResult<u64> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM requests r");
-        push_selection(&mut q, filter);
+        let mut q = QueryBuilder::new("");
+        push_count(&mut q, filter);
         let (count,): (i64,) = q.build_query_as().fetch_one(&self.reader).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
-        push_selection(&mut q, filter);
-        if let Some((at, id)) = &filter.after {
-            q.push(" AND (r.expires_at, r.id) > (")
-                .push_bind(ms(*at))
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        // Pending requests come soonest-to-expire first (what needs a decision first, and what
-        // a capped page must not leave out); everything else newest first.
-        if filter.status == Some(RequestStatus::Pending) {
-            q.push(" ORDER BY r.expires_at, r.id");
-        } else {
-            q.push(" ORDER BY r.created_at DESC, r.id");
-        }
-        q.push(" LIMIT ").push_bind(i64::from(filter.limit));
+        let mut q = QueryBuilder::new("");
+        push_page(&mut q, filter);
         let mut conn = self.reader.begin().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         // Decisions for the listed requests, a chunk of ids per query.
@@ -522,4 +534,62 @@ async fn sponsors(tx: &mut Tx<'_>, sponsor_id: &str, did: &str) -> StoreResult<b
             .fetch_optional(&mut **tx)
             .await?;
     Ok(row.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The steps of the query plan of what `push` writes.
+    async fn plan(
+        store: &SqliteStore,
+        filter: &RequestFilter,
+        push: for<'a> fn(&mut QueryBuilder<'a, Sqlite>, &'a RequestFilter),
+    ) -> Vec<String> {
+        let mut q = QueryBuilder::new("EXPLAIN QUERY PLAN ");
+        push(&mut q, filter);
+        let rows: Vec<(i64, i64, i64, String)> = q
+            .build_query_as()
+            .fetch_all(&store.reader)
+            .await
+            .unwrap_or_default();
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
+    /// A sponsor's pending page walks an index in the order it is listed and stops after a
+    /// page (no sort of every pending request); its count reads an index only.
+    #[tokio::test]
+    async fn the_pending_page_and_its_count_come_from_indexes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("a fresh store opens");
+        let mut filter = RequestFilter {
+            sponsor_id: Some("s".into()),
+            status: Some(RequestStatus::Pending),
+            limit: 500,
+            ..RequestFilter::default()
+        };
+        let count = plan(&store, &filter, push_count).await;
+        assert!(
+            count.iter().any(|s| s.contains(
+                "USING COVERING INDEX requests_by_status_agent (status=? AND agent_did=?)"
+            )),
+            "{count:#?}"
+        );
+        for after in [None, Some((Utc::now(), "req_x".to_owned()))] {
+            filter.after = after;
+            let page = plan(&store, &filter, push_page).await;
+            assert!(
+                page.iter()
+                    .any(|s| s.contains("USING INDEX requests_pending_page (status=?")),
+                "{page:#?}"
+            );
+            // Only a page's rows and a request's decisions are sorted, never the selection.
+            let sorts_selection = |s: &String| {
+                s.contains("TEMP B-TREE FOR ORDER BY") || s.contains("FOR RIGHT PART OF ORDER BY")
+            };
+            assert!(!page.iter().any(sorts_selection), "{page:#?}");
+        }
+    }
 }
