@@ -28,15 +28,19 @@ pub struct Bench {
 }
 
 pub async fn start_server(settings: ServerSettings) -> anyhow::Result<Bench> {
+    start_server_at(settings, None).await
+}
+
+/// The same on the database file `db` (created if missing, kept afterwards), or on a fresh one
+/// in a temporary directory.
+pub async fn start_server_at(
+    settings: ServerSettings,
+    db: Option<&std::path::Path>,
+) -> anyhow::Result<Bench> {
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = start(
-        settings,
-        &dir.path().join("bench.db"),
-        listener,
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let path = db.map_or_else(|| dir.path().join("bench.db"), std::path::Path::to_owned);
+    let server = start(settings, &path, listener, Arc::new(SystemClock)).await?;
     let state = server.state.clone();
     let now = Utc::now();
     let sponsor = state
@@ -106,6 +110,15 @@ pub fn report(name: &str, s: &Summary) {
         s.p99.as_secs_f64() * 1e3,
         s.per_second
     );
+}
+
+/// Reads `--name value` from the command line as text.
+pub fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// Reads `--name value` from the command line.

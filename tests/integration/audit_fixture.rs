@@ -22,8 +22,9 @@ fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit_chain.json")
 }
 
-/// Every kind of event the server writes, in one deterministic story.
-async fn scenario() -> Vec<AuditEvent> {
+/// Every kind of event the server writes, in one deterministic story; the server it ran on and
+/// the chain it wrote.
+pub(crate) async fn scenario() -> (TestServer, Vec<AuditEvent>) {
     // The story predates the rule that only low-sensitivity capabilities may be held
     // standing; its policy lets `write:*` stand so that it writes the same events.
     let mut story = crate::common::settings();
@@ -205,7 +206,8 @@ async fn scenario() -> Vec<AuditEvent> {
         .await
         .expect("rotate keys");
 
-    sam.audit_export().await.expect("export")
+    let events = sam.audit_export().await.expect("export");
+    (t, events)
 }
 
 /// Replaces each random id by a placeholder numbered by first appearance, so two runs of the
@@ -347,7 +349,7 @@ async fn the_fixture_chain_still_verifies() {
 
 #[tokio::test]
 async fn todays_code_writes_the_fixture_events() {
-    let events = scenario().await;
+    let (_server, events) = scenario().await;
     let mut verifier = ChainVerifier::default();
     for event in &events {
         verifier.push(event).expect("today's chain verifies");

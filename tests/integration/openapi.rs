@@ -1,7 +1,14 @@
 //! `/openapi.json` is generated from the routes: every `/v1` route is in it, and everything in
-//! it is served (and guarded by a bearer token).
+//! it is served (and guarded by a bearer token); the statuses and the event stream it documents
+//! are what the server answers.
 
+use std::collections::BTreeSet;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, SqliteConnection};
 
 use crate::common::TestServer;
 
@@ -37,7 +44,7 @@ const V1: &[(&str, &str)] = &[
 #[tokio::test]
 async fn every_v1_route_is_documented_and_every_documented_route_is_served() {
     let t = TestServer::start().await;
-    let doc: serde_json::Value = t
+    let doc: Value = t
         .client
         .http()
         .get(t.client.url("/openapi.json"))
@@ -123,7 +130,7 @@ async fn every_v1_route_is_documented_and_every_documented_route_is_served() {
 #[tokio::test]
 async fn every_status_a_route_answers_is_documented() {
     let t = TestServer::start().await;
-    let doc: serde_json::Value = t
+    let doc: Value = t
         .client
         .http()
         .get(t.client.url("/openapi.json"))
@@ -187,4 +194,110 @@ async fn every_status_a_route_answers_is_documented() {
     undocumented.sort();
     undocumented.dedup();
     assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
+}
+
+async fn served_document(t: &TestServer) -> Value {
+    let doc = t.client.http().get(t.client.url("/openapi.json")).send();
+    doc.await.unwrap().json().await.unwrap()
+}
+
+/// A validator for `schema`, a schema of the document `doc` whose `$ref`s point into the
+/// document's components.
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    root["components"] = doc["components"].clone();
+    jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("{e}: {schema}"))
+}
+
+/// `schema` itself, or what its `$ref` points to in `doc`.
+fn resolved<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{r} is in the document")),
+        None => schema,
+    }
+}
+
+/// Every frame of `GET /v1/events`, read off the wire from a running server, is what the
+/// served document says: the frame (`id`, `event`, `data`) against the stream's schema, and
+/// `data`, parsed as its `contentMediaType`, against its `contentSchema` (the typed audit event).
+/// The fixture's story and a direct edit of the tables write every action there is, and the
+/// stream replays all of it to a security lead.
+#[tokio::test]
+async fn every_event_frame_is_what_the_document_says() {
+    let (t, _) = crate::audit_fixture::scenario().await;
+    // The last action the story does not write: the tables drift from the chain.
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", t.db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE agents SET capabilities = '[\"admin:*\"]' WHERE name = 'noisy-bot'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let sam = t.sign_in("sam").await;
+    t.client
+        .with_token(&sam.access_token)
+        .check_audit_state()
+        .await
+        .unwrap();
+    let head = t.server.state.store.audit_head().await.unwrap();
+    let doc = served_document(&t).await;
+    let listed = &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];
+    let frame_schema = &listed["text/event-stream"]["schema"];
+    let frame_valid = validator(&doc, frame_schema);
+    let data_schema = &resolved(&doc, frame_schema)["properties"]["data"];
+    assert_eq!(data_schema["contentMediaType"], "application/json");
+    let event_valid = validator(&doc, &data_schema["contentSchema"]);
+
+    let response = t
+        .client
+        .http()
+        .get(t.client.url("/v1/events?after=0"))
+        .bearer_auth(&sam.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream",
+        "the media type the document lists"
+    );
+    let mut frames = response.bytes_stream().eventsource();
+    let mut actions = BTreeSet::new();
+    let mut seen = 0;
+    while seen < head {
+        let frame = frames.next().await.expect("the stream stays open").unwrap();
+        let n = frame.id.clone();
+        // The frame's fields as the schema names them.
+        let fields = json!({"id": frame.id, "event": frame.event, "data": frame.data});
+        let problems: Vec<String> = frame_valid
+            .iter_errors(&fields)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(problems.is_empty(), "frame {n}: {problems:#?}\n{fields}");
+        let data: Value = serde_json::from_str(&frame.data).unwrap();
+        let problems: Vec<String> = event_valid
+            .iter_errors(&data)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(problems.is_empty(), "frame {n}: {problems:#?}\n{data:#}");
+        // What the schema's descriptions tie together.
+        assert_eq!(frame.event, data["action"], "frame {n}");
+        assert_eq!(frame.id, data["seq"].to_string(), "frame {n}");
+        seen = data["seq"].as_i64().unwrap();
+        actions.insert(frame.event);
+    }
+    let documented: BTreeSet<String> = resolved(&doc, frame_schema)["properties"]["event"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions, documented,
+        "the story streams every documented action"
+    );
 }

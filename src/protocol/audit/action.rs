@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::policy::Sensitivity;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::requests::RequestKind;
 
 /// An action and its details. Serialized as `{"action": "...", "details": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "action", content = "details")]
 pub enum AuditAction {
     #[serde(rename = "signing_key.rotated")]
@@ -85,7 +86,7 @@ impl AuditAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRotated {
     pub retired_keys: u64,
@@ -93,7 +94,7 @@ pub struct KeyRotated {
     pub previous_published_until: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SponsorChanged {
     pub username: String,
@@ -102,7 +103,7 @@ pub struct SponsorChanged {
     pub source: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedIn {
     pub client_id: String,
@@ -110,7 +111,7 @@ pub struct SignedIn {
     pub jti: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceDecided {
     pub client_id: String,
@@ -118,7 +119,7 @@ pub struct DeviceDecided {
     pub user_code: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenIssued {
     pub jti: String,
@@ -129,14 +130,14 @@ pub struct TokenIssued {
     pub grants: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRevoked {
     /// `access_token`.
     pub token_type: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FamilyRevokedReason {
     /// A rotated refresh token was presented again: someone holds a copy.
@@ -145,7 +146,7 @@ pub enum FamilyRevokedReason {
     RevocationRequest,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FamilyRevoked {
     pub reason: FamilyRevokedReason,
@@ -158,7 +159,7 @@ pub struct FamilyRevoked {
     pub revoked_tokens: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentRegistered {
     pub name: String,
     pub capabilities: Vec<String>,
@@ -173,7 +174,7 @@ pub struct AgentRegistered {
 
 /// Who registered an agent: a sponsor directly, or a parent agent through a delegation request
 /// naming a new child.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum RegisteredBy {
     Agent {
@@ -181,11 +182,14 @@ pub enum RegisteredBy {
         trust_score: i64,
     },
     Sponsor {
+        /// Always written (null when there is none): it is what tells a sponsor's registration
+        /// from an agent's.
+        #[schema(required = true)]
         entra_object_id: Option<String>,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TakenDown {
     pub reason: String,
@@ -199,14 +203,14 @@ pub struct TakenDown {
     pub trust_score: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reactivated {
     pub reason: String,
     pub was_security: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submitted {
     pub request_id: String,
@@ -219,7 +223,7 @@ pub struct Submitted {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRecorded {
     pub request_id: String,
@@ -231,7 +235,7 @@ pub struct ApprovalRecorded {
 }
 
 /// One grant an approval created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantMade {
     pub id: String,
@@ -240,7 +244,7 @@ pub struct GrantMade {
     pub not_after: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approved {
     pub request_id: String,
@@ -255,7 +259,7 @@ pub struct Approved {
     pub trust_score: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Denied {
     pub request_id: String,
     pub trust_score: i64,
@@ -264,7 +268,7 @@ pub struct Denied {
 }
 
 /// Who denied: a human with a justification, or the server for approval fatigue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum DeniedBy {
     Fatigue {
@@ -276,27 +280,27 @@ pub enum DeniedBy {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FatigueReason {
     ApprovalFatigue,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expired {
     pub request_id: String,
     pub trust_score: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cancelled {
     pub request_id: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRevoked {
     pub grant_id: String,
@@ -310,7 +314,7 @@ pub struct GrantRevoked {
 }
 
 /// A grant ran out (written by the sweep that noticed; `not_after` is when).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantExpired {
     pub grant_id: String,
@@ -321,7 +325,7 @@ pub struct GrantExpired {
 
 /// The tables disagreed with what the chain records (`audit verify --state`): an alert, written
 /// when the set of differences changes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateMismatch {
     /// How many differences there are.

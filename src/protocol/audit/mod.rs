@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod checkpoint;
+pub mod schema;
 pub mod state;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use utoipa::ToSchema;
 
 pub use action::AuditAction;
 pub use checkpoint::{CHECKPOINT_TYP, ChainAt, Checkpoint, CheckpointClaims};
+pub use schema::EventFrame;
 pub use state::{StateDifference, StateReport};
 
 /// What kind of principal acted.
@@ -104,8 +106,9 @@ pub struct UnhashedEvent {
     pub prev_hash: String,
 }
 
-/// A sealed event, as stored and as served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A sealed event, as stored and as served. Its schema is in [`schema`]: the envelope and
+/// the typed action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     #[serde(flatten)]
     pub event: UnhashedEvent,

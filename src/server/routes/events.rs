@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
-use crate::protocol::audit::AuditEvent;
+use crate::protocol::audit::{AuditEvent, EventFrame};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::query::EventsQuery;
 use crate::server::error::ApiError;
@@ -65,7 +65,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this audit seq")),
-    responses((status = 200, description = "Server-Sent Events: id = audit seq, event = action, data = AuditEvent", content_type = "text/event-stream", body = AuditEvent),
+    responses((status = 200, description = "Server-Sent Events, one frame per audit event the caller may see: id = the audit seq, event = the action, data = the AuditEvent as JSON", content_type = "text/event-stream", body = EventFrame),
               (status = 403, description = "the caller may not do this, or the token's scope lacks governance (insufficient_scope)", body = ErrorBody), (status = 401, description = "missing or invalid token", body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub async fn events(

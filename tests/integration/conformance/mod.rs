@@ -6,6 +6,7 @@
 mod agents;
 mod audit;
 mod grants;
+mod request_reads;
 mod requests;
 mod sign_in;
 mod tokens;
@@ -68,6 +69,8 @@ macro_rules! conformance_suite {
                 requests::cancel_expire_and_fatigue,
                 requests::delegation_registers_the_child_and_grants_it,
                 requests::a_proposed_child_is_retired_unless_approved,
+                request_reads::a_request_reads_back_field_for_field,
+                request_reads::decisions_and_lists_read_back_in_order,
                 grants::grants_list_and_revoke_with_what_was_delegated,
                 grants::suspension_reaches_descendants_and_everything_they_hold,
                 grants::reactivation_and_revocation,

@@ -2,23 +2,21 @@
 //! transaction; the rules come from `domain::decision`, `domain::delegation` and
 //! `domain::limits`.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::agents::{register_child, retire_proposed_child};
 use super::approval::create_grants;
 use super::audit::append;
-use super::rows::{REQUEST_SELECT, approval_from_row, request_from_row, request_in, status_of};
+use super::rows::{REQUEST_PAGE_SELECT, request_in, requests_from_json, status_of};
 use super::trust::move_trust;
 use super::{SqliteStore, Tx, from_ms, json_list, ms, remember, replay};
 use crate::domain::decision::{self, Decider, Outcome, Verdict};
 use crate::domain::delegation;
 use crate::domain::{limits, suspension};
 use crate::protocol::audit::{Actor, AuditAction, action};
-use crate::protocol::requests::{Approval, Request, RequestStatus};
+use crate::protocol::requests::{Request, RequestStatus};
 use crate::server::store::{
     ChildSpec, DecisionInput, Idempotency, NewAuditEvent, NewRequest, RequestFilter, RequestStore,
     StoreError, StoreResult, Submitted,
@@ -38,6 +36,53 @@ fn push_selection<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilte
     }
     if let Some(status) = filter.status {
         q.push(" AND r.status = ").push_bind(status.as_str());
+    }
+}
+
+/// How many requests a filter selects.
+fn push_count<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilter) {
+    q.push("SELECT COUNT(*) FROM requests r");
+    push_selection(q, filter);
+}
+
+/// A page of the requests a filter selects, as one JSON array of `rows::request_json!` arrays
+/// in no set order (see `page_order`). Pending requests come soonest-to-expire first (what
+/// needs a decision first, and what a capped page must not leave out); everything else newest
+/// first.
+fn push_page<'a>(q: &mut QueryBuilder<'a, Sqlite>, filter: &'a RequestFilter) {
+    q.push(format!(
+        "SELECT '[' || coalesce(group_concat(row, ','), '') || ']' FROM ({REQUEST_PAGE_SELECT}"
+    ));
+    push_selection(q, filter);
+    if let Some((at, id)) = &filter.after {
+        q.push(" AND (r.expires_at, r.id) > (")
+            .push_bind(ms(*at))
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    if is_pending(filter) {
+        q.push(" ORDER BY r.expires_at, r.id");
+    } else {
+        q.push(" ORDER BY r.created_at DESC, r.id");
+    }
+    q.push(" LIMIT ")
+        .push_bind(i64::from(filter.limit))
+        .push(")");
+}
+
+fn is_pending(filter: &RequestFilter) -> bool {
+    filter.status == Some(RequestStatus::Pending)
+}
+
+/// Puts a page back in the order `push_page` selected it in: `group_concat` joins rows in no
+/// set order, and its own `ORDER BY` would copy every row into a temporary b-tree. Ids compare
+/// as SQLite's `BINARY` collation does, byte by byte.
+fn page_order(filter: &RequestFilter, page: &mut [Request]) {
+    if is_pending(filter) {
+        page.sort_by(|x, y| (x.expires_at, &x.id).cmp(&(y.expires_at, &y.id)));
+    } else {
+        page.sort_by(|x, y| (y.created_at, &x.id).cmp(&(x.created_at, &y.id)));
     }
 }
 
@@ -237,62 +282,21 @@ impl RequestStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    #[tracing::instrument(skip_all)]
     async fn count_requests(&self, filter: &RequestFilter) -> StoreResult<u64> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM requests r");
-        push_selection(&mut q, filter);
+        let mut q = QueryBuilder::new("");
+        push_count(&mut q, filter);
         let (count,): (i64,) = q.build_query_as().fetch_one(&self.reader).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_requests(&self, filter: &RequestFilter) -> StoreResult<Vec<Request>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(REQUEST_SELECT);
-        push_selection(&mut q, filter);
-        if let Some((at, id)) = &filter.after {
-            q.push(" AND (r.expires_at, r.id) > (")
-                .push_bind(ms(*at))
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        // Pending requests come soonest-to-expire first (what needs a decision first, and what
-        // a capped page must not leave out); everything else newest first.
-        if filter.status == Some(RequestStatus::Pending) {
-            q.push(" ORDER BY r.expires_at, r.id");
-        } else {
-            q.push(" ORDER BY r.created_at DESC, r.id");
-        }
-        q.push(" LIMIT ").push_bind(i64::from(filter.limit));
-        let mut conn = self.reader.begin().await?;
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        // Decisions for the listed requests, a chunk of ids per query.
-        let mut approvals: BTreeMap<String, Vec<Approval>> = BTreeMap::new();
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<Result<_, _>>()?;
-        for chunk in ids.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT d.*, s.username FROM request_decisions d JOIN sponsors s ON s.id = d.approver_id
-                 WHERE d.request_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id);
-            }
-            q.push(") ORDER BY d.at, d.approver_id");
-            for row in q.build().fetch_all(&mut *conn).await? {
-                let request_id: String = row.try_get("request_id")?;
-                approvals
-                    .entry(request_id)
-                    .or_default()
-                    .push(approval_from_row(&row)?);
-            }
-        }
-        rows.iter()
-            .zip(ids)
-            .map(|(row, id)| request_from_row(row, approvals.remove(&id).unwrap_or_default()))
-            .collect()
+        let mut q = QueryBuilder::new("");
+        push_page(&mut q, filter);
+        let (page,): (String,) = q.build_query_as().fetch_one(&self.reader).await?;
+        let mut page = requests_from_json(&page)?;
+        page_order(filter, &mut page);
+        Ok(page)
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]
@@ -522,4 +526,58 @@ async fn sponsors(tx: &mut Tx<'_>, sponsor_id: &str, did: &str) -> StoreResult<b
             .fetch_optional(&mut **tx)
             .await?;
     Ok(row.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The steps of the query plan of what `push` writes.
+    async fn plan(
+        store: &SqliteStore,
+        filter: &RequestFilter,
+        push: for<'a> fn(&mut QueryBuilder<'a, Sqlite>, &'a RequestFilter),
+    ) -> Vec<String> {
+        let mut q = QueryBuilder::new("EXPLAIN QUERY PLAN ");
+        push(&mut q, filter);
+        let rows: Vec<(i64, i64, i64, String)> = q
+            .build_query_as()
+            .fetch_all(&store.reader)
+            .await
+            .unwrap_or_default();
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
+    /// A sponsor's pending page walks an index in the order it is listed and stops after a
+    /// page (no sort of every pending request); its count reads an index only.
+    #[tokio::test]
+    async fn the_pending_page_and_its_count_come_from_indexes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("a fresh store opens");
+        let mut filter = RequestFilter {
+            sponsor_id: Some("s".into()),
+            status: Some(RequestStatus::Pending),
+            limit: 500,
+            ..RequestFilter::default()
+        };
+        let count = plan(&store, &filter, push_count).await;
+        assert!(
+            count.iter().any(|s| s.contains(
+                "USING COVERING INDEX requests_by_status_agent (status=? AND agent_did=?)"
+            )),
+            "{count:#?}"
+        );
+        for after in [None, Some((Utc::now(), "req_x".to_owned()))] {
+            filter.after = after;
+            let page = plan(&store, &filter, push_page).await;
+            assert!(
+                page.iter()
+                    .any(|s| s.contains("USING INDEX requests_pending_page (status=?")),
+                "{page:#?}"
+            );
+            assert!(!page.iter().any(|s| s.contains("TEMP B-TREE")), "{page:#?}");
+        }
+    }
 }
