@@ -4,6 +4,7 @@
 
 pub mod agent_key;
 pub mod checkpoint;
+pub mod entra;
 mod events;
 pub mod login;
 mod oauth;

@@ -18,6 +18,7 @@ mod device_flow;
 mod durability;
 mod embedded;
 mod entra_issuer;
+mod entra_signin;
 mod events;
 mod fleet;
 mod headless;
