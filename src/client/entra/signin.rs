@@ -112,11 +112,14 @@ fn observe_poll(response: &HttpResponse, observe: &impl Fn(PollEvent)) {
 /// Entra's `error_description` is several lines (AADSTS code and text, trace id, correlation id,
 /// timestamp): keep the first and the trace id.
 pub(super) fn describe(description: Option<&str>) -> Option<String> {
-    let text = description?;
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next()?.to_owned();
+    use crate::domain::text::sanitize_preview;
+    let mut lines = description?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let first = sanitize_preview(lines.next()?);
     Some(match lines.find(|l| l.starts_with("Trace ID:")) {
-        Some(trace) => format!("{first} ({})", trace.to_ascii_lowercase()),
+        Some(trace) => format!("{first} ({})", sanitize_preview(trace).to_ascii_lowercase()),
         None => first,
     })
 }
