@@ -2,6 +2,7 @@
 //! which code.
 
 use crate::client::ClientError;
+use crate::client::entra::EntraError;
 use crate::client::login::LoginError;
 
 /// Done.
@@ -42,6 +43,18 @@ pub fn of_login(e: &LoginError) -> u8 {
         LoginError::NotSignedIn(_) | LoginError::SessionEnded(_) => NOT_SIGNED_IN,
         LoginError::Denied | LoginError::Expired => REFUSED,
         LoginError::Client(c) => of_client(c),
+        LoginError::Entra(e) => of_entra(e),
+        _ => FAILURE,
+    }
+}
+
+/// The code of a failed Entra sign-in or token.
+pub fn of_entra(e: &EntraError) -> u8 {
+    match e {
+        EntraError::NotSignedIn { .. } | EntraError::SignInEnded { .. } => NOT_SIGNED_IN,
+        EntraError::Declined | EntraError::Expired | EntraError::BadVerificationCode => REFUSED,
+        EntraError::NotConfigured | EntraError::Config(_) | EntraError::NoApiScope => USAGE,
+        EntraError::CaFile { .. } => USAGE,
         _ => FAILURE,
     }
 }

@@ -38,6 +38,8 @@ pub enum LoginError {
     Session(#[from] SessionError),
     #[error("{0}")]
     Client(#[from] ClientError),
+    #[error("{0}")]
+    Entra(#[from] super::entra::EntraError),
 }
 
 /// What a human must do to sign in.

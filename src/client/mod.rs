@@ -4,7 +4,9 @@
 
 pub mod agent_key;
 pub mod checkpoint;
+pub mod entra;
 mod events;
+pub mod graph;
 pub mod login;
 mod oauth;
 pub mod session;

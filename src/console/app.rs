@@ -17,19 +17,27 @@ use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
 use crate::client::checkpoint::{self, CheckpointStore};
+use crate::client::entra::{EntraTokens, Resource};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
 use crate::protocol::query::RequestQuery;
 
-/// Keeps the session's access token fresh, refreshing (and, when it came from the session
-/// store, saving) it shortly before it expires.
+/// Keeps the access token fresh: the server's own session, refreshed (and, when it came from
+/// the session store, saved) shortly before it expires; or the Entra sign-in's token for the
+/// governance server's API scope.
 #[derive(Debug, Clone)]
 pub struct Keeper {
     api: ApiClient,
-    session: Arc<Mutex<Session>>,
+    credentials: Credentials,
     store: Option<SessionStore>,
     clock: SharedClock,
+}
+
+#[derive(Debug, Clone)]
+enum Credentials {
+    Session(Arc<Mutex<Session>>),
+    Entra(EntraTokens),
 }
 
 impl Keeper {
@@ -41,7 +49,22 @@ impl Keeper {
     ) -> Self {
         Self {
             api,
-            session: Arc::new(Mutex::new(session)),
+            credentials: Credentials::Session(Arc::new(Mutex::new(session))),
+            store,
+            clock,
+        }
+    }
+
+    /// Calls the governance server with the Entra sign-in's tokens (the server trusts Entra).
+    pub fn entra(
+        api: ApiClient,
+        tokens: EntraTokens,
+        store: Option<SessionStore>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            api,
+            credentials: Credentials::Entra(tokens),
             store,
             clock,
         }
@@ -49,7 +72,14 @@ impl Keeper {
 
     /// A client with a valid access token.
     pub async fn client(&self) -> Result<ApiClient, LoginError> {
-        let mut session = self.session.lock().await;
+        let session = match &self.credentials {
+            Credentials::Session(session) => session,
+            Credentials::Entra(tokens) => {
+                let token = tokens.governance_token().await?;
+                return Ok(self.api.with_token(token.secret));
+            }
+        };
+        let mut session = session.lock().await;
         let left = session.expires_at - self.clock.now();
         if left <= chrono::Duration::seconds(login::REFRESH_MARGIN_SECONDS) {
             let renewed = login::refresh(&self.api, &session, &self.clock).await?;
@@ -62,7 +92,13 @@ impl Keeper {
     }
 
     pub async fn expires_at(&self) -> chrono::DateTime<Utc> {
-        self.session.lock().await.expires_at
+        match &self.credentials {
+            Credentials::Session(session) => session.lock().await.expires_at,
+            Credentials::Entra(tokens) => tokens
+                .expires_at(Resource::Governance)
+                .await
+                .unwrap_or_else(|| self.clock.now()),
+        }
     }
 }
 

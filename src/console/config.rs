@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::keymap::KeyList;
+use crate::client::entra::EntraConfig;
 use crate::settings::ConfigText;
 
 pub const CONSOLE_DEFAULTS: &str = include_str!("../../config/console.default.toml");
@@ -20,6 +21,8 @@ pub struct ConsoleSettings {
     pub console: General,
     pub notifications: Notifications,
     pub demo: Demo,
+    /// Microsoft Entra sign-in and PIM approvals; unset: none.
+    pub entra: EntraConfig,
     pub keys: BTreeMap<String, KeyList>,
 }
 
@@ -90,6 +93,9 @@ impl ConsoleSettings {
         if !(0.0..=1000.0).contains(&settings.demo.rate) || settings.demo.agents > 50 {
             return Err(file.invalid("demo.rate must be 0–1000 and demo.agents at most 50"));
         }
+        if settings.entra.is_set() {
+            settings.entra.check().map_err(|e| file.invalid(e))?;
+        }
         Ok(settings)
     }
 
@@ -118,6 +124,8 @@ mod tests {
         assert_eq!(shipped.console.theme, code.console.theme);
         assert_eq!(shipped.demo.agents, code.demo.agents);
         assert_eq!(shipped.notifications.bell, code.notifications.bell);
+        assert_eq!(shipped.entra, code.entra);
+        assert!(!shipped.entra.is_set());
         assert!(shipped.keys.is_empty());
     }
 
@@ -127,6 +135,12 @@ mod tests {
             ("[console]\nservr = \"x\"", "unknown field"),
             ("[console]\nread_only = \"yes\"", "invalid type"),
             ("[demo]\nrate = -1.0", "demo.rate"),
+            ("[entra]\ntenant = \"t\"", "tenant and client_id"),
+            (
+                "[entra]\ntenant = \"t\"\nclient_id = \"c\"\ngraph_url = \"http://graph.example\"",
+                "entra.graph_url",
+            ),
+            ("[entra]\nclient = \"c\"", "unknown field"),
         ] {
             let err = ConsoleSettings::from_toml(text, Path::new("console.toml"))
                 .err()

@@ -99,9 +99,45 @@ pub fn free_text(field: &str, value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest preview of outside text put into an error message, in characters.
+pub const MAX_PREVIEW_CHARS: usize = 300;
+
+/// Outside text (another service's error message, an id that was refused) made safe to put
+/// into an error message: control, bidi and invisible characters become `�`, and it is cut
+/// at [`MAX_PREVIEW_CHARS`] with `…`.
+pub fn sanitize_preview(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_PREVIEW_CHARS)
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) || is_invisible(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.chars().nth(MAX_PREVIEW_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_one_safe_bounded_line() {
+        assert_eq!(
+            sanitize_preview("a\u{1b}[31mb\nc\u{202E}"),
+            "a\u{FFFD}[31mb\u{FFFD}c\u{FFFD}"
+        );
+        let long = sanitize_preview(&"x".repeat(400));
+        assert_eq!(long.chars().count(), MAX_PREVIEW_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(sanitize_preview("fine"), "fine");
+    }
 
     #[test]
     fn names() {

@@ -4,14 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::entra::EntraCli;
 use super::{AuditCommand, Command, ListCommand, print_prompt};
 use crate::cli::exit;
 use crate::cli::output::{print_json, print_table};
 use crate::client::checkpoint::{self, CheckpointError, CheckpointProblem, CheckpointStore};
+use crate::client::entra::EntraError;
 use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
+use crate::console::config::{ConfigError, ConsoleSettings};
 use crate::console::safe_text::one_line as safe;
 use crate::console::state::human_duration;
 use crate::domain::checkpoint::latest_in;
@@ -24,6 +27,8 @@ use crate::protocol::requests::{Decision, DecisionBody, RequestStatus};
 pub struct Headless {
     pub command: Command,
     pub server: String,
+    /// The console settings file (`--config`); its `[entra]` section applies here too.
+    pub config: Option<PathBuf>,
 }
 
 /// Why a headless command failed; [`HeadlessError::exit_code`] says how to exit.
@@ -41,6 +46,12 @@ pub enum HeadlessError {
     Checkpoint(#[from] CheckpointError),
     #[error("{path}: {message}")]
     CheckpointFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    #[error(transparent)]
+    Entra(#[from] EntraError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl HeadlessError {
@@ -49,7 +60,10 @@ impl HeadlessError {
             HeadlessError::Login(e) => exit::of_login(e),
             HeadlessError::Client(e) => exit::of_client(e),
             HeadlessError::Checkpoint(CheckpointError::Client(e)) => exit::of_client(e),
-            HeadlessError::CheckpointFile { .. } => exit::USAGE,
+            HeadlessError::CheckpointFile { .. }
+            | HeadlessError::Settings(_)
+            | HeadlessError::Usage(_) => exit::USAGE,
+            HeadlessError::Entra(e) => exit::of_entra(e),
             HeadlessError::Session(_) | HeadlessError::Json(_) | HeadlessError::Checkpoint(_) => {
                 exit::FAILURE
             }
@@ -63,9 +77,22 @@ impl Headless {
     /// denied), 5 conflict (already decided, expired, cancelled), 6 audit chain broken,
     /// shortened or rewritten, 8 an audit checkpoint refused.
     pub async fn run(self) -> Result<u8, HeadlessError> {
+        let settings = ConsoleSettings::load(self.config.as_deref())?;
         let api = ApiClient::new(&self.server)?;
         let store = SessionStore::default_location()?;
         let clock: SharedClock = Arc::new(SystemClock);
+        let entra = match settings.entra.is_set() {
+            true => Some(EntraCli::new(settings.entra, &store, clock.clone())?),
+            false => None,
+        };
+        if let Some(entra) = &entra {
+            match self.command {
+                Command::Login => return entra.login(&api).await,
+                Command::Whoami { json } => return entra.whoami(&api, json).await,
+                Command::Logout => return entra.logout(),
+                _ => {}
+            }
+        }
         match self.command {
             Command::Login => {
                 let session = login::device_login(&api, clock, login::real_sleep, |prompt| {
@@ -108,9 +135,16 @@ impl Headless {
                 }
             }
             other => {
-                let session = login::current_session(&api, &store, &clock).await?;
+                // Signed in through Entra when the server takes its tokens, else as before.
+                let governed = match &entra {
+                    Some(e) if e.config.api_scope().is_some() => e.governance(&api).await?,
+                    _ => {
+                        let session = login::current_session(&api, &store, &clock).await?;
+                        api.with_token(&session.access_token)
+                    }
+                };
                 let checkpoints = CheckpointStore::beside(&store);
-                return scripted(other, &api.with_token(&session.access_token), &checkpoints).await;
+                return scripted(other, &governed, &checkpoints).await;
             }
         }
         Ok(exit::SUCCESS)

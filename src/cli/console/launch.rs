@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::entra::EntraCli;
 use super::print_prompt;
+use crate::client::entra::EntraError;
 use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
@@ -40,6 +42,8 @@ pub enum LaunchError {
     Login(#[from] LoginError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Entra(#[from] EntraError),
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
@@ -121,6 +125,21 @@ impl Prepared {
                 let ran = app::run(state, keeper, self.theme, self.alerts).await;
                 tenant.shutdown().await?;
                 ran?;
+            }
+            Some(server) if self.settings.entra.api_scope().is_some() => {
+                // One Entra sign-in; the server trusts Entra for its API scope.
+                let api = ApiClient::new(&server)?;
+                let entra = EntraCli::new(self.settings.entra.clone(), &self.store, clock.clone())?;
+                let tokens = entra.signed_in().await?;
+                let identity = Identity {
+                    username: tokens.identity().label().to_owned(),
+                    server: api.base().to_owned(),
+                    environment,
+                    embedded: false,
+                };
+                let keeper = Keeper::entra(api, tokens, Some(self.store), clock);
+                let state = State::new(identity, self.keymap, self.read_only);
+                app::run(state, keeper, self.theme, self.alerts).await?;
             }
             Some(server) => {
                 let api = ApiClient::new(&server)?;

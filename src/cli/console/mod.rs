@@ -1,6 +1,7 @@
 //! `sponsor-console`: its arguments, and the split between the terminal console (no
 //! sub-command) and the headless sub-commands (sign-in, and one call each for scripts).
 
+mod entra;
 mod headless;
 mod launch;
 
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use entra::EntraCli;
 pub use headless::{Headless, HeadlessError};
 pub use launch::{Launch, LaunchError, Prepared};
 
@@ -39,7 +41,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Sign in with the device flow: open the URL shown, enter the code, approve.
+    /// Sign in with the device flow: open the URL shown, enter the code, approve. With
+    /// `[entra]` set, the sign-in is at Microsoft Entra, for Graph and the governance server.
     Login,
     /// Show who is signed in (refreshing the session if needed).
     Whoami {
@@ -150,6 +153,7 @@ impl Cli {
             Some(command) => Mode::Headless(Headless {
                 command,
                 server: self.server.unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+                config: self.config,
             }),
             None => Mode::Console(Launch {
                 server: self.server,

@@ -1,6 +1,8 @@
 //! A real governance server on 127.0.0.1:0 with a manual clock and a fresh database, plus the
 //! steps a human takes in the browser, done over HTTP.
 
+pub mod entra;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
