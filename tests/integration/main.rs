@@ -20,6 +20,7 @@ mod embedded;
 mod entra_graph;
 mod entra_issuer;
 mod entra_signin;
+mod entra_sources;
 mod events;
 mod fleet;
 mod headless;
