@@ -17,6 +17,7 @@ mod delegation;
 mod device_flow;
 mod durability;
 mod embedded;
+mod entra_decide;
 mod entra_graph;
 mod entra_issuer;
 mod entra_signin;

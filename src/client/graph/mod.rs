@@ -6,6 +6,7 @@
 //! never panics. The sleep between retries is injected, so tests never wait.
 
 mod approvals;
+mod decide;
 mod error;
 pub mod model;
 mod names;
@@ -25,6 +26,10 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use approvals::EntraApprovals;
+pub use decide::{
+    DecideError, Decided, Decision, DecisionOutcome, audit_body, check_justification,
+    decide_and_record,
+};
 pub use error::{CallIds, GraphError};
 pub use names::{Name, NameCache, NameKind};
 pub use retry::{RetryPolicy, delay, is_retryable, parse_retry_after};

@@ -1,5 +1,6 @@
 //! Approval sources as the console polls them: each source listed on its own, on its own
-//! schedule ([`SourceState`]), so a failing one never holds up or empties the others. A poll
+//! schedule ([`SourceState`]), so a failing one never holds up or empties the others, and
+//! decided through the same handle. A poll
 //! updates the state (synced, or retrying with Graph's reason and request-id) and hands back
 //! the rows, or the error with the rows of the last good poll left to the caller.
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 
 use super::GraphError;
 use super::approvals::EntraApprovals;
+use super::decide::{DecideError, Decision, DecisionOutcome};
 use crate::clock::SharedClock;
 use crate::domain::entra::{EntraApproval, EntraSource, SourceState};
 
@@ -19,6 +21,15 @@ pub trait ApprovalSource: Send + Sync + std::fmt::Debug {
 
     /// Everything in this source that waits on the signed-in person.
     async fn list(&self) -> Result<Vec<EntraApproval>, GraphError>;
+
+    /// Approves or denies one of its rows with a justification; done only when the source
+    /// acknowledged it.
+    async fn decide(
+        &self,
+        approval: &EntraApproval,
+        decision: Decision,
+        justification: &str,
+    ) -> Result<DecisionOutcome, DecideError>;
 }
 
 /// One of the three Entra sources, sharing Graph and the name cache with the others.
@@ -46,6 +57,17 @@ impl ApprovalSource for EntraApprovalSource {
 
     async fn list(&self) -> Result<Vec<EntraApproval>, GraphError> {
         self.approvals.list(self.source).await
+    }
+
+    async fn decide(
+        &self,
+        approval: &EntraApproval,
+        decision: Decision,
+        justification: &str,
+    ) -> Result<DecisionOutcome, DecideError> {
+        self.approvals
+            .decide(approval, decision, justification)
+            .await
     }
 }
 
