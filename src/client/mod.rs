@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
 use crate::protocol::audit::{AuditEvent, AuditPage, StateReport, VerifyReport};
+use crate::protocol::entra::{EntraDecisionBody, EntraDecisionRecorded};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::oauth::OAuthError;
 use crate::protocol::query::{
@@ -427,6 +428,14 @@ impl ApiClient {
             }));
         }
         Ok(EventStream::from_response(response))
+    }
+
+    /// Records a decision made in Microsoft Entra in the audit chain (`POST /v1/entra/decisions`).
+    pub async fn record_entra_decision(
+        &self,
+        body: &EntraDecisionBody,
+    ) -> ClientResult<EntraDecisionRecorded> {
+        Self::api(self.request(Method::POST, "/v1/entra/decisions").json(body)).await
     }
 
     /// A raw request for callers that need the response itself (tests, diagnostics).

@@ -10,6 +10,7 @@ pub mod delegation;
 pub mod device;
 pub mod did;
 pub mod effective;
+pub mod entra;
 pub mod external;
 pub mod guessing;
 pub mod idempotency;

@@ -166,7 +166,8 @@ impl Replay {
             | AuditAction::RequestDenied(_)
             | AuditAction::RequestExpired(_)
             | AuditAction::RequestCancelled(_)
-            | AuditAction::StateMismatch(_) => {}
+            | AuditAction::StateMismatch(_)
+            | AuditAction::EntraDecided(_) => {}
         }
     }
 

@@ -39,6 +39,7 @@ const V1: &[(&str, &str)] = &[
     ("get", "/v1/audit/export"),
     ("get", "/v1/events"),
     ("get", "/v1/policy"),
+    ("post", "/v1/entra/decisions"),
 ];
 
 #[tokio::test]

@@ -5,8 +5,13 @@
 //! guard), answers read up to a size limit, and typed decoding whose failures are errors,
 //! never panics. The sleep between retries is injected, so tests never wait.
 
+mod approvals;
+mod decide;
 mod error;
+pub mod model;
+mod names;
 mod retry;
+mod source;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,8 +25,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+pub use approvals::EntraApprovals;
+pub use decide::{
+    DecideError, Decided, Decision, DecisionOutcome, audit_body, check_justification,
+    decide_and_record,
+};
 pub use error::{CallIds, GraphError};
+pub use names::{Name, NameCache, NameKind};
 pub use retry::{RetryPolicy, delay, is_retryable, parse_retry_after};
+pub use source::{ApprovalSource, EntraApprovalSource, entra_sources, poll, reason};
 
 use crate::client::entra::{EntraError, EntraTokens};
 use crate::clock::SharedClock;

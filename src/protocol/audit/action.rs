@@ -58,6 +58,8 @@ pub enum AuditAction {
     GrantExpired(GrantExpired),
     #[serde(rename = "audit.state_mismatch")]
     StateMismatch(StateMismatch),
+    #[serde(rename = "entra.decided")]
+    EntraDecided(EntraDecided),
 }
 
 /// Why an action could not be split into its wire parts or read back from them.
@@ -334,4 +336,48 @@ pub struct StateMismatch {
     pub examples: Vec<String>,
     /// The newest event the check replayed.
     pub head_seq: i64,
+}
+
+/// A decision made in Microsoft Entra from the console (a PIM approval step or stage that Graph
+/// acknowledged), as the sponsor who made it reported it. The subject is
+/// `entra:<source>:<request id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraDecided {
+    pub source: crate::domain::entra::EntraSource,
+    pub request_id: String,
+    pub stage_id: String,
+    pub decision: crate::protocol::requests::Decision,
+    pub justification: String,
+    /// Graph's `request-id` of the PATCH (absent when Graph sent none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_request_id: Option<String>,
+    pub client_request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub target_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    pub requester_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_upn: Option<String>,
+}
+
+impl From<crate::protocol::entra::EntraDecisionBody> for EntraDecided {
+    fn from(b: crate::protocol::entra::EntraDecisionBody) -> Self {
+        Self {
+            source: b.source,
+            request_id: b.request_id,
+            stage_id: b.stage_id,
+            decision: b.decision,
+            justification: b.justification,
+            graph_request_id: b.graph_request_id,
+            client_request_id: b.client_request_id,
+            tenant_id: b.tenant_id,
+            target_id: b.target_id,
+            target_name: b.target_name,
+            requester_id: b.requester_id,
+            requester_upn: b.requester_upn,
+        }
+    }
 }

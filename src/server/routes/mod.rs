@@ -4,6 +4,7 @@ mod agents;
 mod audit;
 mod device_page;
 mod discovery;
+mod entra;
 mod events;
 mod grants;
 mod me;
@@ -42,7 +43,8 @@ use crate::protocol::requests::{PolicyRuleView, PolicyView};
     modifiers(&BearerAuth),
     tags(
         (name = "identity"), (name = "agents"), (name = "requests"), (name = "grants"),
-        (name = "kill switch"), (name = "audit"), (name = "events"), (name = "policy")
+        (name = "kill switch"), (name = "audit"), (name = "events"), (name = "policy"),
+        (name = "entra")
     )
 )]
 struct ApiDoc;
@@ -92,6 +94,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(record::last, record::check))
         .routes(routes!(events::events))
         .routes(routes!(policy))
+        .routes(routes!(entra::record))
         .split_for_parts()
 }
 
