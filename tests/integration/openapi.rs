@@ -229,7 +229,7 @@ fn resolved<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 #[tokio::test]
 async fn every_event_frame_is_what_the_document_says() {
     let (t, _) = crate::audit_fixture::scenario().await;
-    // The last action the story does not write: the tables drift from the chain.
+    // An action the story does not write: the tables drift from the chain.
     let mut db = SqliteConnection::connect(&format!("sqlite://{}", t.db.display()))
         .await
         .unwrap();
@@ -241,6 +241,25 @@ async fn every_event_frame_is_what_the_document_says() {
     t.client
         .with_token(&sam.access_token)
         .check_audit_state()
+        .await
+        .unwrap();
+    // And one the console writes after Microsoft Graph acknowledged an Entra decision.
+    t.client
+        .with_token(&sam.access_token)
+        .record_entra_decision(&sponsor_console::protocol::entra::EntraDecisionBody {
+            source: sponsor_console::domain::entra::EntraSource::DirectoryRole,
+            request_id: "4b7c5b1e-0f3a-4a0e-9d55-1b0d8f6c2a11".into(),
+            stage_id: "9e2f4c3d-5a6b-4c7d-8e9f-0a1b2c3d4e5f".into(),
+            decision: sponsor_console::protocol::requests::Decision::Approve,
+            justification: "on call this week".into(),
+            graph_request_id: Some("7d1e3f5a-2b4c-4d6e-8f0a-1c3e5a7b9d2f".into()),
+            client_request_id: "3a5c7e9b-1d3f-4b5d-9f1b-3d5f7a9c1e3b".into(),
+            tenant_id: None,
+            target_id: "fe930be7-5e62-47db-91af-98c3a49a38b1".into(),
+            target_name: Some("User Administrator".into()),
+            requester_id: "c2f4a6b8-0d2e-4f6a-8b0c-2e4a6c8e0a2c".into(),
+            requester_upn: Some("megan@contoso.test".into()),
+        })
         .await
         .unwrap();
     let head = t.server.state.store.audit_head().await.unwrap();

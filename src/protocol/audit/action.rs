@@ -341,7 +341,7 @@ pub struct StateMismatch {
 /// A decision made in Microsoft Entra from the console (a PIM approval step or stage that Graph
 /// acknowledged), as the sponsor who made it reported it. The subject is
 /// `entra:<source>:<request id>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntraDecided {
     pub source: crate::domain::entra::EntraSource,
