@@ -3,7 +3,9 @@
 
 use crate::client::ClientError;
 use crate::client::entra::EntraError;
+use crate::client::graph::{DecideError, GraphError};
 use crate::client::login::LoginError;
+use crate::domain::Refusal;
 
 /// Done.
 pub const SUCCESS: u8 = 0;
@@ -56,5 +58,30 @@ pub fn of_entra(e: &EntraError) -> u8 {
         EntraError::NotConfigured | EntraError::Config(_) | EntraError::NoApiScope => USAGE,
         EntraError::CaFile { .. } => USAGE,
         _ => FAILURE,
+    }
+}
+
+/// The code of a failed Graph call, from its HTTP status as for the governance server's.
+pub fn of_graph(e: &GraphError) -> u8 {
+    match e {
+        GraphError::Token(t) => of_entra(t),
+        GraphError::Usage(_) => USAGE,
+        _ => match e.status() {
+            Some(400 | 413 | 415 | 422) => USAGE,
+            Some(401) => NOT_SIGNED_IN,
+            Some(403 | 404) => REFUSED,
+            Some(409) => CONFLICT,
+            _ => FAILURE,
+        },
+    }
+}
+
+/// The code of an Entra decision that was refused or failed.
+pub fn of_decide(e: &DecideError) -> u8 {
+    match e {
+        DecideError::Refused(Refusal::Invalid(_)) => USAGE,
+        DecideError::Refused(Refusal::Forbidden { .. } | Refusal::NotFound { .. }) => REFUSED,
+        DecideError::Refused(Refusal::Conflict { .. }) => CONFLICT,
+        DecideError::Graph(g) => of_graph(g),
     }
 }

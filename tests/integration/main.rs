@@ -19,6 +19,7 @@ mod durability;
 mod embedded;
 mod entra_decide;
 mod entra_graph;
+mod entra_headless;
 mod entra_issuer;
 mod entra_signin;
 mod entra_sources;

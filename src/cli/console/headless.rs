@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::entra::EntraCli;
-use super::{AuditCommand, Command, ListCommand, print_prompt};
+use super::entra_requests::is_local_id;
+use super::{AuditCommand, Command, ListCommand, RequestSource, RequestsCommand, print_prompt};
 use crate::cli::exit;
 use crate::cli::output::{print_json, print_table};
 use crate::client::checkpoint::{self, CheckpointError, CheckpointProblem, CheckpointStore};
 use crate::client::entra::EntraError;
+use crate::client::graph::{DecideError, GraphError};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
@@ -50,6 +52,10 @@ pub enum HeadlessError {
     Settings(#[from] ConfigError),
     #[error(transparent)]
     Entra(#[from] EntraError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Decide(#[from] DecideError),
     #[error("{0}")]
     Usage(String),
 }
@@ -64,6 +70,8 @@ impl HeadlessError {
             | HeadlessError::Settings(_)
             | HeadlessError::Usage(_) => exit::USAGE,
             HeadlessError::Entra(e) => exit::of_entra(e),
+            HeadlessError::Graph(e) => exit::of_graph(e),
+            HeadlessError::Decide(e) => exit::of_decide(e),
             HeadlessError::Session(_) | HeadlessError::Json(_) | HeadlessError::Checkpoint(_) => {
                 exit::FAILURE
             }
@@ -92,6 +100,18 @@ impl Headless {
                 Command::Logout => return entra.logout(),
                 _ => {}
             }
+        }
+        if let Command::Requests {
+            command:
+                RequestsCommand::Ls {
+                    json,
+                    source: RequestSource::Entra,
+                    ..
+                },
+        } = self.command
+        {
+            let entra = entra.as_ref().ok_or(EntraError::NotConfigured)?;
+            return entra.list(json).await;
         }
         match self.command {
             Command::Login => {
@@ -143,6 +163,33 @@ impl Headless {
                         api.with_token(&session.access_token)
                     }
                 };
+                if let Some(entra) = &entra {
+                    // An Entra id: decided in Graph, recorded with the governance server.
+                    match other {
+                        Command::Approve {
+                            id,
+                            duration,
+                            capabilities,
+                            reason,
+                        } if !is_local_id(&id) => {
+                            if duration.is_some() || capabilities.is_some() {
+                                return Err(HeadlessError::Usage(
+                                    "Entra approvals keep the window they asked for: leave out --for and --capabilities".into(),
+                                ));
+                            }
+                            return entra
+                                .decide(&governed, &id, Decision::Approve, &reason)
+                                .await;
+                        }
+                        Command::Deny { id, reason } if !is_local_id(&id) => {
+                            return entra.decide(&governed, &id, Decision::Deny, &reason).await;
+                        }
+                        other => {
+                            let checkpoints = CheckpointStore::beside(&store);
+                            return scripted(other, &governed, &checkpoints).await;
+                        }
+                    }
+                }
                 let checkpoints = CheckpointStore::beside(&store);
                 return scripted(other, &governed, &checkpoints).await;
             }
@@ -160,7 +207,7 @@ async fn scripted(
     let now = chrono::Utc::now();
     match command {
         Command::Requests {
-            command: ListCommand::Ls { json, all },
+            command: RequestsCommand::Ls { json, all, .. },
         } => {
             let mut query = RequestQuery::pending(500, None);
             query.scope = all.then_some(ListScope::All);
@@ -197,6 +244,12 @@ async fn scripted(
             capabilities,
             reason,
         } => {
+            let duration = duration.ok_or_else(|| {
+                HeadlessError::Usage(
+                    "--for is required to approve the governance server's requests (e.g. --for 1h)"
+                        .into(),
+                )
+            })?;
             let body = DecisionBody {
                 decision: Decision::Approve,
                 duration_seconds: Some(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)),

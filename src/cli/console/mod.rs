@@ -2,6 +2,7 @@
 //! sub-command) and the headless sub-commands (sign-in, and one call each for scripts).
 
 mod entra;
+mod entra_requests;
 mod headless;
 mod launch;
 
@@ -52,17 +53,21 @@ pub enum Command {
     },
     /// Revoke this session's tokens and forget them.
     Logout,
-    /// Requests: `requests ls`.
+    /// Requests: `requests ls` (the governance server's, or with `--source entra` the
+    /// Microsoft Entra approvals waiting on you).
     Requests {
         #[command(subcommand)]
-        command: ListCommand,
+        command: RequestsCommand,
     },
-    /// Approve a request for a bounded time.
+    /// Approve a request for a bounded time. An Entra id (`role:<id>`, `group:<id>`,
+    /// `package:<id>`, or a bare id from `requests ls --source entra`) is approved for the
+    /// window it asked for: Entra does not let an approver change it, so there is no `--for`.
     Approve {
         id: String,
-        /// How long, e.g. 30m or 1h (at most what was asked and what policy allows).
+        /// How long, e.g. 30m or 1h (at most what was asked and what policy allows); required
+        /// for the governance server's requests.
         #[arg(long = "for", value_parser = humantime::parse_duration)]
-        duration: std::time::Duration,
+        duration: Option<std::time::Duration>,
         /// Grant only these (comma-separated), a subset of what was asked.
         #[arg(long, value_delimiter = ',')]
         capabilities: Option<Vec<String>>,
@@ -70,7 +75,7 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Deny a request.
+    /// Deny a request (the governance server's, or an Entra id).
     Deny {
         id: String,
         #[arg(long)]
@@ -119,6 +124,30 @@ pub enum ListCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List pending requests.
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Everything, not only mine (security leads and admins; the governance server's).
+        #[arg(long)]
+        all: bool,
+        /// Whose requests: the governance server's (`local`) or Microsoft Entra's PIM
+        /// approvals waiting on you (`entra`: directory roles, PIM for Groups, access packages).
+        #[arg(long, value_enum, default_value_t = RequestSource::Local)]
+        source: RequestSource,
+    },
+}
+
+/// Where `requests ls` looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RequestSource {
+    Local,
+    Entra,
 }
 
 #[derive(Debug, Subcommand)]

@@ -165,17 +165,23 @@ impl EntraApprovals {
         if let Some(source) = source {
             return self.get(source, id).await;
         }
-        let mut first_miss = None;
+        // Not there (404) in one source, not mine to see (403) in another: the 403 says more.
+        let (mut forbidden, mut missing) = (None, None);
         for source in EntraSource::ALL {
             match self.get(source, id).await {
                 Ok(row) => return Ok(row),
-                Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => {
-                    first_miss.get_or_insert(e);
+                Err(e) if e.status() == Some(403) => {
+                    forbidden.get_or_insert(e);
+                }
+                Err(e) if matches!(e.status(), Some(400 | 404)) => {
+                    missing.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(first_miss.unwrap_or_else(|| GraphError::Usage(format!("no request {key}"))))
+        Err(forbidden
+            .or(missing)
+            .unwrap_or_else(|| GraphError::Usage(format!("no request {key}"))))
     }
 
     /// The approval of a request with its steps (roles, beta) or stages.

@@ -198,7 +198,7 @@ pub fn may_approve(approval: &EntraApproval, me: &str) -> Result<(), Refusal> {
             "own_request",
             format!(
                 "{} is your own request; someone else must approve it",
-                approval.key()
+                super::text::sanitize_preview(&approval.key())
             ),
         ));
     }
