@@ -5,8 +5,6 @@
 //! (HS256, `alg: none`, another RSA key, wrong `tid`, wrong `aud`, expired, unknown issuer,
 //! unknown `kid`) get 401; keys are fetched again at most once a minute.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -15,7 +13,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sponsor_console::client::{ApiClient, ClientError};
 use sponsor_console::protocol::requests::RequestStatus;
-use sponsor_console::settings::TrustedIssuerSettings;
 
 use crate::common::{TestServer, approve, elevation, settings};
 
@@ -37,24 +34,7 @@ async fn setup() -> Setup {
     let ca = tempfile::tempdir().unwrap();
     let ca_file = ca.path().join("emulator-ca.pem");
     std::fs::write(&ca_file, emu.ca_pem().unwrap()).unwrap();
-    let mut s = settings();
-    s.trusted_issuers.push(TrustedIssuerSettings {
-        issuer: emu.issuer(),
-        audience: demo::GOVERNANCE_APP_ID.into(),
-        tenant_id: emu.tenant_id(),
-        discovery_url: emu.discovery_url(),
-        jwks_url: String::new(),
-        ca_file: ca_file.display().to_string(),
-        scope: demo::GOVERNANCE_SCOPE.into(),
-        app_roles: BTreeMap::from([
-            (demo::ROLE_SPONSOR.to_owned(), "sponsor".to_owned()),
-            (
-                demo::ROLE_SECURITY_LEAD.to_owned(),
-                "security-lead".to_owned(),
-            ),
-        ]),
-        group_roles: BTreeMap::from([(demo::ON_CALL_GROUP.to_owned(), "on-call".to_owned())]),
-    });
+    let s = crate::common::entra::trusting(settings(), &emu, &ca_file);
     let t = TestServer::start_with(s).await;
     assert_eq!(t.clock_now(), emu.clock().now(), "one time for both");
     let https = reqwest::Client::builder()
