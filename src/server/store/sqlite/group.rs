@@ -3,8 +3,8 @@
 //!
 //! A job that fails leaves nothing: its batch's transaction is rolled back and the others run
 //! again without it, in a new one (a savepoint per job would cost a statement on every write;
-//! failures are rare, since routes refuse what they can before they queue). Nobody hears an answer before the batch's
-//! `COMMIT` has returned: a commit that fails is every job's failure, so no caller is ever told
+//! failures are rare, since routes refuse what they can before they queue). Nobody hears an
+//! answer before the batch's `COMMIT` has returned: a commit that fails is every job's failure, so no caller is ever told
 //! that a write is stored when it is not. There is no waiting for a batch to fill: the first
 //! job starts a batch at once, and whatever queued up behind the previous commit joins it, so a
 //! lone write costs what it did before and a busy writer amortizes its fsync.
