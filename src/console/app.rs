@@ -12,15 +12,19 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
-use super::state::{Action, Connection, Effect, EffectError, RequestsPage, State};
+use super::state::{
+    Action, Connection, Effect, EffectError, EntraDecided, PollFailure, RequestsPage, State,
+};
 use super::theme::Theme;
 use super::view::{self, Frame2};
 use crate::client::ApiClient;
 use crate::client::checkpoint::{self, CheckpointStore};
 use crate::client::entra::{EntraTokens, Resource};
+use crate::client::graph::{self, ApprovalSource, Decision, EntraApprovals, entra_sources};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
+use crate::domain::entra::{EntraApproval, EntraSource};
 use crate::protocol::query::RequestQuery;
 
 /// Keeps the access token fresh: the server's own session, refreshed (and, when it came from
@@ -213,9 +217,146 @@ async fn load_pending(client: &ApiClient, tx: &mpsc::UnboundedSender<Action>) {
     }
 }
 
+/// Microsoft Entra as the console reaches it: the three PIM sources over one Graph client, and
+/// the tenant its decisions are recorded under.
+#[derive(Debug, Clone)]
+pub struct EntraLink {
+    pub approvals: Arc<EntraApprovals>,
+    pub sources: Vec<Arc<dyn ApprovalSource>>,
+    pub tenant_id: Option<String>,
+}
+
+impl EntraLink {
+    pub fn new(approvals: EntraApprovals, tenant_id: Option<String>) -> Self {
+        let approvals = Arc::new(approvals);
+        let sources = entra_sources(approvals.clone())
+            .into_iter()
+            .map(|s| Arc::new(s) as Arc<dyn ApprovalSource>)
+            .collect();
+        Self {
+            approvals,
+            sources,
+            tenant_id,
+        }
+    }
+}
+
+/// Polls one Entra source. Graph's wait (`Retry-After`) and request-id come back with a
+/// failure, for the status bar and the next poll's time.
+async fn poll_entra(link: &EntraLink, source: EntraSource) -> Action {
+    let result = match link.sources.iter().find(|s| s.source() == source) {
+        Some(s) => s.list().await.map_err(|e| {
+            tracing::warn!(source = source.as_str(), error = %e, "an Entra source failed");
+            PollFailure {
+                reason: graph::reason(&e),
+                retry_after: e.retry_after(),
+            }
+        }),
+        None => Err(PollFailure {
+            reason: "this source is not set up".to_owned(),
+            retry_after: None,
+        }),
+    };
+    Action::EntraPolled {
+        source,
+        result,
+        jitter: rand::random::<f64>(),
+    }
+}
+
+/// Decides one Entra approval in Graph and, once Graph acknowledged it, records it in the
+/// governance server's audit chain. The decision does not wait on the governance server: a
+/// failure to record is reported beside a decision that stands.
+async fn decide_entra(
+    link: &EntraLink,
+    keeper: &Keeper,
+    approval: &EntraApproval,
+    decision: Decision,
+    justification: &str,
+) -> Action {
+    let key = approval.key();
+    let outcome = match link
+        .approvals
+        .decide(approval, decision, justification)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            return Action::EntraDecided {
+                key,
+                decision,
+                result: Err(e.to_string()),
+            };
+        }
+    };
+    let body = graph::audit_body(
+        approval,
+        decision,
+        justification,
+        &outcome,
+        link.tenant_id.as_deref(),
+    );
+    let recorded = match body {
+        None => None,
+        Some(body) => Some(match keeper.client().await {
+            Ok(api) => api
+                .record_entra_decision(&body)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("session: {e}")),
+        }),
+    };
+    Action::EntraDecided {
+        key,
+        decision,
+        result: Ok(EntraDecided { outcome, recorded }),
+    }
+}
+
 /// Runs one effect in a task; its answer comes back on `tx`.
-fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action>) {
+fn run_effect(
+    effect: Effect,
+    keeper: &Keeper,
+    entra: Option<&EntraLink>,
+    tx: &mpsc::UnboundedSender<Action>,
+) {
     let (keeper, tx) = (keeper.clone(), tx.clone());
+    // Entra's effects talk to Graph with Entra's own token: they never wait on the governance
+    // server's session, and an Entra outage never touches the local inbox.
+    match effect {
+        Effect::PollEntra(source) => {
+            if let Some(link) = entra.cloned() {
+                tokio::spawn(async move {
+                    let _ = tx.send(poll_entra(&link, source).await);
+                });
+            }
+            return;
+        }
+        Effect::DecideEntra {
+            approval,
+            decision,
+            justification,
+        } => {
+            let Some(link) = entra.cloned() else {
+                let _ = tx.send(Action::EntraDecided {
+                    key: approval.key(),
+                    decision,
+                    result: Err(
+                        "Microsoft Entra is not set up ([entra] in the console's config)".into(),
+                    ),
+                });
+                return;
+            };
+            tokio::spawn(async move {
+                let action =
+                    decide_entra(&link, &keeper, &approval, decision, &justification).await;
+                let _ = tx.send(action);
+            });
+            return;
+        }
+        _ => {}
+    }
     tokio::spawn(async move {
         let client = match keeper.client().await {
             Ok(c) => c,
@@ -297,7 +438,10 @@ fn run_effect(effect: Effect, keeper: &Keeper, tx: &mpsc::UnboundedSender<Action
                         .map_err(EffectError::from),
                 )
             }
-            Effect::Notify { .. } | Effect::Quit => return,
+            Effect::Notify { .. }
+            | Effect::Quit
+            | Effect::PollEntra(_)
+            | Effect::DecideEntra { .. } => return,
         };
         let _ = tx.send(action);
     });
@@ -354,6 +498,7 @@ fn follow_events(keeper: Keeper, tx: mpsc::UnboundedSender<Action>) -> tokio::ta
 pub async fn run(
     mut state: State,
     keeper: Keeper,
+    entra: Option<EntraLink>,
     theme: Theme,
     alerts: Alerts,
 ) -> std::io::Result<()> {
@@ -374,7 +519,7 @@ pub async fn run(
         })
     };
     for effect in state.start() {
-        run_effect(effect, &keeper, &tx);
+        run_effect(effect, &keeper, entra.as_ref(), &tx);
     }
     let mut input = EventStream::new();
     let result = loop {
@@ -414,7 +559,7 @@ pub async fn run(
                 match effect {
                     Effect::Quit => {}
                     Effect::Notify { title, body } => alert(alerts, &title, &body),
-                    other => run_effect(other, &keeper, &tx),
+                    other => run_effect(other, &keeper, entra.as_ref(), &tx),
                 }
             }
         }

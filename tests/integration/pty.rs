@@ -16,18 +16,18 @@ use sponsor_console::client::agent_key::AgentKey;
 
 use crate::common::{PASSWORD, browser, elevation, settings, sign_in, start_real_clock};
 
-struct Screen {
+pub(crate) struct Screen {
     parser: vt100::Parser,
     rx: mpsc::Receiver<Vec<u8>>,
 }
 
 impl Screen {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parser.screen().contents()
     }
 
     /// Feeds output until `pred` holds on the screen text (or 60 s pass: a hung console).
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = self.text();
@@ -44,7 +44,7 @@ impl Screen {
 }
 
 /// The real console in a 40×120 pseudo-terminal against `base`, with its state in `dir`.
-fn spawn_console(
+pub(crate) fn spawn_console(
     base: &str,
     dir: &std::path::Path,
 ) -> (

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use super::entra::EntraCli;
 use super::print_prompt;
 use crate::client::entra::EntraError;
+use crate::client::entra::EntraTokens;
+use crate::client::graph::{EntraApprovals, GraphError};
 use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
-use crate::console::app::{self, Alerts, Keeper};
+use crate::console::app::{self, Alerts, EntraLink, Keeper};
 use crate::console::config::{ConfigError, ConsoleSettings};
 use crate::console::keymap::{Keymap, KeymapError};
 use crate::console::state::{Identity, State};
@@ -44,6 +46,8 @@ pub enum LaunchError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Entra(#[from] EntraError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
@@ -94,6 +98,45 @@ impl Launch {
 }
 
 impl Prepared {
+    /// With `[entra]` set: the Entra sign-in (the one given, or the saved one, or a new device
+    /// sign-in before the screen is taken) and the PIM sources over it.
+    async fn entra(
+        &self,
+        clock: &SharedClock,
+        tokens: Option<&EntraTokens>,
+    ) -> Result<Option<(EntraLink, String)>, LaunchError> {
+        if !self.settings.entra.is_set() {
+            return Ok(None);
+        }
+        let tokens = match tokens {
+            Some(t) => t.clone(),
+            None => {
+                EntraCli::new(self.settings.entra.clone(), &self.store, clock.clone())?
+                    .signed_in()
+                    .await?
+            }
+        };
+        let identity = tokens.identity().clone();
+        let approvals = EntraApprovals::for_tokens(&tokens, clock.clone())?;
+        Ok(Some((
+            EntraLink::new(approvals, Some(identity.tenant_id)),
+            identity.object_id,
+        )))
+    }
+
+    /// The state to start from, showing Entra's approvals too when `[entra]` is set.
+    fn state(&self, identity: Identity, entra: Option<&(EntraLink, String)>) -> State {
+        let mut state = State::new(identity, self.keymap.clone(), self.read_only);
+        if let Some((_, me)) = entra {
+            state.enable_entra(
+                me.clone(),
+                self.settings.entra.poll_interval(),
+                chrono::Utc::now(),
+            );
+        }
+        state
+    }
+
     /// The console logs here, never to the terminal it draws on.
     pub fn log_file(&self) -> PathBuf {
         self.store.dir().join("console.log")
@@ -104,7 +147,7 @@ impl Prepared {
     pub async fn run(self) -> Result<(), LaunchError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let environment = self.settings.console.environment.clone();
-        match self.server {
+        match self.server.clone() {
             None => {
                 let dir = embedded::data_dir();
                 eprintln!(
@@ -120,9 +163,17 @@ impl Prepared {
                     environment,
                     embedded: true,
                 };
+                let entra = match self.entra(&clock, None).await {
+                    Ok(entra) => entra,
+                    Err(e) => {
+                        tenant.shutdown().await?;
+                        return Err(e);
+                    }
+                };
+                let state = self.state(identity, entra.as_ref());
                 let keeper = Keeper::new(api, tenant.session.clone(), None, clock);
-                let state = State::new(identity, self.keymap, self.read_only);
-                let ran = app::run(state, keeper, self.theme, self.alerts).await;
+                let link = entra.map(|(link, _)| link);
+                let ran = app::run(state, keeper, link, self.theme, self.alerts).await;
                 tenant.shutdown().await?;
                 ran?;
             }
@@ -137,13 +188,16 @@ impl Prepared {
                     environment,
                     embedded: false,
                 };
+                let entra = self.entra(&clock, Some(&tokens)).await?;
+                let state = self.state(identity, entra.as_ref());
                 let keeper = Keeper::entra(api, tokens, Some(self.store), clock);
-                let state = State::new(identity, self.keymap, self.read_only);
-                app::run(state, keeper, self.theme, self.alerts).await?;
+                let link = entra.map(|(link, _)| link);
+                app::run(state, keeper, link, self.theme, self.alerts).await?;
             }
             Some(server) => {
                 let api = ApiClient::new(&server)?;
-                let store = self.store;
+                let entra = self.entra(&clock, None).await?;
+                let store = self.store.clone();
                 let session = match login::current_session(&api, &store, &clock).await {
                     Ok(s) => s,
                     Err(LoginError::NotSignedIn(_) | LoginError::SessionEnded(_)) => {
@@ -164,9 +218,10 @@ impl Prepared {
                     environment,
                     embedded: false,
                 };
+                let state = self.state(identity, entra.as_ref());
                 let keeper = Keeper::new(api, session, Some(store), clock);
-                let state = State::new(identity, self.keymap, self.read_only);
-                app::run(state, keeper, self.theme, self.alerts).await?;
+                let link = entra.map(|(link, _)| link);
+                app::run(state, keeper, link, self.theme, self.alerts).await?;
             }
         }
         Ok(())

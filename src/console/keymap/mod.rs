@@ -193,12 +193,21 @@ impl Keymap {
     /// `(keys, description)` for each command active in `context`, screen commands first: what
     /// the help screen lists.
     pub fn hints(&self, context: Context) -> Vec<(String, &'static str)> {
-        self.entries(context, false)
+        self.entries(context, false, &[])
     }
 
     /// The part of the hints the footer shows.
     pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
-        self.entries(context, true)
+        self.entries(context, true, &[])
+    }
+
+    /// The footer without the hints of `hidden` (approve on one's own request).
+    pub fn footer_without(
+        &self,
+        context: Context,
+        hidden: &[Command],
+    ) -> Vec<(String, &'static str)> {
+        self.entries(context, true, hidden)
     }
 
     /// The keys bound to `command`, as hints write them (`esc`, `space`, `k/up`).
@@ -222,7 +231,12 @@ impl Keymap {
     }
 
     /// Commands that share a description share an entry (`←/→ presets and buttons`).
-    fn entries(&self, context: Context, footer: bool) -> Vec<(String, &'static str)> {
+    fn entries(
+        &self,
+        context: Context,
+        footer: bool,
+        hidden: &[Command],
+    ) -> Vec<(String, &'static str)> {
         let contexts: &[Context] = if context == Context::Dialog {
             &[Context::Dialog]
         } else {
@@ -230,7 +244,10 @@ impl Keymap {
         };
         let mut out: Vec<(Vec<&str>, &'static str)> = Vec::new();
         for ctx in contexts {
-            for spec in SPECS.iter().filter(|s| s.contexts.contains(ctx)) {
+            for spec in SPECS
+                .iter()
+                .filter(|s| s.contexts.contains(ctx) && !hidden.contains(&s.command))
+            {
                 let mut keys = self
                     .bindings
                     .iter()

@@ -6,10 +6,15 @@ use chrono::{DateTime, Utc};
 use super::dialog::{self, Checks, Confirm, Dialog, DurationField, FieldId, Row, Rule, TextField};
 use super::{Effect, EffectError, Modal, Screen, State};
 use crate::console::safe_text::one_line;
-use crate::protocol::requests::{Request, RequestStatus};
+use crate::domain::entra::EntraApproval;
+use crate::protocol::requests::{Decision, Request, RequestStatus};
 
 impl State {
     pub(super) fn open_detail(&mut self) -> Vec<Effect> {
+        if let Some(key) = self.selected_entra().map(EntraApproval::key) {
+            self.modals.push(Modal::Detail { id: key, scroll: 0 });
+            return Vec::new();
+        }
         let Some(r) = self.selected_request() else {
             return Vec::new();
         };
@@ -31,9 +36,28 @@ impl State {
         }
     }
 
+    /// Whether an acting key would apply to my own Entra request (which I may not approve).
+    pub fn own_entra_target(&self) -> bool {
+        self.target_entra()
+            .zip(self.entra.as_ref())
+            .is_some_and(|(row, entra)| entra.is_own(row))
+    }
+
+    /// The Entra row an acting key applies to: the open detail, else the inbox selection.
+    fn target_entra(&self) -> Option<&EntraApproval> {
+        match self.modals.last() {
+            Some(Modal::Detail { id, .. }) => self.entra_row(id),
+            _ if self.screen == Screen::Inbox => self.selected_entra(),
+            _ => None,
+        }
+    }
+
     pub(super) fn open_approve(&mut self, now: DateTime<Utc>) {
         if !self.in_detail() && !self.marks.is_empty() {
             return self.open_bulk_approve(now);
+        }
+        if let Some(row) = self.target_entra().cloned() {
+            return self.open_entra_approve(row, now);
         }
         if let Some(dialog) = self.target_request().map(decide_dialog) {
             self.modals.push(Modal::Dialog(dialog));
@@ -41,6 +65,10 @@ impl State {
     }
 
     pub(super) fn open_deny(&mut self) {
+        let marked = !self.in_detail() && !self.marks.is_empty();
+        if let Some(row) = self.target_entra().cloned().filter(|_| !marked) {
+            return self.open_entra_decide(row, Decision::Deny);
+        }
         let request_ids: Vec<String> = if !self.in_detail() && !self.marks.is_empty() {
             self.marks.iter().cloned().collect()
         } else {

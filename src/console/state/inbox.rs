@@ -1,4 +1,5 @@
-//! The inbox: every pending request, filtered, sorted and marked, with the risk flags each
+//! The inbox: every pending request, the governance server's and (with `[entra]`) Microsoft
+//! Entra's approvals waiting on me, filtered, sorted and marked, with the risk flags each
 //! shows; and approving the marked ones together.
 
 use std::collections::{BTreeSet, HashSet};
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::dialog::{Confirm, Dialog, FieldId, Row, Rule, TextField};
 use super::{EffectError, Load, Modal, RequestsPage, State, human_duration};
 use crate::console::safe_text::one_line;
+use crate::domain::entra::EntraApproval;
 use crate::domain::policy::Sensitivity;
 use crate::domain::trust::Tier;
 use crate::protocol::requests::{Request, RequestKind, RequestStatus};
@@ -120,11 +122,87 @@ fn search_text(r: &Request) -> String {
     s.to_lowercase()
 }
 
+/// One inbox row: an index into the governance server's requests or into Entra's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Local(usize),
+    Entra(usize),
+}
+
+/// What sorting compares of a row, whatever its source. Entra rows have no trust score and
+/// sort after every agent on trust; their time left is the approvers' 24 hours.
+struct SortKey<'a> {
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    name: &'a str,
+    trust: i64,
+    rank: u8,
+}
+
+impl<'a> SortKey<'a> {
+    /// The risk rank only when sorting by risk (it costs a policy lookup).
+    fn local(r: &'a Request, with_rank: bool) -> Self {
+        Self {
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            name: &r.agent_name,
+            trust: r.trust_score,
+            rank: if with_rank { Risk::of(r).rank() } else { 0 },
+        }
+    }
+
+    fn entra(r: &'a EntraApproval) -> Self {
+        Self {
+            expires_at: r.decide_by().unwrap_or(DateTime::<Utc>::MAX_UTC),
+            created_at: r.created_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            name: r.requester.label(),
+            trust: i64::MAX,
+            rank: 0,
+        }
+    }
+}
+
 impl State {
+    /// Every row before the filter: the requests and Entra's rows.
+    pub fn row_count(&self) -> usize {
+        self.requests.len() + self.entra.as_ref().map_or(0, |e| e.rows.len())
+    }
+
+    pub fn selected_item(&self) -> Option<Item> {
+        self.inbox.get(self.inbox_selected).copied()
+    }
+
+    /// The governance server's request selected in the inbox (none on an Entra row).
     pub fn selected_request(&self) -> Option<&Request> {
-        self.inbox
-            .get(self.inbox_selected)
-            .and_then(|i| self.requests.get(*i))
+        match self.selected_item()? {
+            Item::Local(i) => self.requests.get(i),
+            Item::Entra(_) => None,
+        }
+    }
+
+    /// The selected row's id: a request's id, or an Entra row's key (`role:<id>`).
+    pub fn selected_key(&self) -> Option<String> {
+        match self.selected_item()? {
+            Item::Local(i) => self.requests.get(i).map(|r| r.id.clone()),
+            Item::Entra(i) => self
+                .entra
+                .as_ref()
+                .and_then(|e| e.rows.get(i))
+                .map(EntraApproval::key),
+        }
+    }
+
+    /// Whether `item` is the row with id or key `key`.
+    fn is_row(&self, item: Item, key: &str) -> bool {
+        match item {
+            Item::Local(i) => self.requests[i].id == key,
+            Item::Entra(i) => self.entra.as_ref().is_some_and(|e| {
+                let r = &e.rows[i];
+                key.strip_prefix(r.source.short())
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|id| id == r.id)
+            }),
+        }
     }
 
     pub fn request(&self, id: &str) -> Option<&Request> {
@@ -134,7 +212,7 @@ impl State {
     /// Replaces all pending requests (keeps the selection on the same request if it is still
     /// there).
     pub fn set_requests(&mut self, requests: Vec<Request>) {
-        let keep = self.selected_request().map(|r| r.id.clone());
+        let keep = self.selected_key();
         self.requests = requests
             .into_iter()
             .filter(|r| r.status == RequestStatus::Pending)
@@ -175,7 +253,7 @@ impl State {
             self.requests_load = Load::Ready;
             self.set_requests(page.requests);
         } else if load == self.pending_load {
-            let keep = self.selected_request().map(|r| r.id.clone());
+            let keep = self.selected_key();
             let known: HashSet<String> = self.requests.iter().map(|r| r.id.clone()).collect();
             for request in page.requests {
                 if request.status == RequestStatus::Pending && !known.contains(&request.id) {
@@ -190,7 +268,7 @@ impl State {
 
     /// Inserts, updates or (when no longer pending) removes one request.
     pub(super) fn upsert_request(&mut self, request: Request) {
-        let keep = self.selected_request().map(|r| r.id.clone());
+        let keep = self.selected_key();
         let pos = self.requests.iter().position(|r| r.id == request.id);
         match (pos, request.status == RequestStatus::Pending) {
             (Some(i), true) => {
@@ -222,41 +300,75 @@ impl State {
                 .collect();
             self.set_requests(keep);
         }
+        let entra_expired = self.entra.as_ref().is_some_and(|e| {
+            e.rows
+                .iter()
+                .any(|r| r.decide_by().is_some_and(|by| by <= now))
+        });
+        if entra_expired {
+            let keep = self.selected_key();
+            if let Some(e) = self.entra.as_mut() {
+                let mut i = 0;
+                while i < e.rows.len() {
+                    if e.rows[i].decide_by().is_some_and(|by| by <= now) {
+                        e.rows.swap_remove(i);
+                        e.search.swap_remove(i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            self.refresh_inbox(keep);
+        }
     }
 
-    /// Re-applies filter and sort. Linear in the number of requests plus the sort.
+    /// Re-applies filter and sort to both sources' rows. Linear in the number of rows plus
+    /// the sort.
     pub fn refresh_inbox(&mut self, keep: Option<String>) {
         let needle = self.filter.to_lowercase();
         let terms: Vec<&str> = needle.split_whitespace().collect();
-        let mut view: Vec<usize> = (0..self.requests.len())
-            .filter(|i| terms.iter().all(|t| self.search[*i].contains(t)))
+        let matches = |text: &String| terms.iter().all(|t| text.contains(t));
+        let sort = self.sort;
+        let with_rank = sort == Sort::Risk;
+        let mut keyed: Vec<(SortKey, Item)> = (0..self.requests.len())
+            .filter(|i| matches(&self.search[*i]))
+            .map(|i| (SortKey::local(&self.requests[i], with_rank), Item::Local(i)))
             .collect();
-        let reqs = &self.requests;
-        match self.sort {
-            Sort::TimeLeft => view.sort_by_key(|i| (reqs[*i].expires_at, reqs[*i].created_at)),
-            Sort::Age => view.sort_by_key(|i| reqs[*i].created_at),
-            Sort::Agent => view.sort_by(|a, b| {
-                reqs[*a]
-                    .agent_name
-                    .cmp(&reqs[*b].agent_name)
-                    .then(reqs[*a].expires_at.cmp(&reqs[*b].expires_at))
-            }),
-            Sort::Trust => view.sort_by_key(|i| (reqs[*i].trust_score, reqs[*i].expires_at)),
-            Sort::Risk => view.sort_by_key(|i| {
-                (
-                    std::cmp::Reverse(Risk::of(&reqs[*i]).rank()),
-                    reqs[*i].expires_at,
-                )
-            }),
+        if let Some(entra) = &self.entra {
+            keyed.extend(
+                (0..entra.rows.len())
+                    .filter(|i| matches(&entra.search[*i]))
+                    .map(|i| (SortKey::entra(&entra.rows[i]), Item::Entra(i))),
+            );
         }
+        let by_time = |a: &SortKey, b: &SortKey| {
+            (a.expires_at, a.created_at).cmp(&(b.expires_at, b.created_at))
+        };
+        keyed.sort_by(|(a, _), (b, _)| match sort {
+            Sort::TimeLeft => by_time(a, b),
+            Sort::Age => a.created_at.cmp(&b.created_at),
+            Sort::Agent => a.name.cmp(b.name).then(a.expires_at.cmp(&b.expires_at)),
+            Sort::Trust => (a.trust, a.expires_at).cmp(&(b.trust, b.expires_at)),
+            Sort::Risk => (std::cmp::Reverse(a.rank), a.expires_at)
+                .cmp(&(std::cmp::Reverse(b.rank), b.expires_at)),
+        });
+        let view: Vec<Item> = keyed.into_iter().map(|(_, i)| i).collect();
         self.inbox = view;
         self.inbox_selected = keep
-            .and_then(|id| self.inbox.iter().position(|i| self.requests[*i].id == id))
+            .and_then(|id| self.inbox.iter().position(|i| self.is_row(*i, &id)))
             .unwrap_or(self.inbox_selected)
             .min(self.inbox.len().saturating_sub(1));
     }
 
-    pub(super) fn toggle_mark(&mut self) {
+    pub(super) fn toggle_mark(&mut self, now: DateTime<Utc>) {
+        if self.selected_entra().is_some() {
+            self.flash(
+                "Entra approvals are decided one at a time: open it, or press approve or deny",
+                true,
+                now,
+            );
+            return;
+        }
         if let Some(id) = self.selected_request().map(|r| r.id.clone()) {
             if !self.marks.remove(&id) {
                 self.marks.insert(id);
@@ -267,7 +379,7 @@ impl State {
 
     pub(super) fn cycle_sort(&mut self, now: DateTime<Utc>) {
         self.sort = self.sort.next();
-        let keep = self.selected_request().map(|r| r.id.clone());
+        let keep = self.selected_key();
         self.refresh_inbox(keep);
         self.flash(format!("sorted by {}", self.sort.label()), false, now);
     }

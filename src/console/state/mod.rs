@@ -8,9 +8,11 @@ mod agents;
 mod audit;
 mod detail;
 pub mod dialog;
+mod entra;
 mod grants;
 mod help;
 mod inbox;
+mod keys;
 mod prompt;
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,15 +20,17 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
 
-use super::keymap::{Command, Context, Keymap};
+use super::keymap::{Context, Keymap};
 use crate::client::ClientError;
 use crate::client::checkpoint::{AuditVerdict, CheckpointError};
 use crate::client::login::LoginError;
+use crate::domain::entra::{EntraApproval, EntraSource};
 use crate::protocol::agents::Agent;
 use crate::protocol::audit::{AuditEvent, StateReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
 pub use dialog::{Dialog, Focus, PRESETS};
-pub use inbox::{Risk, Sort};
+pub use entra::{EntraDecided, EntraInbox, PollFailure, person};
+pub use inbox::{Item, Risk, Sort};
 
 /// Top-level screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +143,14 @@ pub enum Effect {
         reason: String,
     },
     Verify,
+    /// Lists one Entra source's approvals waiting on me.
+    PollEntra(EntraSource),
+    /// Approves or denies an Entra approval in Graph, then records it in the audit chain.
+    DecideEntra {
+        approval: Box<EntraApproval>,
+        decision: crate::protocol::requests::Decision,
+        justification: String,
+    },
     /// A new request arrived: bell, OSC 9/777, desktop notification (each if enabled).
     Notify {
         title: String,
@@ -170,6 +182,18 @@ pub enum Action {
     /// A check of the tables against the chain.
     Record(Result<StateReport, EffectError>),
     TokenExpiry(DateTime<Utc>),
+    /// One Entra source's poll: its rows, or why not; `jitter` in `[0, 1)` spreads the next.
+    EntraPolled {
+        source: EntraSource,
+        result: Result<Vec<EntraApproval>, PollFailure>,
+        jitter: f64,
+    },
+    /// Graph's answer to an Entra decision (by row key), or why it was not made.
+    EntraDecided {
+        key: String,
+        decision: crate::protocol::requests::Decision,
+        result: Result<EntraDecided, String>,
+    },
 }
 
 /// One page of the pending requests, as a background load brings them in.
@@ -219,8 +243,10 @@ pub struct State {
     pub requests: Vec<Request>,
     /// Lower-cased search text per request, kept in step with `requests`.
     search: Vec<String>,
-    /// Indices into `requests` after filter and sort.
-    pub inbox: Vec<usize>,
+    /// Microsoft Entra's approvals waiting on me, when `[entra]` is set.
+    pub entra: Option<EntraInbox>,
+    /// The rows shown (requests and Entra rows) after filter and sort.
+    pub inbox: Vec<Item>,
     pub inbox_selected: usize,
     pub filter: String,
     /// The filter of the agents, grants and audit screens (by name, DID, action…).
@@ -279,6 +305,7 @@ impl State {
             quit: false,
             requests: Vec::new(),
             search: Vec::new(),
+            entra: None,
             inbox: Vec::new(),
             inbox_selected: 0,
             filter: String::new(),
@@ -348,7 +375,7 @@ impl State {
                     self.flash = None;
                 }
                 self.drop_expired(now);
-                Vec::new()
+                self.entra_polls(now)
             }
             Action::Requests(result) => {
                 match result {
@@ -426,143 +453,19 @@ impl State {
                 self.token_expires_at = Some(at);
                 Vec::new()
             }
-        }
-    }
-
-    // ---- keys ---------------------------------------------------------------------------
-
-    fn on_key(&mut self, key: KeyEvent, now: DateTime<Utc>) -> Vec<Effect> {
-        // Dialogs and inputs take keys first.
-        match self.modals.last() {
-            Some(Modal::Help) => return self.on_help_key(&key),
-            Some(Modal::Filter(_)) => return self.on_filter_key(&key),
-            Some(Modal::CommandLine(_)) => return self.on_command_line_key(&key, now),
-            Some(Modal::Dialog(_)) => return self.on_dialog_key(&key),
-            Some(Modal::Detail { .. }) | None => {}
-        }
-        let Some(command) = self.keymap.lookup(&key, self.context()) else {
-            return Vec::new();
-        };
-        self.on_command(command, now)
-    }
-
-    /// The generic dialog update; confirming closes the dialog (and the detail under it) and
-    /// produces exactly the dialog's action.
-    fn on_dialog_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
-        let Some(Modal::Dialog(dialog)) = self.modals.last_mut() else {
-            return Vec::new();
-        };
-        match dialog.on_key(key, &self.keymap) {
-            dialog::Step::Stay => Vec::new(),
-            dialog::Step::Close => {
-                self.modals.pop();
+            Action::EntraPolled {
+                source,
+                result,
+                jitter,
+            } => {
+                self.on_entra_polled(source, result, jitter, now);
                 Vec::new()
             }
-            dialog::Step::Confirmed => {
-                let Some(Modal::Dialog(dialog)) = self.modals.pop() else {
-                    return Vec::new();
-                };
-                self.modals.retain(|m| !matches!(m, Modal::Detail { .. }));
-                if dialog.action.clears_marks() {
-                    self.marks.clear();
-                }
-                dialog.effects()
-            }
+            Action::EntraDecided {
+                key,
+                decision,
+                result,
+            } => self.on_entra_decided(key, decision, result, now),
         }
-    }
-
-    fn on_command(&mut self, command: Command, now: DateTime<Utc>) -> Vec<Effect> {
-        match command {
-            Command::Quit => {
-                if self.modals.is_empty() {
-                    self.quit = true;
-                    return vec![Effect::Quit];
-                }
-                self.modals.pop();
-            }
-            Command::Back => {
-                // Esc backs out and never quits.
-                self.modals.pop();
-            }
-            Command::Help => self.modals.push(Modal::Help),
-            Command::Up => self.move_selection(-1),
-            Command::Down => self.move_selection(1),
-            Command::PageUp => self.move_selection(-(PAGE as i64)),
-            Command::PageDown => self.move_selection(PAGE as i64),
-            Command::Top => self.move_selection(i64::MIN / 2),
-            Command::Bottom => self.move_selection(i64::MAX / 2),
-            Command::Inbox => self.go(Screen::Inbox),
-            Command::Agents => self.go(Screen::Agents),
-            Command::Grants => self.go(Screen::Grants),
-            Command::Audit => self.go(Screen::Audit),
-            Command::NextScreen => {
-                let i = Screen::ALL
-                    .iter()
-                    .position(|s| *s == self.screen)
-                    .unwrap_or(0);
-                self.go(Screen::ALL[(i + 1) % Screen::ALL.len()]);
-            }
-            Command::Filter => self.open_filter(),
-            Command::CommandLine => self.modals.push(Modal::CommandLine(String::new())),
-            Command::Refresh => return self.start(),
-            Command::Open => return self.open_detail(),
-            Command::Mark => self.toggle_mark(),
-            Command::ClearMarks => self.marks.clear(),
-            Command::Sort => self.cycle_sort(now),
-            Command::Approve => self.open_approve(now),
-            Command::Deny => self.open_deny(),
-            Command::Suspend => self.open_suspend(),
-            Command::SuspendAll => self.open_suspend_all(),
-            Command::Reactivate => self.open_reactivate(now),
-            Command::RevokeGrant => self.open_revoke_grant(),
-            Command::Verify => {
-                self.verify = None;
-                return vec![Effect::Verify, Effect::CheckRecord];
-            }
-            // Dialog keys mean nothing outside a dialog.
-            Command::NextField
-            | Command::PreviousField
-            | Command::PreviousChoice
-            | Command::NextChoice
-            | Command::Toggle
-            | Command::Activate
-            | Command::Cancel
-            | Command::Preset(_) => {}
-        }
-        Vec::new()
-    }
-
-    fn go(&mut self, screen: Screen) {
-        self.modals.clear();
-        self.screen = screen;
-        if screen == Screen::Inbox {
-            self.badge = 0;
-        }
-    }
-
-    fn move_selection(&mut self, delta: i64) {
-        if let Some(Modal::Detail { scroll, .. }) = self.modals.last_mut() {
-            *scroll = (i64::from(*scroll) + delta).clamp(0, i64::from(u16::MAX)) as u16;
-            return;
-        }
-        let lens = (
-            self.visible_agents().len(),
-            self.visible_grants().len(),
-            self.visible_audit().len(),
-        );
-        let (selected, len) = match self.screen {
-            Screen::Inbox => (&mut self.inbox_selected, self.inbox.len()),
-            Screen::Agents => (&mut self.agents_selected, lens.0),
-            Screen::Grants => (&mut self.grants_selected, lens.1),
-            Screen::Audit => (&mut self.audit_selected, lens.2),
-        };
-        if len == 0 {
-            *selected = 0;
-            return;
-        }
-        let next = (*selected as i64)
-            .saturating_add(delta)
-            .clamp(0, len as i64 - 1);
-        *selected = next as usize;
     }
 }

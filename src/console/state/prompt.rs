@@ -74,7 +74,7 @@ impl State {
             return Vec::new();
         }
         self.filter = text;
-        let keep = self.selected_request().map(|r| r.id.clone());
+        let keep = self.selected_key();
         self.refresh_inbox(keep);
         Vec::new()
     }

@@ -6,12 +6,13 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use super::{Frame2, centered, dialog_block, local, safe};
+use super::{Frame2, centered, dialog_block, local, local_date, safe};
 use crate::console::keymap::{Command, Keymap};
 use crate::console::state::dialog::{
     Checks, Confirm, Dialog, DialogError, DurationField, FieldId, Focus, PRESETS, Row,
 };
 use crate::console::state::human_duration;
+use crate::domain::entra::{Expiration, RequestedWindow};
 
 /// Width, and the lines besides the content (borders, breathing room, and for the grant
 /// summary room to wrap onto a second line).
@@ -21,6 +22,7 @@ fn size(action: &Confirm) -> (u16, u16) {
         Confirm::ApproveMarked { .. } => (96, 2),
         Confirm::Deny { .. } | Confirm::Reactivate { .. } | Confirm::RevokeGrant { .. } => (80, 3),
         Confirm::Suspend { .. } | Confirm::SuspendAll { .. } => (90, 3),
+        Confirm::DecideEntra { .. } => (96, 3),
     }
 }
 
@@ -45,6 +47,7 @@ pub(super) fn draw(
             Row::GrantSummary { grantee, did } => {
                 lines.push(grant_summary(dialog, grantee, did, ctx));
             }
+            Row::EntraWindow(window) => lines.push(entra_window(window, ctx)),
         }
     }
     lines.push(error_line(dialog.error.as_ref(), ctx));
@@ -175,6 +178,37 @@ fn grant_summary(dialog: &Dialog, grantee: &str, did: &str, ctx: Frame2<'_>) -> 
         }
         Err(e) => Line::styled(format!("Duration: {e}"), ctx.theme.error),
     }
+}
+
+/// An Entra request's window as approving now would make it: fixed, so no picker, with the
+/// exact end in local time.
+fn entra_window(window: &RequestedWindow, ctx: Frame2<'_>) -> Line<'static> {
+    let start = match window.start {
+        Some(at) if at > ctx.now => format!("from {}", local_date(at, ctx)),
+        _ => "from approval".to_owned(),
+    };
+    let end = match window.ends(ctx.now) {
+        Some(end) => format!(
+            " until {} local ({})",
+            local_date(end, ctx),
+            human_duration((end - window.starts(ctx.now).max(ctx.now)).num_seconds())
+        ),
+        None => match &window.expiration {
+            Expiration::NoExpiration => " with no end (permanent)".to_owned(),
+            _ => " (Entra did not say until when)".to_owned(),
+        },
+    };
+    let how_long = match &window.expiration {
+        Expiration::AfterDuration { duration } => format!(" · asked {}", duration.as_str()),
+        _ => String::new(),
+    };
+    Line::from(vec![
+        Span::styled(
+            format!("  {start}{end}"),
+            ctx.theme.accent.add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(how_long, ctx.theme.dim),
+    ])
 }
 
 fn buttons(focus: Focus, confirm: &str, ctx: Frame2<'_>) -> Line<'static> {

@@ -9,7 +9,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Frame2, kind_label, loading, safe, window};
 use crate::console::keymap::Command;
-use crate::console::state::{Risk, State, human_duration};
+use crate::console::state::{EntraInbox, Item, Risk, State, human_duration};
+use crate::domain::entra::{EntraApproval, Expiration};
 use crate::domain::trust::Tier;
 use crate::protocol::requests::Request;
 
@@ -35,7 +36,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
             } else {
                 format!(
                     " of {} matching /{}",
-                    state.requests.len(),
+                    state.row_count(),
                     safe(&state.filter)
                 )
             },
@@ -54,8 +55,11 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         return;
     }
     if state.inbox.is_empty() {
-        let text = if state.requests.is_empty() {
-            "No pending requests. New ones appear here as agents ask.".to_owned()
+        let text = if state.row_count() == 0 {
+            match &state.entra {
+                Some(_) => "No pending requests. New ones appear here as agents ask, and as Entra's approvals wait on you.".to_owned(),
+                None => "No pending requests. New ones appear here as agents ask.".to_owned(),
+            }
         } else {
             format!(
                 "Nothing matches the filter ({} then {} clears it).",
@@ -68,44 +72,22 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     }
     let height = inner.height.saturating_sub(1) as usize;
     let (start, end) = window(state.inbox_selected, state.inbox.len(), height);
+    let with_source = state.entra.is_some();
     let rows: Vec<Row> = state.inbox[start..end]
         .iter()
         .enumerate()
-        .map(|(offset, i)| {
-            let r = &state.requests[*i];
-            let risk = Risk::of(r);
-            let marked = state.marks.contains(&r.id);
-            let left = (r.expires_at - ctx.now).num_seconds();
-            let age = (ctx.now - r.created_at).num_seconds();
-            let agent = match &r.child_name {
-                Some(child) => format!("{} → {}", safe(&r.agent_name), safe(child)),
-                None => safe(&r.agent_name),
-            };
-            let mut style = if risk.critical {
-                ctx.theme.critical
-            } else if risk.high {
-                ctx.theme.high
-            } else {
-                ctx.theme.base
-            };
-            if start + offset == state.inbox_selected {
-                style = style.patch(ctx.theme.selected);
+        .map(|(offset, item)| {
+            let selected = start + offset == state.inbox_selected;
+            match *item {
+                Item::Local(i) => local_row(state, &state.requests[i], selected, with_source, ctx),
+                Item::Entra(i) => match &state.entra {
+                    Some(entra) => entra_row(entra, &entra.rows[i], selected, ctx),
+                    None => Row::default(),
+                },
             }
-            Row::new(vec![
-                Cell::from(if marked { "✓" } else { " " }),
-                Cell::from(kind_label(r)),
-                Cell::from(agent),
-                Cell::from(safe(&r.capabilities.join(" "))),
-                Cell::from(human_duration(r.duration_seconds)),
-                Cell::from(Tier::of(r.trust_score).as_str()),
-                Cell::from(human_duration(age)),
-                Cell::from(human_duration(left)),
-                Cell::from(flags(state, r, risk)),
-            ])
-            .style(style)
         })
         .collect();
-    let header = Row::new([
+    let mut header = vec![
         "",
         "KIND",
         "AGENT",
@@ -115,24 +97,138 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         "AGE",
         "LEFT",
         "FLAGS",
-    ])
-    .style(ctx.theme.dim.add_modifier(Modifier::BOLD));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(5),
-            Constraint::Length(24),
-            Constraint::Min(16),
-            Constraint::Length(6),
-            Constraint::Length(12),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(14),
-        ],
-    )
-    .header(header);
+    ];
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(5),
+        Constraint::Length(24),
+        Constraint::Min(16),
+        Constraint::Length(6),
+        Constraint::Length(12),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(14),
+    ];
+    if with_source {
+        // Agents' requests and people's approvals share the columns.
+        header[2] = "WHO";
+        header[3] = "WHAT";
+        header.insert(1, "SOURCE");
+        widths.insert(1, Constraint::Length(10));
+        // Room for a person's name and UPN.
+        widths[3] = Constraint::Length(32);
+    }
+    let header = Row::new(header).style(ctx.theme.dim.add_modifier(Modifier::BOLD));
+    let table = Table::new(rows, widths).header(header);
     frame.render_widget(table, inner);
+}
+
+fn local_row<'a>(
+    state: &State,
+    r: &Request,
+    selected: bool,
+    with_source: bool,
+    ctx: Frame2<'_>,
+) -> Row<'a> {
+    let risk = Risk::of(r);
+    let marked = state.marks.contains(&r.id);
+    let left = (r.expires_at - ctx.now).num_seconds();
+    let age = (ctx.now - r.created_at).num_seconds();
+    let agent = match &r.child_name {
+        Some(child) => format!("{} → {}", safe(&r.agent_name), safe(child)),
+        None => safe(&r.agent_name),
+    };
+    let mut style = if risk.critical {
+        ctx.theme.critical
+    } else if risk.high {
+        ctx.theme.high
+    } else {
+        ctx.theme.base
+    };
+    if selected {
+        style = style.patch(ctx.theme.selected);
+    }
+    let mut cells = vec![
+        Cell::from(if marked { "✓" } else { " " }),
+        Cell::from(kind_label(r)),
+        Cell::from(agent),
+        Cell::from(safe(&r.capabilities.join(" "))),
+        Cell::from(human_duration(r.duration_seconds)),
+        Cell::from(Tier::of(r.trust_score).as_str()),
+        Cell::from(human_duration(age)),
+        Cell::from(human_duration(left)),
+        Cell::from(flags(state, r, risk)),
+    ];
+    if with_source {
+        cells.insert(1, Cell::from("local"));
+    }
+    Row::new(cells).style(style)
+}
+
+/// An Entra row in the same columns: who asks (name and UPN), for what role, group or package
+/// and scope, the window asked, the approvers' time left.
+fn entra_row<'a>(
+    entra: &EntraInbox,
+    r: &EntraApproval,
+    selected: bool,
+    ctx: Frame2<'_>,
+) -> Row<'a> {
+    let who = match &r.requester.username {
+        Some(upn) if r.requester.display_name.is_some() => {
+            format!("{} <{}>", safe(r.requester.label()), safe(upn))
+        }
+        _ => safe(r.requester.label()),
+    };
+    let what = match r.scope.as_deref() {
+        Some(scope) => format!("{} @ {}", safe(r.target.label()), safe(scope)),
+        None => safe(r.target.label()),
+    };
+    let asked = match &r.window.expiration {
+        Expiration::AfterDuration { duration } => duration
+            .after(ctx.now)
+            .map(|end| human_duration((end - ctx.now).num_seconds()))
+            .unwrap_or_else(|| duration.as_str().to_owned()),
+        Expiration::AfterDateTime { end } => {
+            human_duration((*end - r.window.starts(ctx.now)).num_seconds())
+        }
+        Expiration::NoExpiration => "perm".to_owned(),
+        Expiration::NotSpecified { .. } => "—".to_owned(),
+    };
+    let age = r
+        .created_at
+        .map(|c| human_duration((ctx.now - c).num_seconds()))
+        .unwrap_or_default();
+    let left = r
+        .decide_by()
+        .map(|d| human_duration((d - ctx.now).num_seconds()))
+        .unwrap_or_default();
+    let mut flags = Vec::new();
+    if entra.is_own(r) {
+        flags.push("yours");
+    }
+    if entra.deciding.contains(&r.key()) {
+        flags.push("deciding…");
+    }
+    if matches!(r.window.expiration, Expiration::NoExpiration) {
+        flags.push("perm");
+    }
+    let mut style = ctx.theme.base;
+    if selected {
+        style = style.patch(ctx.theme.selected);
+    }
+    Row::new(vec![
+        Cell::from(" "),
+        Cell::from(r.source.column()),
+        Cell::from("human"),
+        Cell::from(who),
+        Cell::from(what),
+        Cell::from(asked),
+        Cell::from("—"),
+        Cell::from(age),
+        Cell::from(left),
+        Cell::from(flags.join(" ")),
+    ])
+    .style(style)
 }
 
 /// Risk flags as words; a delegation shows the depth the child would be at.

@@ -7,6 +7,7 @@ mod agents;
 mod audit;
 mod detail;
 mod dialog;
+mod entra;
 mod grants;
 mod help;
 mod inbox;
@@ -22,6 +23,7 @@ use super::keymap::{Command, Context};
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{Connection, Load, Modal, Screen, State, human_duration};
 use super::theme::Theme;
+use crate::domain::entra::{SyncStatus, summary};
 use crate::protocol::requests::{Request, RequestKind};
 
 /// Everything `render` needs besides the state.
@@ -87,7 +89,10 @@ pub fn render(frame: &mut Frame, state: &State, ctx: Frame2<'_>) {
     for modal in &state.modals {
         match modal {
             Modal::Help => help::draw(frame, area, state, ctx),
-            Modal::Detail { id, scroll } => detail::draw(frame, rows[1], state, id, *scroll, ctx),
+            Modal::Detail { id, scroll } => match state.entra.as_ref().zip(state.entra_row(id)) {
+                Some((inbox, row)) => entra::draw(frame, rows[1], state, inbox, row, *scroll, ctx),
+                None => detail::draw(frame, rows[1], state, id, *scroll, ctx),
+            },
             Modal::Dialog(d) => dialog::draw(frame, area, d, &state.keymap, ctx),
             Modal::Filter(text) => input_line(frame, rows[2], "/", text, ctx),
             Modal::CommandLine(text) => input_line(frame, rows[2], ":", text, ctx),
@@ -106,12 +111,19 @@ fn local(at: DateTime<Utc>, ctx: Frame2<'_>) -> String {
     at.with_timezone(&ctx.offset).format("%H:%M:%S").to_string()
 }
 
+/// With the date and the offset, for times that may be days away.
+fn local_date(at: DateTime<Utc>, ctx: Frame2<'_>) -> String {
+    at.with_timezone(&ctx.offset)
+        .format("%Y-%m-%d %H:%M %:z")
+        .to_string()
+}
+
 fn tabs(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     let mut spans = Vec::new();
     for (i, screen) in Screen::ALL.iter().enumerate() {
         let mut label = format!(" {} {} ", i + 1, screen.title());
         if *screen == Screen::Inbox {
-            label = format!(" 1 Inbox ({}) ", state.requests.len());
+            label = format!(" 1 Inbox ({}) ", state.row_count());
         }
         let style = if *screen == state.screen {
             ctx.theme.selected
@@ -143,6 +155,22 @@ fn tabs(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     }
     if state.read_only {
         spans.push(Span::styled("  READ-ONLY", ctx.theme.accent));
+    }
+    // Where Entra's sources stand; the status bar below keeps its room for messages.
+    if let Some(entra) = &state.entra {
+        let failing = entra
+            .sources
+            .iter()
+            .any(|s| matches!(s.status, SyncStatus::Retrying { .. }));
+        spans.push(Span::raw("   "));
+        spans.push(Span::styled(
+            safe(&summary(&entra.sources, ctx.now)),
+            if failing {
+                ctx.theme.warn
+            } else {
+                ctx.theme.dim
+            },
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -214,7 +242,13 @@ fn hints(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         vec![Span::styled(text, ctx.theme.dim)]
     } else {
         let mut v = Vec::new();
-        for (keys, help) in state.keymap.footer(context) {
+        // My own Entra request has no approve key.
+        let hidden: &[Command] = if state.own_entra_target() {
+            &[Command::Approve]
+        } else {
+            &[]
+        };
+        for (keys, help) in state.keymap.footer_without(context, hidden) {
             v.push(Span::styled(keys, ctx.theme.accent));
             v.push(Span::styled(format!(" {help}  "), ctx.theme.dim));
         }
@@ -253,9 +287,21 @@ fn status(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
         Span::raw(format!(" │ {token} │ {} ", pending_count(state))),
     ];
     if let Some(flash) = &state.flash {
+        let text = safe(&flash.text);
+        // A message must be read: when the bar is too narrow for it, the server's address
+        // gives way first, then the rest before the message.
+        let room = usize::from(area.width);
+        let used = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+        let wanted = 2 + Span::raw(text.as_str()).width();
+        if used(&spans) + wanted > room {
+            spans[1] = Span::raw("│ ");
+        }
+        if used(&spans) + wanted > room {
+            spans.truncate(1);
+        }
         spans.push(Span::raw("│ "));
         spans.push(Span::styled(
-            safe(&flash.text),
+            text,
             if flash.error {
                 ctx.theme.error
             } else {

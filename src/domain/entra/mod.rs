@@ -9,7 +9,7 @@ pub mod window;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use sync::{SourceState, SyncStatus};
+pub use sync::{SourceState, SyncStatus, summary};
 pub use window::{Expiration, IsoDuration, RequestedWindow};
 
 use super::Refusal;
@@ -68,6 +68,15 @@ impl EntraSource {
             EntraSource::DirectoryRole => "Entra role",
             EntraSource::PimGroup => "PIM group",
             EntraSource::AccessPackage => "access package",
+        }
+    }
+
+    /// For a narrow column: `Entra role`, `PIM group`, `access pkg`.
+    pub fn column(self) -> &'static str {
+        match self {
+            EntraSource::DirectoryRole => "Entra role",
+            EntraSource::PimGroup => "PIM group",
+            EntraSource::AccessPackage => "access pkg",
         }
     }
 

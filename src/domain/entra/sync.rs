@@ -147,6 +147,35 @@ impl SourceState {
     }
 }
 
+/// The status bar's one phrase for every source together: the first failing one with its
+/// reason (`Entra: PIM groups retrying in 40 s — 503`), else `Entra: syncing` until each has
+/// been polled once, else the oldest of the last syncs and how many wait in all (`Entra synced
+/// 12 s ago (5)`).
+pub fn summary(states: &[SourceState], now: DateTime<Utc>) -> String {
+    if let Some(failing) = states
+        .iter()
+        .find(|s| matches!(s.status, SyncStatus::Retrying { .. }))
+    {
+        let line = failing.status_line(now);
+        return format!("Entra: {}", line.replacen(": retrying", " retrying", 1));
+    }
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut count = 0;
+    for s in states {
+        match s.status {
+            SyncStatus::Synced { at, count: n } => {
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                count += n;
+            }
+            _ => return "Entra: syncing".to_owned(),
+        }
+    }
+    match oldest {
+        Some(at) => format!("Entra synced {} ago ({count})", span(now - at)),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -210,5 +239,39 @@ mod tests {
         s.failed(t0(), "429", Some(Duration::from_secs(3600)), 0.5);
         assert_eq!(s.next_poll, t0() + secs(3600));
         assert_eq!(s.wait(t0()), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn one_phrase_for_every_source() {
+        let every = Duration::from_secs(30);
+        let mut states: Vec<SourceState> = EntraSource::ALL
+            .into_iter()
+            .map(|s| SourceState::new(s, every, t0()))
+            .collect();
+        assert_eq!(summary(&[], t0()), "");
+        assert_eq!(summary(&states, t0()), "Entra: syncing");
+        states[0].synced(t0(), 2, 0.5);
+        states[1].synced(t0() + secs(5), 1, 0.5);
+        assert_eq!(
+            summary(&states, t0()),
+            "Entra: syncing",
+            "one not polled yet"
+        );
+        states[2].synced(t0() + secs(8), 0, 0.5);
+        assert_eq!(
+            summary(&states, t0() + secs(12)),
+            "Entra synced 12 s ago (3)",
+            "the oldest sync, every row"
+        );
+        states[1].failed(
+            t0() + secs(12),
+            "503 (request-id r-9)",
+            Some(Duration::from_secs(40)),
+            0.5,
+        );
+        assert_eq!(
+            summary(&states, t0() + secs(12)),
+            "Entra: PIM groups retrying in 40 s — 503 (request-id r-9)"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::Effect;
 use crate::console::keymap::{Command, Context, Keymap};
+use crate::domain::entra::{EntraApproval, RequestedWindow};
 use crate::protocol::requests::{Decision, DecisionBody};
 use fields::CUSTOM_LIMIT;
 pub use fields::{
@@ -44,6 +45,11 @@ pub enum Confirm {
     RevokeGrant {
         id: String,
     },
+    /// An Entra approval, decided in Graph for the window it asked for.
+    DecideEntra {
+        approval: Box<EntraApproval>,
+        decision: Decision,
+    },
 }
 
 impl Confirm {
@@ -70,6 +76,8 @@ pub enum Row {
         grantee: String,
         did: String,
     },
+    /// An Entra request's window, fixed: from when, the exact end if approved now, how long.
+    EntraWindow(RequestedWindow),
 }
 
 /// Where the keys go. `item` is the preset row (0) or the custom text (1) of a duration, or
@@ -397,6 +405,11 @@ impl Dialog {
             Confirm::RevokeGrant { id } => vec![Effect::RevokeGrant {
                 id: id.clone(),
                 reason: self.text(FieldId::Reason).to_owned(),
+            }],
+            Confirm::DecideEntra { approval, decision } => vec![Effect::DecideEntra {
+                approval: approval.clone(),
+                decision: *decision,
+                justification: self.text(FieldId::Justification).to_owned(),
             }],
         }
     }
