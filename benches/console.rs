@@ -2,7 +2,10 @@
 //! filter keystroke over all of them, and the process's memory. Targets: frame < 2 ms median,
 //! keystroke < 20 ms, under 200 MB.
 //!
-//! Run: `cargo bench --bench console` (option: `-- --requests 100000`).
+//! With `--entra N`, N Microsoft Entra approvals (PIM roles, groups, access packages) are
+//! merged into the same inbox, as the Entra issue asks (`-- --requests 10000 --entra 10000`).
+//!
+//! Run: `cargo bench --bench console` (options: `-- --requests 100000 --entra 0`).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,9 @@ use sponsor_console::console::keymap::Keymap;
 use sponsor_console::console::state::{Action, Identity, State};
 use sponsor_console::console::theme::Theme;
 use sponsor_console::console::view::{self, Frame2};
+use sponsor_console::domain::entra::{
+    EntraApproval, EntraSource, Expiration, IsoDuration, Principal, RequestedWindow, Target, Ticket,
+};
 use sponsor_console::domain::policy::{Requirement, Sensitivity};
 use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::requests::{Request, RequestKind, RequestStatus};
@@ -84,6 +90,63 @@ fn requests(n: usize) -> Vec<Request> {
         .collect()
 }
 
+const PEOPLE: &[(&str, &str)] = &[
+    ("Megan Bowen", "megan"),
+    ("Lee Gu", "lee"),
+    ("Alex Wilber", "alex"),
+    ("Diego Siciliani", "diego"),
+    ("Pradeep Gupta", "pradeep"),
+];
+const TARGETS: &[&str] = &[
+    "User Administrator",
+    "Global Reader",
+    "Production database operators",
+    "Agent tooling access",
+    "Exchange Administrator",
+];
+
+/// `n` Entra approvals, spread over the three sources, asked within the last day.
+fn entra_rows(n: usize, now: chrono::DateTime<Utc>) -> Vec<(EntraSource, EntraApproval)> {
+    (0..n)
+        .map(|i| {
+            let source = EntraSource::ALL[i % 3];
+            let (name, user) = PEOPLE[i % PEOPLE.len()];
+            let row = EntraApproval {
+                source,
+                id: format!("{i:08x}-4f1c-4a4e-9f51-2b8d3c6a7e10"),
+                approval_id: format!("{i:08x}-4f1c-4a4e-9f51-2b8d3c6a7e10"),
+                requester: Principal {
+                    id: format!("{:08x}-user", i % 500),
+                    display_name: Some(format!("{name} {}", i % 500)),
+                    username: Some(format!("{user}{}@contoso.example", i % 500)),
+                },
+                created_by: None,
+                target: Target {
+                    id: format!("target-{}", i % TARGETS.len()),
+                    display_name: Some(TARGETS[i % TARGETS.len()].to_owned()),
+                },
+                scope: (source == EntraSource::DirectoryRole).then(|| "/".to_owned()),
+                action: Some("selfActivate".into()),
+                window: RequestedWindow {
+                    start: None,
+                    expiration: Expiration::AfterDuration {
+                        duration: IsoDuration::parse(["PT1H", "PT4H", "PT8H"][i % 3])
+                            .unwrap_or_else(|| unreachable!()),
+                    },
+                },
+                justification: Some(format!("Change CHG-{i}: rotate the break-glass accounts")),
+                ticket: Some(Ticket {
+                    number: Some(format!("CHG-{i}")),
+                    system: Some("ServiceNow".into()),
+                }),
+                created_at: Some(now - chrono::Duration::seconds((i % 80_000) as i64)),
+                status: "PendingApproval".into(),
+            };
+            (source, row)
+        })
+        .collect()
+}
+
 fn rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -99,6 +162,7 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
 
 fn main() -> anyhow::Result<()> {
     let n = support::arg("--requests", 100_000);
+    let entra = support::arg("--entra", 0);
     let now = Utc
         .with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
         .single()
@@ -110,15 +174,40 @@ fn main() -> anyhow::Result<()> {
         embedded: false,
     };
     let mut state = State::new(identity, Keymap::defaults(false), false);
+    let rows = entra_rows(entra, now);
     let before = rss_mb();
     let loaded = Instant::now();
     state.update(Action::Requests(Ok(requests(n))), now);
+    if entra > 0 {
+        state.enable_entra("bench-user", Duration::from_secs(30), now);
+        for source in EntraSource::ALL {
+            let of_source = rows
+                .iter()
+                .filter(|(s, _)| *s == source)
+                .map(|(_, r)| r.clone())
+                .collect();
+            state.update(
+                Action::EntraPolled {
+                    source,
+                    result: Ok(of_source),
+                    jitter: 0.5,
+                },
+                now,
+            );
+        }
+    }
     let load_time = loaded.elapsed();
     let theme = Theme::default_theme();
     let offset = FixedOffset::east_opt(0).ok_or_else(|| anyhow::anyhow!("UTC offset"))?;
     let mut terminal = Terminal::new(TestBackend::new(200, 50))?;
 
-    // Frames: the selection moves every frame, as when someone scrolls.
+    // Frames: the selection moves every frame, as when someone scrolls. With Entra rows (they
+    // sort after the agents' requests, whose time is shorter), the frames cross from one to
+    // the other half-way.
+    if entra > 0 {
+        state.inbox_selected = n.saturating_sub(1375);
+    }
+    // (500 frames move about 2,750 rows.)
     let mut frames = Vec::with_capacity(500);
     for i in 0..500 {
         let key = if i % 2 == 0 {
@@ -164,7 +253,10 @@ fn main() -> anyhow::Result<()> {
     let (stroke_median, stroke_p99) = median(strokes);
     let after = rss_mb();
 
-    println!("console with {n} pending requests, 200x50 frame");
+    println!(
+        "console with {n} pending requests and {entra} Entra approvals ({} rows), 200x50 frame",
+        state.inbox.len()
+    );
     println!(
         "load (parse + index + sort)   {:>9.2} ms",
         load_time.as_secs_f64() * 1e3

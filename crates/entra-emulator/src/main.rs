@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("# The console's config ([entra]):");
     println!(
-        "[entra]\ntenant = \"{}\"\nclient_id = \"{}\"\nauthority = \"{}\"\ngraph_url = \"{}\"\napi_scope = \"api://{}/{}\"\n{ca_line}",
+        "[entra]\ntenant = \"{}\"\nclient_id = \"{}\"\nauthority_host = \"{}\"\ngraph_url = \"{}\"\napi_scope = \"api://{}/{}\"\n{ca_line}",
         emu.tenant_id(),
         emu.client_id(),
         emu.base_url(),
