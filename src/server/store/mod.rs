@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 mod grants;
 mod health;
+mod records;
 mod requests;
 mod sign_in;
 mod sqlite;
