@@ -2,6 +2,7 @@
 //! steps a human takes in the browser, done over HTTP.
 
 pub mod entra;
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::sync::Arc;
