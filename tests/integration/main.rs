@@ -31,6 +31,8 @@ mod kill_switch;
 mod layout;
 mod login;
 mod openapi;
+mod postgres_outage;
+mod postgres_server;
 mod pty;
 mod refresh;
 mod reliability;

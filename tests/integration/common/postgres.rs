@@ -89,3 +89,39 @@ impl Drop for Schema {
         clean_up(self.url.clone(), self.name.clone(), sql);
     }
 }
+
+/// A database of its own for one test (for a server process, which takes a URL), dropped when
+/// this is dropped.
+pub struct Database {
+    admin_url: String,
+    name: String,
+    /// Its URL, for `--database`.
+    pub url: String,
+}
+
+impl Database {
+    /// Creates one on the test server; `Err` says why it was skipped.
+    pub async fn create() -> Result<Self, String> {
+        let admin_url = url()?;
+        let name = fresh_name();
+        run(&admin_url, &format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{VARIABLE} is set but PostgreSQL refused: {e}"));
+        let mut url = url::Url::parse(&admin_url)
+            .unwrap_or_else(|e| panic!("{VARIABLE} does not parse: {e}"));
+        url.set_path(&name);
+        Ok(Self {
+            admin_url,
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // FORCE ends whatever connection a server process left.
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        clean_up(self.admin_url.clone(), self.name.clone(), sql);
+    }
+}

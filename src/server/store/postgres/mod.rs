@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Transaction};
 use tokio::sync::watch;
 
 use super::records::{caps_of, from_ms, json_list, ms, opt_from_ms, parse_list};
@@ -57,6 +57,11 @@ impl PgStore {
     /// Connects with `options` (a schema through its `search_path`, say) and runs the
     /// migrations.
     pub async fn connect_with(options: PgConnectOptions) -> StoreResult<Self> {
+        // The migrations run on a connection of their own, made directly: a database that
+        // cannot be reached says why (a pool would only say it timed out).
+        let mut conn = PgConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut conn).await?;
+        conn.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -65,7 +70,6 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Self {
             pool,
             changes: Arc::new(watch::channel(0).0),
