@@ -1,14 +1,21 @@
-//! The real `governance-server` binary on PostgreSQL (`--database postgres://…`): an agent
-//! signs in, submits a request and reads it back, and its sponsor sees it. And a database that
-//! cannot be reached at start is one line and a failed exit, not a panic.
+//! The server on PostgreSQL: the real `governance-server` binary (`--database postgres://…`),
+//! where an agent signs in, submits a request and reads it back, and its sponsor sees it; a
+//! database that cannot be reached at start, one line and a failed exit, not a panic; and
+//! concurrent writers through the pool, each stored once with a gap-free chain.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
 use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::agents::RegisterAgent;
 use sponsor_console::protocol::requests::RequestStatus;
+use sponsor_console::server::store::PgStore;
 
-use crate::common::postgres::Database;
-use crate::common::{PASSWORD, elevation, query, sign_in, spawn_server};
+use crate::common::postgres::{Database, Schema};
+use crate::common::{PASSWORD, TestServer, elevation, query, settings, sign_in, spawn_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_binary_serves_from_postgres() {
@@ -112,4 +119,66 @@ async fn an_unreachable_database_at_start_is_one_line_and_a_failure() {
         assert!(!stderr.contains("hunter2"), "the password shows: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_are_each_stored_once_with_a_gap_free_chain() {
+    let schema = match Schema::create().await {
+        Ok(schema) => schema,
+        Err(why) => {
+            let case = "postgres_server::concurrent_submissions_are_each_stored_once_with_a_gap_free_chain";
+            return crate::conformance::skipped(case, &why);
+        }
+    };
+    let store = PgStore::connect_with(schema.options()).await.unwrap();
+    let mut s = settings();
+    let mut policy = Policy::shipped().unwrap();
+    policy.requests.fatigue_limit = 100_000;
+    s.policy = Some(policy);
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused.db");
+    let t = TestServer::start_on(s, Arc::new(store), dir, unused).await;
+    let alice = t.as_user("alice").await;
+    let mut bots = Vec::new();
+    for i in 0..4 {
+        let (key, _) = t.agent(&alice, &format!("bot-{i}"), &[]).await;
+        bots.push(t.as_agent(&key).await);
+    }
+    let bots = Arc::new(bots);
+    // Each submission goes out twice at once under one idempotency key (a client retrying).
+    let results: Vec<(String, String, String)> = futures::stream::iter(0..200)
+        .map(|i| {
+            let bots = bots.clone();
+            async move {
+                let bot = &bots[i % bots.len()];
+                let body = elevation(&[&format!("read:crm:item-{i}")], 3600);
+                let key = format!("submit-{i}");
+                let (a, b) = tokio::join!(
+                    bot.request_elevation(&body, Some(&key)),
+                    bot.request_elevation(&body, Some(&key))
+                );
+                let (a, b) = (a.unwrap().id, b.unwrap().id);
+                (key, a, b)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut by_key = HashMap::new();
+    for (key, a, b) in &results {
+        assert_eq!(a, b, "{key}");
+        by_key.insert(key.clone(), a.clone());
+    }
+    let acknowledged: HashSet<&String> = by_key.values().collect();
+    assert_eq!(acknowledged.len(), 200);
+    let stored = alice
+        .requests(&query("status=all&limit=10000"))
+        .await
+        .unwrap();
+    let stored: HashSet<&String> = stored.iter().map(|r| &r.id).collect();
+    assert_eq!(stored, acknowledged, "each exactly once");
+    // Consecutive seqs, each linked to the one before: no gap, no fork.
+    let sam = t.as_user("sam").await;
+    let report = sam.audit_verify(None).await.unwrap();
+    assert!(report.ok, "{report:?}");
 }

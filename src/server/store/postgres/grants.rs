@@ -1,5 +1,5 @@
 //! Grants and the kill switch in PostgreSQL. What a take-down touches is planned by
-//! `domain::suspension` from facts loaded inside the writer transaction; this module loads the
+//! `domain::suspension` from facts loaded inside the write transaction; this module loads the
 //! facts and writes the plan.
 
 use async_trait::async_trait;

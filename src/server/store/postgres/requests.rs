@@ -1,4 +1,4 @@
-//! Requests and decisions in PostgreSQL. Each change and its audit event(s) commit in one writer
+//! Requests and decisions in PostgreSQL. Each change and its audit event(s) commit in one write
 //! transaction; the rules come from `domain::decision`, `domain::delegation` and
 //! `domain::limits`.
 
@@ -181,7 +181,7 @@ impl RequestStore for PgStore {
                 Some(child.did.clone())
             }
         };
-        // Approval fatigue: counted inside the writer transaction, so concurrent submissions
+        // Approval fatigue: counted inside the write transaction, so concurrent submissions
         // see each other.
         let (recent,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM requests WHERE agent_did = $1 AND created_at > $2",

@@ -440,7 +440,7 @@ async fn issue_agent_token_in(tx: &mut Tx<'_>, issuance: Issuance<'_>) -> StoreR
         grant_ids,
         now,
     } = issuance;
-    // Re-checked inside the writer transaction: a suspension or grant revocation that
+    // Re-checked inside the write transaction: a suspension or grant revocation that
     // committed after the caller looked wins, and no token is issued.
     let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = $1")
         .bind(&access.subject)
