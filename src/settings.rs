@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod database;
 mod trusted_issuers;
+pub use database::Database;
 pub use trusted_issuers::TrustedIssuerSettings;
 
 /// The shipped server defaults, commented.

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -13,9 +13,9 @@ use crate::clock::SystemClock;
 use crate::domain::{Invalid, role};
 use crate::protocol::audit::Actor;
 use crate::server::passwords::{HashError, hash_password};
-use crate::server::store::{AgentStore, SponsorUpsert, SqliteStore, StoreError};
-use crate::server::{ServerError, rotate_keys, start};
-use crate::settings::{self, ServerSettings, SettingsError};
+use crate::server::store::{PgStore, SponsorUpsert, SqliteStore, Store, StoreError};
+use crate::server::{ServerError, rotate_keys, start_on};
+use crate::settings::{self, Database, ServerSettings, SettingsError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,9 +28,10 @@ pub struct Cli {
     /// the shipped defaults).
     #[arg(long, global = true, env = "GOVERNANCE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// SQLite database file (overrides the settings).
+    /// Database (overrides the settings): a SQLite file (a path or sqlite://PATH) or a
+    /// PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE).
     #[arg(long, global = true, env = "GOVERNANCE_DATABASE")]
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -90,9 +91,9 @@ pub enum SponsorsCommand {
 pub enum ServerCliError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("opening {}", path.display())]
+    #[error("opening the database {database}")]
     Open {
-        path: PathBuf,
+        database: Database,
         #[source]
         source: StoreError,
     },
@@ -190,13 +191,12 @@ fn load_settings(cli: &Cli) -> Result<ServerSettings, ServerCliError> {
     Ok(settings)
 }
 
-fn database_path(cli: &Cli, settings: &ServerSettings) -> PathBuf {
+fn database(cli: &Cli, settings: &ServerSettings) -> Database {
     cli.database
-        .clone()
-        .or_else(|| {
-            (!settings.server.database.is_empty()).then(|| PathBuf::from(&settings.server.database))
-        })
-        .unwrap_or_else(settings::default_database_path)
+        .as_deref()
+        .or_else(|| (!settings.server.database.is_empty()).then_some(&*settings.server.database))
+        .map(Database::parse)
+        .unwrap_or_else(|| Database::Sqlite(settings::default_database_path()))
 }
 
 fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>, ServerCliError> {
@@ -226,13 +226,37 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>, S
 // Every call into the server and its store is below, so changes there meet this file in one
 // place.
 
-async fn open_store(path: &Path) -> Result<SqliteStore, ServerCliError> {
-    SqliteStore::open(path)
-        .await
-        .map_err(|source| ServerCliError::Open {
-            path: path.to_owned(),
-            source,
-        })
+/// A store opened for an offline command, of either backend.
+enum Opened {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Opened {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Self::Sqlite(s) => s,
+            Self::Postgres(s) => s,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+async fn open_store(database: &Database) -> Result<Opened, ServerCliError> {
+    let opened = match database {
+        Database::Sqlite(path) => SqliteStore::open(path).await.map(Opened::Sqlite),
+        Database::Postgres(url) => PgStore::connect(url).await.map(Opened::Postgres),
+    };
+    opened.map_err(|source| ServerCliError::Open {
+        database: database.clone(),
+        source,
+    })
 }
 
 async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError> {
@@ -240,16 +264,25 @@ async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError
     if let Some(bind) = bind {
         settings.server.bind = bind;
     }
-    let db = database_path(cli, &settings);
+    let db = database(cli, &settings);
     let addr = settings.server.bind;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerCliError::Bind { addr, source })?;
-    let server = start(settings, &db, listener, Arc::new(SystemClock)).await?;
+    let server = match start_on(settings, &db, listener, Arc::new(SystemClock)).await {
+        Ok(server) => server,
+        // A database that cannot be opened is named, with why.
+        Err(ServerError::Store(source)) => {
+            return Err(ServerCliError::Open {
+                database: db,
+                source,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     eprintln!(
-        "governance-server listening on {} (database {})",
+        "governance-server listening on {} (database {db})",
         server.base_url(),
-        db.display()
     );
     shutdown_signal().await;
     eprintln!("shutting down");
@@ -259,16 +292,16 @@ async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError
 
 async fn rotate(cli: &Cli) -> Result<String, ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database_path(cli, &settings)).await?;
-    let kid = rotate_keys(&store, &settings, chrono::Utc::now()).await?;
+    let store = open_store(&database(cli, &settings)).await?;
+    let kid = rotate_keys(store.store(), &settings, chrono::Utc::now()).await?;
     store.close().await;
     Ok(kid)
 }
 
 async fn list_sponsors(cli: &Cli) -> Result<(), ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database_path(cli, &settings)).await?;
-    for s in store.list_sponsors().await? {
+    let store = open_store(&database(cli, &settings)).await?;
+    for s in store.store().list_sponsors().await? {
         let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
         println!("{}\t{}\t{}", s.username, roles.join(","), s.display_name);
     }
@@ -278,8 +311,9 @@ async fn list_sponsors(cli: &Cli) -> Result<(), ServerCliError> {
 
 async fn add_sponsor(cli: &Cli, sponsor: SponsorUpsert) -> Result<(), ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database_path(cli, &settings)).await?;
+    let store = open_store(&database(cli, &settings)).await?;
     let record = store
+        .store()
         .upsert_sponsor(&sponsor, Actor::system(), chrono::Utc::now())
         .await?;
     println!("sponsor {} saved (id {})", record.username, record.id);

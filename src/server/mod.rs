@@ -28,10 +28,10 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::domain::role;
 use crate::protocol::audit::Actor;
-use crate::settings::ServerSettings;
+use crate::settings::{Database, ServerSettings};
 use ratelimit::FailureLimiter;
 use state::AppState;
-use store::{SqliteStore, Store, StoreError};
+use store::{PgStore, SqliteStore, Store, StoreError};
 use tokens::{KeyError, KeyRing};
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +184,24 @@ pub async fn start(
     let mut running = start_with_store(settings, store, listener, clock).await?;
     running._lock = Some(lock);
     Ok(running)
+}
+
+/// Opens the store `database` names (a SQLite file, as [`start`] does, or PostgreSQL) and
+/// serves in a background task. PostgreSQL takes no serve lock: the database serializes writers
+/// itself.
+pub async fn start_on(
+    settings: ServerSettings,
+    database: &Database,
+    listener: TcpListener,
+    clock: SharedClock,
+) -> Result<RunningServer, ServerError> {
+    match database {
+        Database::Sqlite(path) => start(settings, path, listener, clock).await,
+        Database::Postgres(url) => {
+            let store: Arc<dyn Store> = Arc::new(PgStore::connect(url).await?);
+            start_with_store(settings, store, listener, clock).await
+        }
+    }
 }
 
 pub async fn start_with_store(

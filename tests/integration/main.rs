@@ -32,6 +32,8 @@ mod kill_switch;
 mod layout;
 mod login;
 mod openapi;
+mod postgres_outage;
+mod postgres_server;
 mod pty;
 mod pty_entra;
 mod refresh;

@@ -3,7 +3,6 @@
 //! loses nothing it acknowledged, with its audit chain intact after restart.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -11,9 +10,10 @@ use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::requests::RequestStatus;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{PASSWORD, TestServer, approve, elevation, query, settings, sign_in};
+use crate::common::{
+    PASSWORD, TestServer, approve, elevation, query, settings, sign_in, spawn_server,
+};
 
 fn relaxed_policy() -> Policy {
     let mut policy = Policy::shipped().unwrap();
@@ -77,33 +77,6 @@ async fn a_thousand_concurrent_submissions_with_retries_are_each_stored_once() {
     let sam = t.as_user("sam").await;
     let report = sam.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
-}
-
-/// Starts the real `governance-server` on a free port; returns it and its base URL.
-async fn spawn_server(config: &std::path::Path) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_governance-server"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("server printed its address");
-        if let Some(rest) = line.strip_prefix("governance-server listening on ") {
-            break rest.split(' ').next().unwrap().to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
 }
 
 /// How many times the server is killed under load.

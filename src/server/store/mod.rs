@@ -10,6 +10,8 @@ mod agents;
 mod audit;
 mod grants;
 mod health;
+mod postgres;
+mod records;
 mod requests;
 mod sign_in;
 mod sqlite;
@@ -22,6 +24,7 @@ pub use agents::{
 pub use audit::{AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
 pub use health::HealthStore;
+pub use postgres::PgStore;
 pub use requests::{
     ChildSpec, DecisionInput, NewChild, NewRequest, RequestFilter, RequestStore, Submitted,
 };
@@ -82,6 +85,9 @@ impl StoreError {
         };
         match e {
             sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return postgres_outage(pg.code());
+                }
                 // SQLite's primary result code is the low byte of the extended one.
                 let code: i64 = db.code()?.parse().ok()?;
                 match code & 0xff {
@@ -97,6 +103,20 @@ impl StoreError {
             | sqlx::Error::InvalidSavePointStatement => Some(Outage::Unavailable),
             _ => None,
         }
+    }
+}
+
+/// Which PostgreSQL errors (by SQLSTATE) are outages: a full disk, a server out of
+/// connections or memory, shutting down or starting, a lost connection, a read-only standby,
+/// a transaction that lost a deadlock or a serialization conflict (worth retrying).
+fn postgres_outage(sqlstate: &str) -> Option<Outage> {
+    match sqlstate {
+        "53100" => Some(Outage::Full),
+        "25006" | "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" => {
+            Some(Outage::Unavailable)
+        }
+        s if s.starts_with("08") || s.starts_with("53") => Some(Outage::Unavailable),
+        _ => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! steps a human takes in the browser, done over HTTP.
 
 pub mod entra;
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use sponsor_console::server::passwords::hash_password;
 use sponsor_console::server::store::{SqliteStore, Store};
 use sponsor_console::server::{RunningServer, start, start_with_store};
 use sponsor_console::settings::{ServerSettings, SponsorSettings};
+use tokio::io::AsyncBufReadExt as _;
 use tokio::net::TcpListener;
 
 pub const CLIENT_ID: &str = "sponsor-console";
@@ -352,4 +354,31 @@ pub fn deny() -> sponsor_console::protocol::requests::DecisionBody {
 /// struct the server parses.
 pub fn query<T: serde::de::DeserializeOwned>(text: &str) -> T {
     serde_urlencoded::from_str(text).expect("a valid list query")
+}
+
+/// Starts the real `governance-server` on a free port; returns it and its base URL.
+pub async fn spawn_server(config: &std::path::Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_governance-server"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server printed its address");
+        if let Some(rest) = line.strip_prefix("governance-server listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
 }

@@ -1,7 +1,7 @@
 //! The store conformance suite: written once against the store traits, with no knowledge of
-//! the backend behind them. Each case gets a fresh, empty store from a factory; the SQLite
-//! factory is below, and a second backend runs the same cases by adding one
-//! `conformance_suite!` line with its own factory.
+//! the backend behind them. Each case gets a fresh, empty store from a factory; the factories
+//! are below (SQLite in a fresh file, PostgreSQL in a fresh schema), each backend running the
+//! same cases through one `conformance_suite!` line.
 
 mod agents;
 mod audit;
@@ -21,8 +21,8 @@ use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::audit::Actor;
 use sponsor_console::protocol::requests::{Decision, Request, RequestKind};
 use sponsor_console::server::store::{
-    DecisionInput, NewAgent, NewRequest, Registered, SponsorRecord, SponsorUpsert, SqliteStore,
-    Store, StoreError, Submitted,
+    DecisionInput, NewAgent, NewRequest, PgStore, Registered, SponsorRecord, SponsorUpsert,
+    SqliteStore, Store, StoreError, Submitted,
 };
 
 /// A fresh store, and whatever must live as long as it (a temporary directory, a schema).
@@ -31,23 +31,46 @@ pub struct Fixture {
     _guard: Box<dyn Any + Send>,
 }
 
+/// A factory's answer: a fresh store, or why this backend's cases are skipped here.
+pub type Made = Result<Fixture, String>;
+
 /// SQLite in a fresh file.
-pub async fn sqlite() -> Fixture {
+pub async fn sqlite() -> Made {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = SqliteStore::open(&dir.path().join("conformance.db"))
         .await
         .expect("a fresh SQLite store opens");
-    Fixture {
+    Ok(Fixture {
         store: Arc::new(store),
         _guard: Box::new(dir),
-    }
+    })
+}
+
+/// PostgreSQL in a fresh schema of the database `TEST_DATABASE_URL` names, dropped after;
+/// skipped when the variable is unset.
+pub async fn postgres() -> Made {
+    let schema = crate::common::postgres::Schema::create().await?;
+    let store = PgStore::connect_with(schema.options())
+        .await
+        .expect("a fresh PostgreSQL store opens");
+    Ok(Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(schema),
+    })
+}
+
+/// Says on the terminal that a case did not run and why. Written to stderr directly, past the
+/// test harness's capture, so a passing run still shows what it left out.
+pub fn skipped(case: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipped {case}: {why}");
 }
 
 /// Declares every case of the suite as a test against the store `$factory` makes.
 macro_rules! conformance_suite {
     ($backend:ident, $factory:path) => {
         mod $backend {
-            conformance_suite!(@cases $factory;
+            conformance_suite!(@cases $backend, $factory;
                 agents::sponsors_are_created_then_updated,
                 agents::external_sponsors_are_made_once_and_follow_newer_statements,
                 agents::registration_reads_back_everywhere,
@@ -82,11 +105,19 @@ macro_rules! conformance_suite {
             );
         }
     };
-    (@cases $factory:path; $($module:ident :: $case:ident),+ $(,)?) => {
+    (@cases $backend:ident, $factory:path; $($module:ident :: $case:ident),+ $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                let fixture = $factory().await;
+                let fixture = match $factory().await {
+                    Ok(fixture) => fixture,
+                    Err(why) => {
+                        let case = concat!(
+                            "conformance::", stringify!($backend), "::", stringify!($case)
+                        );
+                        return $crate::conformance::skipped(case, &why);
+                    }
+                };
                 $crate::conformance::$module::$case(fixture.store.clone()).await;
             }
         )+
@@ -94,6 +125,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(sqlite, crate::conformance::sqlite);
+conformance_suite!(postgres, crate::conformance::postgres);
 
 // Facts the cases share.
 

@@ -21,23 +21,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Executor, Sqlite, Transaction, TransactionManager};
 use tokio::sync::watch;
 
-use crate::domain::capability::{self, Capability};
 use crate::domain::idempotency;
 use crate::protocol::agents::AgentStatus;
 use crate::server::store::{Idempotency, StoreError, StoreResult, StoredResponse};
 
 pub use lock::{LockError, ServeLock};
 
+pub(super) use super::records::{caps_of, json_list, parse_list};
+use super::records::{from_ms, ms, opt_from_ms};
+
 type Tx<'a> = Transaction<'a, Sqlite>;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -50,20 +52,6 @@ pub struct SqliteStore {
     max_pages: Arc<AtomicU32>,
     /// Writes that may share a transaction (and its fsync) with others queued at once.
     group: group::GroupCommit,
-}
-
-fn ms(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-fn opt_from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
-    v.map(from_ms)
 }
 
 impl SqliteStore {
@@ -177,18 +165,6 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
-}
-
-pub(super) fn json_list(v: &[String]) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(super) fn parse_list(s: &str, what: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-pub(super) fn caps_of(items: &[String]) -> StoreResult<Vec<Capability>> {
-    capability::parse_set(items).map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))
 }
 
 /// The columns of a new agent.

@@ -1,0 +1,265 @@
+//! Sign-in state in PostgreSQL: device authorizations, consents, failed attempts. What a poll or a
+//! decision on the verification page may do is `domain::device`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::audit::append;
+use super::rows::device_from_row;
+use super::{PgStore, from_ms, ms};
+use crate::domain::device;
+use crate::protocol::audit::{Actor, AuditAction, action};
+use crate::server::store::{
+    Consent, DevicePoll, DeviceRecord, DeviceStatus, NewAuditEvent, SignInStore, StoreError,
+    StoreResult,
+};
+
+#[async_trait]
+impl SignInStore for PgStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_device_authorization(
+        &self,
+        record: &DeviceRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Forget authorizations that ended a day ago; their user codes may be issued again.
+        sqlx::query("DELETE FROM device_authorizations WHERE expires_at < $1")
+            .bind(ms(now) - 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO device_authorizations
+             (device_code_hash, user_code, client_id, scope, status, interval_seconds, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
+        )
+        .bind(&record.device_code_hash)
+        .bind(&record.user_code)
+        .bind(&record.client_id)
+        .bind(&record.scope)
+        .bind(record.interval_seconds)
+        .bind(ms(now))
+        .bind(ms(record.expires_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Duplicate);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.finish(tx).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn device_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceRecord>> {
+        sqlx::query("SELECT * FROM device_authorizations WHERE user_code = $1")
+            .bind(user_code)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(device_from_row)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(sponsor_id = %sponsor_id))]
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        sponsor_id: &str,
+        approve: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<DeviceRecord> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT * FROM device_authorizations WHERE user_code = $1")
+            .bind(user_code)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut record = device_from_row(&row)?;
+        device::may_decide(record.status, record.expires_at, now)?;
+        let status = if approve {
+            DeviceStatus::Approved
+        } else {
+            DeviceStatus::Denied
+        };
+        sqlx::query(
+            "UPDATE device_authorizations SET status = $1, sponsor_id = $2 WHERE device_code_hash = $3 AND status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(sponsor_id)
+        .bind(&record.device_code_hash)
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            NewAuditEvent::new(Actor::sponsor(sponsor_id), sponsor_id, {
+                let decided = action::DeviceDecided {
+                    client_id: record.client_id.clone(),
+                    scope: record.scope.clone(),
+                    user_code: record.user_code.clone(),
+                };
+                if approve {
+                    AuditAction::DeviceApproved(decided)
+                } else {
+                    AuditAction::DeviceDenied(decided)
+                }
+            }),
+            now,
+        )
+        .await?;
+        self.finish(tx).await?;
+        record.status = status;
+        record.sponsor_id = Some(sponsor_id.to_owned());
+        Ok(record)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn poll_device(
+        &self,
+        device_code_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<DevicePoll> {
+        let mut tx = self.write().await?;
+        let Some(row) =
+            sqlx::query("SELECT * FROM device_authorizations WHERE device_code_hash = $1")
+                .bind(device_code_hash)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(DevicePoll::Unknown);
+        };
+        let record = device_from_row(&row)?;
+        let last: Option<i64> = row.try_get("last_polled_at")?;
+        let outcome = device::poll(
+            &device::PollFacts {
+                client_id: &record.client_id,
+                status: record.status,
+                sponsor_id: record.sponsor_id.as_deref(),
+                scope: &record.scope,
+                interval_seconds: record.interval_seconds,
+                expires_at: record.expires_at,
+                last_polled_at: last.map(from_ms),
+            },
+            client_id,
+            now,
+        );
+        match &outcome {
+            DevicePoll::Unknown | DevicePoll::Expired | DevicePoll::AlreadyRedeemed => {
+                return Ok(outcome);
+            }
+            DevicePoll::Denied => {}
+            DevicePoll::Pending => {
+                sqlx::query(
+                    "UPDATE device_authorizations SET last_polled_at = $1 WHERE device_code_hash = $2",
+                )
+                .bind(ms(now))
+                .bind(device_code_hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DevicePoll::SlowDown { interval_seconds } => {
+                sqlx::query(
+                    "UPDATE device_authorizations SET interval_seconds = $1, last_polled_at = $2 WHERE device_code_hash = $3",
+                )
+                .bind(interval_seconds)
+                .bind(ms(now))
+                .bind(device_code_hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DevicePoll::Redeemed { .. } => {
+                // Redeemed at most once: a concurrent poll that got here first wins.
+                let done = sqlx::query(
+                    "UPDATE device_authorizations SET status = 'redeemed', last_polled_at = $1
+                     WHERE device_code_hash = $2 AND status = 'approved'",
+                )
+                .bind(ms(now))
+                .bind(device_code_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done != 1 {
+                    return Ok(DevicePoll::AlreadyRedeemed);
+                }
+            }
+        }
+        self.finish(tx).await?;
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn put_consent(&self, consent: &Consent, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM device_consents WHERE expires_at <= $1")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO device_consents (consent_hash, sponsor_id, user_code, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&consent.consent_hash)
+        .bind(&consent.sponsor_id)
+        .bind(&consent.user_code)
+        .bind(ms(consent.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        self.finish(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn take_consent(
+        &self,
+        consent_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Consent>> {
+        let mut tx = self.write().await?;
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "DELETE FROM device_consents WHERE consent_hash = $1
+             RETURNING sponsor_id, user_code, expires_at",
+        )
+        .bind(consent_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        self.finish(tx).await?;
+        Ok(row
+            .map(|(sponsor_id, user_code, expires_at)| Consent {
+                consent_hash: consent_hash.to_owned(),
+                sponsor_id,
+                user_code,
+                expires_at: from_ms(expires_at),
+            })
+            .filter(|c| c.expires_at > now))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_failure(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Failures older than a day no longer count under any limit.
+        sqlx::query("DELETE FROM auth_failures WHERE at < $1")
+            .bind(ms(now) - 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO auth_failures (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn failures_since(&self, key: &str, since: DateTime<Utc>) -> StoreResult<u32> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM auth_failures WHERE key = $1 AND at > $2")
+                .bind(key)
+                .bind(ms(since))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
