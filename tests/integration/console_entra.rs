@@ -562,3 +562,29 @@ fn without_entra_the_inbox_is_as_before() {
         "{text}"
     );
 }
+
+#[test]
+fn rows_that_tie_keep_their_places_from_poll_to_poll() {
+    let mut s = fixture();
+    let order = |s: &State| -> Vec<String> {
+        s.inbox
+            .iter()
+            .map(|item| match *item {
+                Item::Local(i) => s.requests[i].id.clone(),
+                Item::Entra(i) => s.entra.as_ref().unwrap().rows[i].key(),
+            })
+            .collect()
+    };
+    let first = order(&s);
+    // The same rows again, listed by Graph in the other order: nothing moves.
+    let mut rows = vec![
+        row(EntraSource::DirectoryRole, "r-2", MEGAN, "Global Reader"),
+        row(EntraSource::DirectoryRole, "r-1", MEGAN, "User Administrator"),
+    ];
+    s.update(polled(EntraSource::DirectoryRole, rows.clone()), now());
+    let once = order(&s);
+    rows.reverse();
+    s.update(polled(EntraSource::DirectoryRole, rows), now());
+    assert_eq!(order(&s), once);
+    assert_eq!(first.len(), 5);
+}

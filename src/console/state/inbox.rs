@@ -137,6 +137,9 @@ struct SortKey<'a> {
     name: &'a str,
     trust: i64,
     rank: u8,
+    /// Breaks ties, so rows that compare equal keep their places from one poll to the next:
+    /// the source (local first), then the id.
+    tie: (u8, &'a str),
 }
 
 impl<'a> SortKey<'a> {
@@ -148,6 +151,7 @@ impl<'a> SortKey<'a> {
             name: &r.agent_name,
             trust: r.trust_score,
             rank: if with_rank { Risk::of(r).rank() } else { 0 },
+            tie: (0, &r.id),
         }
     }
 
@@ -158,6 +162,7 @@ impl<'a> SortKey<'a> {
             name: r.requester.label(),
             trust: i64::MAX,
             rank: 0,
+            tie: (1 + r.source as u8, &r.id),
         }
     }
 }
@@ -344,13 +349,16 @@ impl State {
         let by_time = |a: &SortKey, b: &SortKey| {
             (a.expires_at, a.created_at).cmp(&(b.expires_at, b.created_at))
         };
-        keyed.sort_by(|(a, _), (b, _)| match sort {
-            Sort::TimeLeft => by_time(a, b),
-            Sort::Age => a.created_at.cmp(&b.created_at),
-            Sort::Agent => a.name.cmp(b.name).then(a.expires_at.cmp(&b.expires_at)),
-            Sort::Trust => (a.trust, a.expires_at).cmp(&(b.trust, b.expires_at)),
-            Sort::Risk => (std::cmp::Reverse(a.rank), a.expires_at)
-                .cmp(&(std::cmp::Reverse(b.rank), b.expires_at)),
+        keyed.sort_by(|(a, _), (b, _)| {
+            let order = match sort {
+                Sort::TimeLeft => by_time(a, b),
+                Sort::Age => a.created_at.cmp(&b.created_at),
+                Sort::Agent => a.name.cmp(b.name).then(a.expires_at.cmp(&b.expires_at)),
+                Sort::Trust => (a.trust, a.expires_at).cmp(&(b.trust, b.expires_at)),
+                Sort::Risk => (std::cmp::Reverse(a.rank), a.expires_at)
+                    .cmp(&(std::cmp::Reverse(b.rank), b.expires_at)),
+            };
+            order.then_with(|| a.tie.cmp(&b.tie))
         });
         let view: Vec<Item> = keyed.into_iter().map(|(_, i)| i).collect();
         self.inbox = view;
