@@ -579,7 +579,12 @@ fn rows_that_tie_keep_their_places_from_poll_to_poll() {
     // The same rows again, listed by Graph in the other order: nothing moves.
     let mut rows = vec![
         row(EntraSource::DirectoryRole, "r-2", MEGAN, "Global Reader"),
-        row(EntraSource::DirectoryRole, "r-1", MEGAN, "User Administrator"),
+        row(
+            EntraSource::DirectoryRole,
+            "r-1",
+            MEGAN,
+            "User Administrator",
+        ),
     ];
     s.update(polled(EntraSource::DirectoryRole, rows.clone()), now());
     let once = order(&s);

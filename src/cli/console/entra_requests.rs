@@ -16,7 +16,7 @@ use crate::client::graph::{
 };
 use crate::console::safe_text::one_line as safe;
 use crate::console::state::human_duration;
-use crate::domain::entra::{EntraApproval, EntraSource, Expiration, RequestedWindow};
+use crate::domain::entra::{EntraSource, Expiration, RequestedWindow};
 
 /// Whether `id` names one of the governance server's own requests (`req_…`).
 pub fn is_local_id(id: &str) -> bool {
@@ -44,13 +44,6 @@ fn shorten(s: &str, max: usize) -> String {
     match one.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &one[..i]),
         None => one,
-    }
-}
-
-fn person(r: &EntraApproval) -> String {
-    match (&r.requester.display_name, &r.requester.username) {
-        (Some(name), Some(upn)) => format!("{} <{}>", safe(name), safe(upn)),
-        _ => safe(r.requester.label()),
     }
 }
 
@@ -116,7 +109,7 @@ impl EntraCli {
                 table.push(vec![
                     safe(&r.key()),
                     r.source.label().to_owned(),
-                    format!("{}{mine}", person(r)),
+                    format!("{}{mine}", safe(&r.requester.name_and_upn())),
                     safe(r.target.label()),
                     safe(r.scope.as_deref().unwrap_or("")),
                     window_text(&r.window, now),
@@ -170,7 +163,7 @@ impl EntraCli {
             safe(&row.key()),
             row.source.label(),
             safe(row.target.label()),
-            person(&row)
+            safe(&row.requester.name_and_upn())
         );
         let outcome = &decided.outcome;
         if !outcome.is_done() {

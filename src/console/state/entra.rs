@@ -226,7 +226,7 @@ impl State {
         let mut rows = vec![
             Row::Line(format!(
                 "{} asks for {}{}",
-                person(&row),
+                row.requester.name_and_upn(),
                 row.target.label(),
                 row.scope
                     .as_deref()
@@ -332,13 +332,5 @@ fn past(decision: Decision) -> &'static str {
     match decision {
         Decision::Approve => "Approved",
         Decision::Deny => "Denied",
-    }
-}
-
-/// `Megan Bowen <megan@contoso.com>`, or what is known of them.
-pub fn person(r: &EntraApproval) -> String {
-    match (&r.requester.display_name, &r.requester.username) {
-        (Some(name), Some(upn)) => format!("{name} <{upn}>"),
-        _ => r.requester.label().to_owned(),
     }
 }

@@ -29,7 +29,7 @@ use crate::protocol::agents::Agent;
 use crate::protocol::audit::{AuditEvent, StateReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
 pub use dialog::{Dialog, Focus, PRESETS};
-pub use entra::{EntraDecided, EntraInbox, PollFailure, person};
+pub use entra::{EntraDecided, EntraInbox, PollFailure};
 pub use inbox::{Item, Risk, Sort};
 
 /// Top-level screens.

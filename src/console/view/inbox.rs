@@ -173,12 +173,7 @@ fn entra_row<'a>(
     selected: bool,
     ctx: Frame2<'_>,
 ) -> Row<'a> {
-    let who = match &r.requester.username {
-        Some(upn) if r.requester.display_name.is_some() => {
-            format!("{} <{}>", safe(r.requester.label()), safe(upn))
-        }
-        _ => safe(r.requester.label()),
-    };
+    let who = safe(&r.requester.name_and_upn());
     let what = match r.scope.as_deref() {
         Some(scope) => format!("{} @ {}", safe(r.target.label()), safe(scope)),
         None => safe(r.target.label()),

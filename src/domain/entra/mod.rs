@@ -115,6 +115,15 @@ impl Principal {
             .or(self.username.as_deref())
             .unwrap_or(&self.id)
     }
+
+    /// `Megan Bowen <megan@contoso.com>` when both are known, else [`Principal::label`]. As
+    /// Graph wrote it: escape it before a terminal shows it.
+    pub fn name_and_upn(&self) -> String {
+        match (&self.display_name, &self.username) {
+            (Some(name), Some(upn)) => format!("{name} <{upn}>"),
+            _ => self.label().to_owned(),
+        }
+    }
 }
 
 /// The role, group or access package a request is for.
