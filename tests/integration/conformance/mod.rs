@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
                 tokens::access_tokens_are_stored_and_revoked_once,
                 tokens::refresh_tokens_rotate_and_reuse_revokes_the_family,
                 tokens::assertions_and_agent_tokens_are_single_use,
+                tokens::agent_tokens_issued_at_once_are_each_checked,
                 requests::submissions_list_and_page_soonest_first,
                 requests::submissions_replay_an_idempotency_key,
                 requests::approval_creates_a_grant_and_moves_trust,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use sponsor_console::domain::audit::ChainVerifier;
 use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::audit::Actor;
 use sponsor_console::protocol::oauth::SubjectKind;
@@ -265,4 +266,83 @@ pub async fn assertions_and_agent_tokens_are_single_use(store: Arc<dyn Store>) {
             .await
             .expect("forgotten")
     );
+}
+
+/// Issuances that arrive together (and may share a transaction) are each checked on their
+/// own: every assertion is used once however many callers race with it, a suspended agent's
+/// callers are refused and consume nothing, and the chain holds one event per token.
+pub async fn agent_tokens_issued_at_once_are_each_checked(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let active = agent(s, 1, &alice.id, &["read:x"]).await;
+    let suspended = agent(s, 2, &alice.id, &["read:x"]).await;
+    s.suspend(
+        SuspendTarget::Agent(suspended.clone()),
+        "test",
+        false,
+        Actor::system(),
+        at(1),
+    )
+    .await
+    .expect("suspended");
+    let mut calls = Vec::new();
+    // Assertions x0..x29 once each, x0..x9 a second time, and five of the suspended agent's.
+    let burst = (0..30)
+        .map(|i| (active.clone(), format!("x{i}"), format!("t{i}")))
+        .chain((0..10).map(|i| (active.clone(), format!("x{i}"), format!("again{i}"))))
+        .chain((0..5).map(|i| (suspended.clone(), format!("y{i}"), format!("s{i}"))));
+    for (agent, assertion, jti) in burst {
+        let store = store.clone();
+        calls.push(tokio::spawn(async move {
+            let token = access(&jti, SubjectKind::Agent, &agent, None);
+            let answer = store
+                .issue_agent_token(&assertion, at(60), &token, &[], at(2))
+                .await;
+            (assertion, jti, code(answer))
+        }));
+    }
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("the call ran"));
+    }
+    for i in 0..30 {
+        let assertion = format!("x{i}");
+        let uses: Vec<&str> = answers
+            .iter()
+            .filter(|(a, _, _)| *a == assertion)
+            .map(|(_, _, answer)| answer.as_str())
+            .collect();
+        assert_eq!(
+            uses.iter().filter(|u| **u == "ok: true").count(),
+            1,
+            "{assertion}: {uses:?}"
+        );
+        assert!(uses.iter().all(|u| *u == "ok: true" || *u == "ok: false"));
+    }
+    for (assertion, jti, answer) in &answers {
+        let stored = s.access_token(jti).await.expect("read").is_some();
+        assert_eq!(stored, answer == "ok: true", "{assertion} {jti}: {answer}");
+        if assertion.starts_with('y') {
+            assert_eq!(answer, "agent_inactive");
+            assert!(
+                s.consume_assertion(&suspended, assertion, at(60))
+                    .await
+                    .expect("answered"),
+                "a refused issuance consumed {assertion}"
+            );
+        }
+    }
+    let events = s
+        .audit_page(&AuditScope::All, 0, 1000)
+        .await
+        .expect("events");
+    let mut verifier = ChainVerifier::default();
+    for event in &events {
+        verifier.push(event).expect("the chain verifies");
+    }
+    let issued = events
+        .iter()
+        .filter(|e| e.event.action == "token.issued")
+        .count();
+    assert_eq!(issued, 30);
 }

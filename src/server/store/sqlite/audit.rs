@@ -36,34 +36,8 @@ pub(super) async fn append_after(
     event: NewAuditEvent,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
-    let known = match head.take() {
-        Some(known) => Some(known),
-        None => {
-            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut **tx)
-                .await?
-        }
-    };
-    let (seq, prev_hash) = match known {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS_HASH.to_owned()),
-    };
-    // Millisecond precision, the precision the row keeps, so the hash recomputes exactly.
-    let at = from_ms(ms(now));
-    let (action, details) = event
-        .action
-        .into_parts()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let sealed = seal(UnhashedEvent {
-        seq,
-        at,
-        actor: event.actor,
-        action,
-        subject: event.subject,
-        details,
-        prev_hash,
-    })
-    .map_err(|e| StoreError::Corrupt(format!("audit event not serializable: {e}")))?;
+    let known = known_head(tx, head).await?;
+    let sealed = seal_after(known, event, now)?;
     let e = &sealed.event;
     sqlx::query(
         "INSERT INTO audit_events (seq, at, actor_kind, actor_id, action, subject, details, prev_hash, hash)
@@ -80,8 +54,77 @@ pub(super) async fn append_after(
     .bind(&sealed.hash)
     .execute(&mut **tx)
     .await?;
+    let seq = e.seq;
     *head = Some((seq, sealed.hash));
     Ok(seq)
+}
+
+/// Links each of `events` to the one before it, the first to `head`, and hashes them, in
+/// order; `head` is left as the last. Returns them as the rows to insert, a JSON array of
+/// `[seq, at, actor_kind, actor_id, action, subject, details, prev_hash, hash]` for
+/// `json_each`, so a batch's events are written with one statement.
+pub(super) fn seal_all_after(
+    head: &mut ChainHead,
+    events: Vec<(NewAuditEvent, DateTime<Utc>)>,
+) -> StoreResult<String> {
+    let mut rows = Vec::with_capacity(events.len());
+    for (event, now) in events {
+        let sealed = seal_after(head.take(), event, now)?;
+        let e = sealed.event;
+        *head = Some((e.seq, sealed.hash.clone()));
+        rows.push((
+            e.seq,
+            ms(e.at),
+            e.actor.kind.as_str(),
+            e.actor.id,
+            e.action,
+            e.subject,
+            e.details.to_string(),
+            e.prev_hash,
+            sealed.hash,
+        ));
+    }
+    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The head of the chain in `tx`: `head` when known (taken from it), else read.
+async fn known_head(tx: &mut Tx<'_>, head: &mut ChainHead) -> StoreResult<ChainHead> {
+    match head.take() {
+        Some(known) => Ok(Some(known)),
+        None => Ok(
+            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?,
+        ),
+    }
+}
+
+/// `event` as the next after `head` (`None`: the chain is empty), linked and hashed.
+fn seal_after(
+    head: ChainHead,
+    event: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> StoreResult<AuditEvent> {
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    // Millisecond precision, the precision the row keeps, so the hash recomputes exactly.
+    let at = from_ms(ms(now));
+    let (action, details) = event
+        .action
+        .into_parts()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    seal(UnhashedEvent {
+        seq,
+        at,
+        actor: event.actor,
+        action,
+        subject: event.subject,
+        details,
+        prev_hash,
+    })
+    .map_err(|e| StoreError::Corrupt(format!("audit event not serializable: {e}")))
 }
 
 /// The events a reader in `scope` may see; more conditions follow with `AND`.

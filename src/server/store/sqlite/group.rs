@@ -1,15 +1,18 @@
 //! Group commit: writes that arrive while the writer is busy share its next transaction, so
 //! one `synchronous=FULL` fsync makes a whole batch durable instead of one write each.
 //!
-//! A job that fails leaves nothing: its batch's transaction is rolled back and the others run
-//! again without it, in a new one (a savepoint per job would cost a statement on every write;
-//! failures are rare, since routes refuse what they can before they queue). Nobody hears an
-//! answer before the batch's `COMMIT` has returned: a commit that fails is every job's failure, so no caller is ever told
-//! that a write is stored when it is not. There is no waiting for a batch to fill: the first
-//! job starts a batch at once, and whatever queued up behind the previous commit joins it, so a
-//! lone write costs what it did before and a busy writer amortizes its fsync.
+//! A batch runs as one unit first ([`Batch::run`] over all of its writes: multi-row
+//! statements, a few round trips to SQLite for the whole batch). A write the rules refuse is
+//! refused inside that run and writes nothing. If the run fails (a full disk, a constraint),
+//! nobody's write is kept: the transaction is rolled back and the batch runs again one write
+//! at a time, where a write that fails on its own rolls its pass back and is answered with its
+//! own error while the others run again without it. Nobody hears an answer before the batch's
+//! `COMMIT` has returned: a commit that fails is every write's failure, so no caller is ever
+//! told that a write is stored when it is not. There is no waiting for a batch to fill: the
+//! first write starts a batch at once, and whatever queued up behind the previous commit joins
+//! it, so a lone write costs what it did before and a busy writer amortizes its fsync.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sqlx::SqlitePool;
@@ -19,95 +22,68 @@ use super::Tx;
 use super::audit::ChainHead;
 use crate::server::store::{Outage, StoreError, StoreResult};
 
-/// The most jobs one transaction carries: bounds how long one commit holds the writer.
+/// The most writes one transaction carries: bounds how long one commit holds the writer.
 const MOST_PER_BATCH: usize = 64;
 
-/// A write waiting for a batch. It may run more than once: when another job's failure takes
-/// the whole transaction with it, the rest of the batch runs again in a new one.
-trait Job: Send + Sync {
-    /// Does the work inside the batch's transaction, keeps its result, and says whether it
-    /// succeeded.
-    fn run<'c>(&'c self, tx: &'c mut Tx<'static>, head: &'c mut ChainHead) -> BoxFuture<'c, bool>;
-    /// Sends the caller its kept result, or `failed_commit` when the batch was not stored.
-    fn answer(self: Box<Self>, failed_commit: Option<StoreError>);
+/// One kind of group-committed write, and how a batch of them runs in one transaction.
+pub(super) trait Batch: Send + Sync + 'static {
+    /// What one caller asks to store.
+    type Write: Send + Sync + 'static;
+    /// What that caller is told once the batch is committed.
+    type Answer: Send + 'static;
+    /// Runs `writes` in order inside `tx`, whose audit chain ends at `head` (read when `None`,
+    /// left at the last event written). `Ok` holds one answer per write: an `Err` among them
+    /// is a refusal, and that write changed nothing. An `Err` of the whole run means the
+    /// transaction must not be committed; the writes may be run again, one at a time, in a new
+    /// one, so `run` must do nothing but database work in `tx`.
+    fn run<'c>(
+        tx: &'c mut Tx<'static>,
+        head: &'c mut ChainHead,
+        writes: &'c [Self::Write],
+    ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<Self::Answer>>>>;
 }
 
-struct Work<T, F> {
-    work: F,
-    result: Mutex<Option<StoreResult<T>>>,
-    reply: oneshot::Sender<StoreResult<T>>,
+/// A write waiting for a batch, and where its answer goes.
+struct Queued<B: Batch> {
+    write: B::Write,
+    reply: oneshot::Sender<StoreResult<B::Answer>>,
 }
 
-impl<T, F> Job for Work<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Tx<'static>, &'c mut ChainHead) -> BoxFuture<'c, StoreResult<T>>
-        + Send
-        + Sync
-        + 'static,
-{
-    fn run<'c>(&'c self, tx: &'c mut Tx<'static>, head: &'c mut ChainHead) -> BoxFuture<'c, bool> {
-        Box::pin(async move {
-            let result = (self.work)(tx, head).await;
-            let succeeded = result.is_ok();
-            if let Ok(mut kept) = self.result.lock() {
-                *kept = Some(result);
-            }
-            succeeded
-        })
-    }
+/// The queue in front of the writer connection for one kind of group-committed write.
+pub(super) struct GroupCommit<B: Batch> {
+    queue: mpsc::Sender<Queued<B>>,
+}
 
-    fn answer(self: Box<Self>, failed_commit: Option<StoreError>) {
-        let kept = self.result.into_inner().ok().flatten();
-        let _ = self.reply.send(match (failed_commit, kept) {
-            (Some(e), _) => Err(e),
-            (None, Some(result)) => result,
-            (None, None) => Err(StoreError::Corrupt("a write was answered unrun".into())),
-        });
+impl<B: Batch> Clone for GroupCommit<B> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
     }
 }
 
-/// The queue in front of the writer connection for group-committed writes.
-#[derive(Clone)]
-pub(super) struct GroupCommit {
-    jobs: mpsc::Sender<Box<dyn Job>>,
-}
-
-impl std::fmt::Debug for GroupCommit {
+impl<B: Batch> std::fmt::Debug for GroupCommit<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit").finish_non_exhaustive()
     }
 }
 
-impl GroupCommit {
+impl<B: Batch> GroupCommit<B> {
     /// Starts the committer on the writer pool; it stops when the last handle is dropped.
     pub(super) fn start(writer: SqlitePool, changes: Arc<watch::Sender<u64>>) -> Self {
-        let (jobs, queue) = mpsc::channel(4 * MOST_PER_BATCH);
-        tokio::spawn(committer(writer, changes, queue));
-        Self { jobs }
+        let (queue, queued) = mpsc::channel(4 * MOST_PER_BATCH);
+        tokio::spawn(committer::<B>(writer, changes, queued));
+        Self { queue }
     }
 
-    /// Runs `work` inside the next group transaction and answers once that transaction is
-    /// committed. `work` sees a transaction begun with `BEGIN IMMEDIATE`, in which it may
-    /// read and write as any writer does; an `Err` rolls back its own changes only. It must
-    /// do nothing but database work in `tx`: it may run again if its batch is retried. Its
-    /// audit events go through `append_after` with `head`, which knows the chain's head in the
-    /// batch, saving each write the statement that reads it.
-    pub(super) async fn run<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> Fn(&'c mut Tx<'static>, &'c mut ChainHead) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + Sync
-            + 'static,
-    {
+    /// Stores `write` in the next group transaction (begun with `BEGIN IMMEDIATE`) and answers
+    /// once that transaction is committed.
+    pub(super) async fn run(&self, write: B::Write) -> StoreResult<B::Answer> {
         let (reply, answer) = oneshot::channel();
-        let job = Work {
-            work,
-            result: Mutex::new(None),
-            reply,
-        };
-        self.jobs.send(Box::new(job)).await.map_err(|_| stopped())?;
+        self.queue
+            .send(Queued { write, reply })
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -119,82 +95,198 @@ fn stopped() -> StoreError {
     }
 }
 
-async fn committer(
+async fn committer<B: Batch>(
     writer: SqlitePool,
     changes: Arc<watch::Sender<u64>>,
-    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    mut queue: mpsc::Receiver<Queued<B>>,
 ) {
     let mut batch = Vec::with_capacity(MOST_PER_BATCH);
     while queue.recv_many(&mut batch, MOST_PER_BATCH).await > 0 {
-        let jobs = std::mem::take(&mut batch);
-        tracing::trace!(writes = jobs.len(), "group commit");
-        let (stored, failed_alone, committed) = run_batch(&writer, jobs).await;
+        let (writes, replies): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|q| (q.write, q.reply)).unzip();
+        tracing::trace!(writes = writes.len(), "group commit");
+        let (answers, committed) = run_batch::<B>(&writer, &writes).await;
         match &committed {
             Ok(()) => changes.send_modify(|v| *v = v.wrapping_add(1)),
             Err(e) => tracing::warn!(
                 error = %e,
-                writes = stored.len(),
+                writes = writes.len(),
                 "a group commit failed; none of its writes is acknowledged"
             ),
         }
-        for job in stored {
-            job.answer(committed.as_ref().err().map(StoreError::shared));
-        }
-        for job in failed_alone {
-            job.answer(None);
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(match (&committed, answer) {
+                // A write that failed alone was never part of the commit: its own error.
+                (_, Settled::Alone(e)) => Err(e),
+                (Err(e), Settled::Carried(_)) => Err(e.shared()),
+                (Ok(()), Settled::Carried(answer)) => answer,
+            });
         }
     }
 }
 
-/// Runs a batch in one transaction. Returns the jobs the transaction carried to its commit,
-/// the jobs that failed on their own (each answered with its own error), and the commit's
-/// result, which is the fate of the first group.
-async fn run_batch(
+/// What became of one write of a batch.
+enum Settled<A> {
+    /// The write's answer, which holds if the transaction that carried it commits.
+    Carried(StoreResult<A>),
+    /// The write failed on its own and was taken out of the batch.
+    Alone(StoreError),
+}
+
+/// Runs a batch in one transaction: all together, or, when that fails, one write at a time.
+/// Returns each write's fate, in order, and the result of the commit that carried them.
+async fn run_batch<B: Batch>(
     writer: &SqlitePool,
-    mut jobs: Vec<Box<dyn Job>>,
-) -> (Vec<Box<dyn Job>>, Vec<Box<dyn Job>>, StoreResult<()>) {
-    let mut failed_alone = Vec::new();
-    // Each pass either commits or drops the job that failed, so this ends.
+    writes: &[B::Write],
+) -> (Vec<Settled<B::Answer>>, StoreResult<()>) {
+    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return (carried_failures(writes.len(), &e.into()), Ok(())),
+    };
+    let together = B::run(&mut tx, &mut None, writes).await;
+    match together {
+        Ok(answers) if answers.len() == writes.len() => {
+            let committed = tx.commit().await.map_err(StoreError::from);
+            (
+                answers.into_iter().map(Settled::Carried).collect(),
+                committed,
+            )
+        }
+        failed => {
+            if let Err(e) = &failed {
+                tracing::debug!(error = %e, writes = writes.len(), "a batch failed; one at a time");
+            }
+            let _ = tx.rollback().await;
+            one_at_a_time::<B>(writer, writes).await
+        }
+    }
+}
+
+/// Every write failed by an error that is not its own (the writer could not begin).
+fn carried_failures<A>(n: usize, e: &StoreError) -> Vec<Settled<A>> {
+    (0..n).map(|_| Settled::Alone(e.shared())).collect()
+}
+
+/// The batch again, one write after another in one transaction. A write that fails rolls its
+/// pass back (no savepoint per write: a statement each, on a path that is only taken when
+/// something failed) and the rest run again without it; each pass drops one write or commits,
+/// so this ends.
+async fn one_at_a_time<B: Batch>(
+    writer: &SqlitePool,
+    writes: &[B::Write],
+) -> (Vec<Settled<B::Answer>>, StoreResult<()>) {
+    let mut alone: Vec<Option<StoreError>> = writes.iter().map(|_| None).collect();
     loop {
         let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
-            Err(e) => return (jobs, failed_alone, Err(e.into())),
+            Err(e) => {
+                let e = StoreError::from(e);
+                let settled = alone
+                    .into_iter()
+                    .map(|a| Settled::Alone(a.unwrap_or_else(|| e.shared())))
+                    .collect();
+                return (settled, Ok(()));
+            }
         };
-        // No savepoint per job: a statement each, on the path every write takes. A job that
-        // fails instead costs its batch a second pass without it, and failures are rare: the
-        // routes refuse what they can before they queue a write.
-        let took_the_transaction = run_jobs(&mut tx, &jobs).await;
-        let Some(i) = took_the_transaction else {
-            let committed = tx.commit().await.map_err(StoreError::from);
-            return (jobs, failed_alone, committed);
-        };
-        // Nothing of this pass is kept; the failed job keeps its own error, and the others
-        // run again.
-        let _ = tx.rollback().await;
-        failed_alone.push(jobs.remove(i));
-        if jobs.is_empty() {
-            return (jobs, failed_alone, Ok(()));
+        let mut head = None;
+        let mut answers: Vec<Option<StoreResult<B::Answer>>> =
+            writes.iter().map(|_| None).collect();
+        let mut failed = None;
+        for (i, write) in writes.iter().enumerate() {
+            if alone[i].is_some() {
+                continue;
+            }
+            match B::run(&mut tx, &mut head, std::slice::from_ref(write)).await {
+                Ok(one) if one.len() == 1 => answers[i] = one.into_iter().next(),
+                Ok(_) => failed = Some((i, unanswered())),
+                Err(e) => failed = Some((i, e)),
+            }
+            if failed.is_some() {
+                break;
+            }
         }
+        if let Some((i, e)) = failed {
+            let _ = tx.rollback().await;
+            alone[i] = Some(e);
+            continue;
+        }
+        let committed = tx.commit().await.map_err(StoreError::from);
+        let settled = alone
+            .into_iter()
+            .zip(answers)
+            .map(|fate| match fate {
+                (Some(e), _) => Settled::Alone(e),
+                (None, Some(answer)) => Settled::Carried(answer),
+                (None, None) => Settled::Alone(unanswered()),
+            })
+            .collect();
+        return (settled, committed);
     }
 }
 
-/// Runs the jobs in order until one fails; returns its index.
-async fn run_jobs(tx: &mut Tx<'static>, jobs: &[Box<dyn Job>]) -> Option<usize> {
-    let mut head = None;
-    for (i, job) in jobs.iter().enumerate() {
-        if !job.run(tx, &mut head).await {
-            return Some(i);
-        }
-    }
-    None
+fn unanswered() -> StoreError {
+    StoreError::Corrupt("a write went unanswered".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Refusal;
     use crate::server::store::sqlite::SqliteStore;
 
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
+    /// A note to store: its id, its size, and whether its own work fails (after writing) or
+    /// the rules refuse it (before writing).
+    struct Note {
+        id: i64,
+        size: usize,
+        fail: bool,
+        refuse: bool,
+    }
+
+    /// Notes written as a batch does: one multi-row statement for all that are not refused.
+    struct Notes;
+
+    impl Batch for Notes {
+        type Write = Note;
+        type Answer = i64;
+
+        fn run<'c>(
+            tx: &'c mut Tx<'static>,
+            _head: &'c mut ChainHead,
+            writes: &'c [Note],
+        ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<i64>>>> {
+            Box::pin(async move {
+                let kept: Vec<(i64, i64)> = writes
+                    .iter()
+                    .filter(|n| !n.refuse)
+                    .map(|n| (n.id, i64::try_from(n.size).unwrap_or(0)))
+                    .collect();
+                let rows = serde_json::to_string(&kept).unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO notes (id, body)
+                     SELECT value->>0, zeroblob(value->>1) FROM json_each(?)",
+                )
+                .bind(rows)
+                .execute(&mut **tx)
+                .await?;
+                if writes.iter().any(|n| n.fail) {
+                    return Err(StoreError::Corrupt("failed on purpose".into()));
+                }
+                Ok(writes
+                    .iter()
+                    .map(|n| {
+                        if n.refuse {
+                            Err(Refusal::conflict("refused", "refused on purpose").into())
+                        } else {
+                            Ok(n.id)
+                        }
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore, GroupCommit<Notes>) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = SqliteStore::open(&dir.path().join("t.db"))
             .await
@@ -203,27 +295,8 @@ mod tests {
             .execute(&store.writer)
             .await
             .expect("a table for the test");
-        (dir, store)
-    }
-
-    /// Inserts a note of `size` bytes, or fails on purpose when `fail` is set.
-    async fn note(store: &SqliteStore, id: i64, size: usize, fail: bool) -> StoreResult<i64> {
-        store
-            .group
-            .run(move |tx, _| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO notes (id, body) VALUES (?, zeroblob(?))")
-                        .bind(id)
-                        .bind(i64::try_from(size).unwrap_or(0))
-                        .execute(&mut **tx)
-                        .await?;
-                    if fail {
-                        return Err(StoreError::Corrupt("refused on purpose".into()));
-                    }
-                    Ok(id)
-                })
-            })
-            .await
+        let notes = GroupCommit::start(store.writer.clone(), store.changes.clone());
+        (dir, store, notes)
     }
 
     async fn stored(store: &SqliteStore) -> Vec<i64> {
@@ -236,34 +309,52 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn writes_queued_together_share_one_commit_and_a_failed_one_leaves_nothing() {
-        let (_dir, store) = store().await;
-        let commits_before = *store.changes.subscribe().borrow();
-        let calls: Vec<_> = (1..=40)
-            .map(|id| {
-                let store = store.clone();
-                tokio::spawn(async move { note(&store, id, 8, id % 10 == 0).await })
+    fn commits_since(store: &SqliteStore, before: u64) -> u64 {
+        store.changes.subscribe().borrow().wrapping_sub(before)
+    }
+
+    /// Sends every note at once and waits for every answer, in order.
+    async fn all_at_once(notes: &GroupCommit<Notes>, batch: Vec<Note>) -> Vec<StoreResult<i64>> {
+        let calls: Vec<_> = batch
+            .into_iter()
+            .map(|note| {
+                let notes = notes.clone();
+                tokio::spawn(async move { notes.run(note).await })
             })
             .collect();
         let mut answers = Vec::new();
         for call in calls {
             answers.push(call.await.expect("the call ran"));
         }
-        let commits = store
-            .changes
-            .subscribe()
-            .borrow()
-            .wrapping_sub(commits_before);
+        answers
+    }
+
+    fn acknowledged(answers: &[StoreResult<i64>]) -> Vec<i64> {
+        answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok().copied())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_queued_together_share_one_commit_and_a_failed_one_leaves_nothing() {
+        let (_dir, store, notes) = store().await;
+        let before = *store.changes.subscribe().borrow();
+        let batch = (1..=40)
+            .map(|id| Note {
+                id,
+                size: 8,
+                fail: id % 10 == 0,
+                refuse: false,
+            })
+            .collect();
+        let answers = all_at_once(&notes, batch).await;
+        let commits = commits_since(&store, before);
         assert!(
             (1..=2).contains(&commits),
             "40 writes queued at once took {commits} commits"
         );
-        let acknowledged: Vec<i64> = answers
-            .iter()
-            .filter_map(|a| a.as_ref().ok().copied())
-            .collect();
-        assert_eq!(acknowledged.len(), 36, "{answers:?}");
+        assert_eq!(acknowledged(&answers).len(), 36, "{answers:?}");
         assert!(
             answers
                 .iter()
@@ -272,14 +363,41 @@ mod tests {
         );
         assert_eq!(
             stored(&store).await,
-            acknowledged,
+            acknowledged(&answers),
             "exactly what was acknowledged is stored"
         );
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_write_changes_nothing_and_costs_its_batch_no_second_pass() {
+        let (_dir, store, notes) = store().await;
+        let before = *store.changes.subscribe().borrow();
+        let batch = (1..=20)
+            .map(|id| Note {
+                id,
+                size: 8,
+                fail: false,
+                refuse: id % 4 == 0,
+            })
+            .collect();
+        let answers = all_at_once(&notes, batch).await;
+        assert!(commits_since(&store, before) <= 2);
+        for (id, answer) in (1..=20).zip(&answers) {
+            if id % 4 == 0 {
+                assert!(
+                    matches!(answer, Err(StoreError::Refused(_))),
+                    "{id}: {answer:?}"
+                );
+            } else {
+                assert_eq!(answer.as_ref().ok(), Some(&id));
+            }
+        }
+        assert_eq!(stored(&store).await, acknowledged(&answers));
+    }
+
     #[tokio::test]
     async fn a_write_is_acknowledged_only_if_its_batch_is_stored() {
-        let (_dir, store) = store().await;
+        let (_dir, store, notes) = store().await;
         let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
             .fetch_one(&store.writer)
             .await
@@ -290,27 +408,23 @@ mod tests {
         // the database is full; then every answer is checked against what is stored.
         let mut answers = Vec::new();
         for round in 0..20_i64 {
-            let calls: Vec<_> = (0..8_i64)
-                .map(|i| {
-                    let store = store.clone();
-                    let id = round * 100 + i;
-                    let size = if i % 3 == 2 { 20_000 } else { 600 };
-                    tokio::spawn(async move { (id, note(&store, id, size, false).await) })
+            let batch = (0..8_i64)
+                .map(|i| Note {
+                    id: round * 100 + i,
+                    size: if i % 3 == 2 { 20_000 } else { 600 },
+                    fail: false,
+                    refuse: false,
                 })
                 .collect();
-            for call in calls {
-                answers.push(call.await.expect("the call ran"));
-            }
+            answers.extend(all_at_once(&notes, batch).await);
         }
-        let acknowledged: Vec<i64> = answers
-            .iter()
-            .filter(|(_, a)| a.is_ok())
-            .map(|(id, _)| *id)
-            .collect();
-        let refused = answers.iter().filter(|(_, a)| a.is_err()).count();
+        let refused = answers.iter().filter(|a| a.is_err()).count();
         assert!(refused > 0, "the cap was never reached");
-        assert!(!acknowledged.is_empty(), "nothing fit: {answers:?}");
-        for (_, answer) in &answers {
+        assert!(
+            !acknowledged(&answers).is_empty(),
+            "nothing fit: {answers:?}"
+        );
+        for answer in &answers {
             if let Err(e) = answer {
                 assert!(
                     e.outage().is_some(),
@@ -320,7 +434,7 @@ mod tests {
         }
         assert_eq!(
             stored(&store).await,
-            acknowledged,
+            acknowledged(&answers),
             "exactly what was acknowledged is stored"
         );
     }

@@ -7,6 +7,7 @@ mod approval;
 mod audit;
 mod grants;
 mod group;
+mod issuance;
 mod lock;
 mod requests;
 mod rows;
@@ -50,8 +51,8 @@ pub struct SqliteStore {
     /// The most pages the database may grow to (0: no limit), applied to every writer
     /// connection; an operator's cap on its size, and how tests fill it without root.
     max_pages: Arc<AtomicU32>,
-    /// Writes that may share a transaction (and its fsync) with others queued at once.
-    group: group::GroupCommit,
+    /// Token issuances: those queued at once share a transaction (and its fsync).
+    issuances: group::GroupCommit<issuance::Issuances>,
 }
 
 impl SqliteStore {
@@ -97,6 +98,9 @@ impl SqliteStore {
             .after_connect(move |conn, _| {
                 let pages = limit.load(Ordering::Acquire);
                 Box::pin(async move {
+                    // Statement journals (a multi-row statement's undo, never needed after a
+                    // crash) stay in memory instead of spilling to a temporary file.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     if pages > 0 {
                         conn.execute(format!("PRAGMA max_page_count = {pages}").as_str())
                             .await?;
@@ -109,23 +113,30 @@ impl SqliteStore {
             // write would otherwise run inside the dead transaction and never be committed.
             .after_release(|conn, _| {
                 Box::pin(async move {
+                    let depth =
+                        <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth;
+                    if depth(conn) == 0 {
+                        // Committed or rolled back, and acknowledged: nothing is queued.
+                        return Ok(true);
+                    }
                     // Runs the rollback a dropped transaction queued.
                     conn.ping().await?;
-                    Ok(
-                        <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(conn)
-                            == 0,
-                    )
+                    Ok(depth(conn) == 0)
                 })
             })
+            // A ping before each use would ask SQLite's thread whether it is still there: a
+            // round trip on every write, for a connection that cannot lose its peer.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         let changes = Arc::new(watch::channel(0).0);
         Ok(Self {
-            group: group::GroupCommit::start(writer.clone(), changes.clone()),
+            issuances: group::GroupCommit::start(writer.clone(), changes.clone()),
             writer,
             reader,
             changes,

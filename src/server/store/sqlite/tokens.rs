@@ -4,11 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::audit::{ChainHead, append, append_after};
+use super::audit::append;
+use super::issuance::Issuance;
 use super::rows::access_from_row;
 use super::{SqliteStore, Tx, from_ms, ms, opt_from_ms};
-use crate::domain::effective;
-use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::server::store::{
     AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
@@ -407,96 +406,18 @@ impl TokenStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         // Group-committed: issuances that arrive together share one transaction and one
-        // fsync, and each is answered only after that commit (see `group`).
-        let (jti, access, grants) = (assertion_jti.to_owned(), access.clone(), grant_ids.to_vec());
-        self.group
-            .run(move |tx, head| {
-                let (jti, access, grants) = (jti.clone(), access.clone(), grants.clone());
-                Box::pin(async move {
-                    let issuance = Issuance {
-                        assertion_jti: &jti,
-                        assertion_expires_at,
-                        access: &access,
-                        grant_ids: &grants,
-                        now,
-                    };
-                    issue_agent_token_in(tx, head, issuance).await
-                })
+        // fsync, are written with a few multi-row statements, and each is answered only after
+        // that commit (see `group` and `issuance`).
+        self.issuances
+            .run(Issuance {
+                assertion_jti: assertion_jti.to_owned(),
+                assertion_expires_at,
+                access: access.clone(),
+                grant_ids: grant_ids.to_vec(),
+                now,
             })
             .await
     }
-}
-
-/// What an agent's token issuance stores.
-struct Issuance<'a> {
-    assertion_jti: &'a str,
-    assertion_expires_at: DateTime<Utc>,
-    access: &'a AccessTokenRecord,
-    grant_ids: &'a [String],
-    now: DateTime<Utc>,
-}
-
-/// Issues an agent's token inside `tx`: `false` when the assertion's `jti` was used before.
-async fn issue_agent_token_in(
-    tx: &mut Tx<'_>,
-    head: &mut ChainHead,
-    issuance: Issuance<'_>,
-) -> StoreResult<bool> {
-    let Issuance {
-        assertion_jti,
-        assertion_expires_at,
-        access,
-        grant_ids,
-        now,
-    } = issuance;
-    // Re-checked inside the writer transaction: a suspension or grant revocation that
-    // committed after the caller looked wins, and no token is issued.
-    let status: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE did = ?")
-        .bind(&access.subject)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let status = status.and_then(|(s,)| AgentStatus::parse(&s));
-    let mut grants_live = true;
-    for grant_id in grant_ids {
-        let live: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM grants WHERE id = ? AND agent_did = ? AND revoked_at IS NULL AND not_after > ?",
-        )
-        .bind(grant_id)
-        .bind(&access.subject)
-        .bind(ms(now))
-        .fetch_optional(&mut **tx)
-        .await?;
-        grants_live &= live.is_some();
-    }
-    effective::may_issue(status, grants_live)?;
-    if !insert_assertion(tx, &access.subject, assertion_jti, assertion_expires_at).await? {
-        return Ok(false);
-    }
-    insert_access(tx, access).await?;
-    for grant_id in grant_ids {
-        sqlx::query("INSERT INTO token_grants (grant_id, jti) VALUES (?, ?)")
-            .bind(grant_id)
-            .bind(&access.jti)
-            .execute(&mut **tx)
-            .await?;
-    }
-    append_after(
-        tx,
-        head,
-        NewAuditEvent::new(
-            Actor::agent(access.subject.clone()),
-            access.subject.clone(),
-            AuditAction::TokenIssued(action::TokenIssued {
-                jti: access.jti.clone(),
-                scope: access.scope.clone(),
-                expires_at: access.expires_at,
-                grants: grant_ids.to_vec(),
-            }),
-        ),
-        now,
-    )
-    .await?;
-    Ok(true)
 }
 
 #[cfg(test)]
