@@ -1,7 +1,8 @@
 //! The revocation index in the server (`domain::revocation`): loaded from the store at start,
 //! brought up to date after every write this server answers (before the answer leaves), and
-//! by a follower that reads the chain every quarter second, which is how changes made by
-//! another process or server instance on the same database arrive. Checking a token is a read
+//! by a follower that reads the chain when the store says something changed and every quarter
+//! second, which is how changes made by another process or server instance on the same
+//! database arrive. Checking a token is a read
 //! lock and a few hash lookups, never a database round trip.
 
 use std::sync::{Arc, RwLock};
@@ -154,13 +155,24 @@ pub async fn settle_after_writes(
     response
 }
 
-/// Follows the chain for changes made by other processes and instances.
+/// Follows the chain for changes made by other processes and instances: woken by the store's
+/// change notification (which on PostgreSQL reaches every instance), and every quarter second
+/// regardless, for a process that writes without notifying (`governance-server sponsors …` on
+/// SQLite).
 pub fn spawn_follower(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(FOLLOW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = state.store.changes();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
             let now = state.clock.now();
             if let Err(e) = state.revocations.catch_up(state.store.as_ref(), now).await {
                 tracing::warn!(error = %e, "revocation index: following the chain failed");
