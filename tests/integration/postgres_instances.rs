@@ -368,8 +368,8 @@ async fn a_device_sign_in_and_a_key_rotation_span_the_instances() {
         assert_eq!(me.username.as_deref(), Some("alice"));
     }
 
-    // The same keys on both; a rotation written through one store reaches both JWKS once each
-    // instance reloads its key ring (every 30 s; here at once).
+    // The same keys on both; a rotation written through one store (as `keys rotate` would)
+    // reaches both JWKS within a second: its audit event reloads every instance's key ring.
     let kids = |set: sponsor_console::protocol::oauth::JwkSet| {
         let mut kids: Vec<String> = set.keys.into_iter().map(|k| k.kid).collect();
         kids.sort();
@@ -379,11 +379,18 @@ async fn a_device_sign_in_and_a_key_rotation_span_the_instances() {
     assert_eq!(before, kids(b.client.jwks().await.unwrap()));
     let now = chrono::Utc::now();
     let new_kid = rotate_keys(&a.store, &settings(), now).await.unwrap();
+    let rotated = Instant::now();
     for on in [&a, &b] {
-        on.server.state.keys.reload(&on.store, now).await.unwrap();
-        let served = kids(on.client.jwks().await.unwrap());
-        assert!(served.contains(&new_kid), "{served:?}");
+        let served = loop {
+            let served = kids(on.client.jwks().await.unwrap());
+            if served.contains(&new_kid) {
+                break served;
+            }
+            assert!(rotated.elapsed() < Duration::from_secs(1), "{served:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert!(before.iter().all(|k| served.contains(k)), "{served:?}");
+        assert_eq!(on.server.state.keys.current_kid(), Some(new_kid.clone()));
     }
     // A token signed with the new key on B is good on A, and the old one still on both.
     let fresh = sign_in(&b.client, "bob").await.access_token;
