@@ -5,6 +5,7 @@ pub mod chain;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod leader;
 pub mod oauth;
 pub mod passwords;
 pub mod ratelimit;
@@ -223,6 +224,8 @@ pub async fn start_with_store(
     let sinks = chain::CheckpointSinks::from_settings(&settings.audit);
     let state = build_state(store, settings, clock, issuer).await?;
     let app = routes::router(state.clone());
+    // One instance on a shared database runs the periodic jobs; the others skip them.
+    let (leadership, leading) = leader::start(state.store.clone()).await;
     let (tx, rx) = oneshot::channel::<()>();
     // Keep the key ring current: picks up `keys rotate` run by another process and drops
     // retired keys once their tokens have expired.
@@ -245,10 +248,14 @@ pub async fn start_with_store(
     // Pending requests past their TTL expire (a deny) whether or not anyone is looking.
     let sweeper = {
         let state = state.clone();
+        let leadership = leadership.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                if !leadership.leads() {
+                    continue;
+                }
                 if let Err(e) = sweep(&state).await {
                     tracing::warn!(error = %e, "expiring pending requests failed");
                 }
@@ -258,7 +265,7 @@ pub async fn start_with_store(
     // Changes made by other processes and instances reach the revocation index.
     let follower = revocations::spawn_follower(state.clone());
     // The tables agree with the audit chain: checked now and on a schedule.
-    let record_check = record::spawn(state.clone(), state_check_every);
+    let record_check = record::spawn(state.clone(), state_check_every, leadership.clone());
     // Signed checkpoints of the audit head, to sinks outside the database, when it changed.
     let checkpoints = (!sinks.is_empty()).then(|| {
         let state = state.clone();
@@ -267,12 +274,16 @@ pub async fn start_with_store(
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if !leadership.leads() {
+                    continue;
+                }
                 if let Err(e) = checkpointer.step(&state).await {
                     tracing::error!(error = %e, "audit checkpoint failed");
                 }
             }
         })
     });
+    let store = state.store.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -289,6 +300,9 @@ pub async fn start_with_store(
         if let Some(c) = checkpoints {
             c.abort();
         }
+        leading.abort();
+        // Another instance takes the jobs over at once rather than when this one exits.
+        store.resign().await;
         served
     });
     tracing::info!(%addr, "governance server listening");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
+use super::leader::Leadership;
 use super::state::AppState;
 use super::store::{AuditScope, NewAuditEvent, Store, StoreError};
 use crate::domain::record::Replay;
@@ -109,12 +110,20 @@ pub async fn watch(state: &AppState) -> Result<StateReport, StoreError> {
     Ok(report)
 }
 
-/// Checks at start, then every `every` (`audit.state_check_every`).
-pub fn spawn(state: AppState, every: std::time::Duration) -> JoinHandle<()> {
+/// Checks at start, then every `every` (`audit.state_check_every`), when this instance leads
+/// (an instance that does not still checks on demand).
+pub fn spawn(
+    state: AppState,
+    every: std::time::Duration,
+    leadership: Leadership,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            if !leadership.leads() {
+                continue;
+            }
             if let Err(e) = watch(&state).await {
                 tracing::warn!(error = %e, "checking the tables against the audit chain failed");
             }

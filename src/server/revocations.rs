@@ -1,9 +1,11 @@
 //! The revocation index in the server (`domain::revocation`): loaded from the store at start,
 //! brought up to date after every write this server answers (before the answer leaves), and
-//! by a follower that reads the chain every quarter second, which is how changes made by
-//! another process or server instance on the same database arrive. Checking a token is a read
+//! by a follower that reads the chain when the store says something changed and every quarter
+//! second, which is how changes made by another process or server instance on the same
+//! database arrive. Checking a token is a read
 //! lock and a few hash lookups, never a database round trip.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ pub struct Revocations {
     index: Arc<RwLock<RevocationIndex>>,
     /// Held while catching up, so events are applied once and in order.
     following: Arc<tokio::sync::Mutex<()>>,
+    /// How many `signing_key.rotated` events were applied: the follower reloads the key ring
+    /// when it moves, so a rotation made elsewhere is published and accepted here at once.
+    rotations: Arc<AtomicU64>,
 }
 
 impl Revocations {
@@ -53,6 +58,7 @@ impl Revocations {
         Ok(Self {
             index: Arc::new(RwLock::new(index)),
             following: Arc::new(tokio::sync::Mutex::new(())),
+            rotations: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -105,6 +111,9 @@ impl Revocations {
             if let Ok(mut index) = self.index.write() {
                 for event in &events {
                     index.apply(event);
+                    if event.event.action == "signing_key.rotated" {
+                        self.rotations.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 index.prune(now);
             }
@@ -154,16 +163,35 @@ pub async fn settle_after_writes(
     response
 }
 
-/// Follows the chain for changes made by other processes and instances.
+/// Follows the chain for changes made by other processes and instances: woken by the store's
+/// change notification (which on PostgreSQL reaches every instance), and every quarter second
+/// regardless, for a process that writes without notifying (`governance-server sponsors …` on
+/// SQLite). A `signing_key.rotated` event reloads the key ring.
 pub fn spawn_follower(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(FOLLOW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = state.store.changes();
+        let mut rotations_seen = state.revocations.rotations.load(Ordering::Relaxed);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
             let now = state.clock.now();
             if let Err(e) = state.revocations.catch_up(state.store.as_ref(), now).await {
                 tracing::warn!(error = %e, "revocation index: following the chain failed");
+            }
+            let rotations = state.revocations.rotations.load(Ordering::Relaxed);
+            if rotations != rotations_seen {
+                match state.keys.reload(state.store.as_ref(), now).await {
+                    Ok(()) => rotations_seen = rotations,
+                    Err(e) => tracing::warn!(error = %e, "key ring reload after a rotation failed"),
+                }
             }
         }
     })

@@ -2,12 +2,14 @@
 //! one transaction-scoped advisory lock first, so writes to one store serialize as they do on
 //! SQLite's single writer, from any number of connections or server instances: the facts a
 //! rule reads stay true until its outcome commits, and the audit chain's `seq` is gap-free in
-//! commit order. One module per area implements that area's trait, as for SQLite.
+//! commit order. One module per area implements that area's trait, as for SQLite. `live.rs`
+//! is what instances share beyond the tables: wake-ups by `LISTEN/NOTIFY` and the leader's lock.
 
 mod agents;
 mod approval;
 mod audit;
 mod grants;
+mod live;
 mod requests;
 mod rows;
 mod sign_in;
@@ -39,13 +41,16 @@ const WRITE_LOCK_CLASS: i32 = 0x5343_4f4e; // "SCON"
 
 /// How long a request waits for a connection before the store counts as unavailable (a 503
 /// with `Retry-After`), rather than hanging while the database is away.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Bumped after every committed write, so live readers (SSE, long polls) wake up.
+    /// Bumped after every committed write, this instance's or (by `NOTIFY`) another's, so
+    /// live readers (SSE, long polls, the revocation index) wake up.
     changes: Arc<watch::Sender<u64>>,
+    listening: Arc<live::Listening>,
+    leader: Arc<live::Leader>,
 }
 
 impl PgStore {
@@ -68,11 +73,18 @@ impl PgStore {
             // A connection that died with the database is found before use and replaced, so
             // the store recovers by itself when the database is back.
             .test_before_acquire(true)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await?;
+        let changes = Arc::new(watch::channel(0).0);
+        let listening = live::listen(options.clone(), schema, Arc::downgrade(&changes)).await?;
         Ok(Self {
             pool,
-            changes: Arc::new(watch::channel(0).0),
+            changes,
+            listening: Arc::new(listening),
+            leader: Arc::new(live::Leader::new(options)),
         })
     }
 
@@ -86,16 +98,19 @@ impl PgStore {
         Ok(tx)
     }
 
-    /// Commits and wakes everyone waiting for changes. Only a commit that returned Ok is
-    /// acknowledged.
-    async fn finish(&self, tx: Tx<'_>) -> StoreResult<()> {
+    /// Commits and wakes everyone waiting for changes, here at once and on every instance by
+    /// the `NOTIFY` the commit delivers. Only a commit that returned Ok is acknowledged.
+    async fn finish(&self, mut tx: Tx<'_>) -> StoreResult<()> {
+        live::notify(&mut tx).await?;
         tx.commit().await?;
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
         Ok(())
     }
 
-    /// Closes the pool.
+    /// Stops listening, lets go of the leader's lock and closes the pool.
     pub async fn close(&self) {
+        self.listening.stop();
+        self.leader.resign().await;
         self.pool.close().await;
     }
 }
@@ -244,5 +259,13 @@ impl crate::server::store::HealthStore for PgStore {
         // Not `finish`: nothing anyone watches changed.
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn lead(&self) -> StoreResult<bool> {
+        self.leader.lead().await
+    }
+
+    async fn resign(&self) {
+        self.leader.resign().await;
     }
 }
