@@ -125,6 +125,7 @@ pub async fn build_state(
             limits.device_window_seconds,
         ),
         record: record::RecordWatch::default(),
+        stopping: Arc::new(tokio::sync::watch::channel(false).0),
         revocations,
         trusted,
         policy: Arc::new(policy),
@@ -284,6 +285,7 @@ pub async fn start_with_store(
         })
     });
     let store = state.store.clone();
+    let stopping = state.stopping.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -291,6 +293,8 @@ pub async fn start_with_store(
         )
         .with_graceful_shutdown(async move {
             let _ = rx.await;
+            // Event streams never end on their own: end them, or shutdown waits for ever.
+            stopping.send_replace(true);
         })
         .await;
         refresher.abort();

@@ -36,6 +36,9 @@ pub struct AppState {
     pub address_failures: FailureLimiter,
     /// Device authorizations started from one network.
     pub device_authorizations: FailureLimiter,
+    /// Set once the server stops: open event streams end, so a graceful shutdown does not
+    /// wait for subscribers that never hang up.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {

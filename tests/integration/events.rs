@@ -97,3 +97,19 @@ async fn sponsors_see_only_their_agents_events() {
     let first = take(&mut fresh, 1).await;
     assert_eq!(first[0].event.seq, head + 1);
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_event_streams_instead_of_waiting_for_them() {
+    let (server, _dir) = crate::common::start_real_clock(crate::common::settings()).await;
+    let client = sponsor_console::client::ApiClient::new(&server.base_url()).unwrap();
+    let alice = client.with_token(crate::common::sign_in(&client, "alice").await.access_token);
+    let mut stream = alice.events(None).await.unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), server.shutdown()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "shutdown finished with a subscriber connected: {stopped:?}"
+    );
+    // The subscriber sees its stream end (and reconnects elsewhere), not a hang.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await;
+    assert!(matches!(ended, Ok(None | Some(Err(_)))), "{ended:?}");
+}

@@ -28,6 +28,8 @@ struct Cursor {
     after: i64,
     buffer: VecDeque<AuditEvent>,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// The server is stopping: the stream ends.
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// The caller's token and the roles it was admitted with: the stream ends when the token
     /// expires, is revoked, or loses a role.
     caller: Principal,
@@ -87,7 +89,9 @@ pub async fn events(
     };
     let mut changes = state.store.changes();
     changes.borrow_and_update();
+    let stopping = state.stopping.subscribe();
     let cursor = Cursor {
+        stopping,
         state,
         scope,
         after,
@@ -97,7 +101,7 @@ pub async fn events(
     };
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         loop {
-            if !c.still_admitted() {
+            if !c.still_admitted() || *c.stopping.borrow() {
                 return None;
             }
             if let Some(event) = c.buffer.pop_front() {
@@ -115,8 +119,13 @@ pub async fn events(
             match c.state.store.audit_page(&c.scope, c.after, PAGE).await {
                 Ok(events) if !events.is_empty() => c.buffer.extend(events),
                 Ok(_) => {
-                    if c.changes.changed().await.is_err() {
-                        return None;
+                    tokio::select! {
+                        changed = c.changes.changed() => {
+                            if changed.is_err() {
+                                return None;
+                            }
+                        }
+                        _ = c.stopping.wait_for(|stop| *stop) => return None,
                     }
                 }
                 Err(e) => {
