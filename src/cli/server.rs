@@ -280,10 +280,16 @@ async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError
         }
         Err(e) => return Err(e.into()),
     };
-    eprintln!(
-        "governance-server listening on {} (database {db})",
-        server.base_url(),
-    );
+    // The address it listens on, and the public issuer when that is another (behind a load
+    // balancer, say).
+    let local = format!("http://{}", server.addr);
+    let issuer = server.base_url();
+    let named = if issuer == local {
+        String::new()
+    } else {
+        format!("issuer {issuer}, ")
+    };
+    eprintln!("governance-server listening on {local} ({named}database {db})");
     shutdown_signal().await;
     eprintln!("shutting down");
     server.shutdown().await?;

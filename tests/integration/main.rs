@@ -32,6 +32,7 @@ mod kill_switch;
 mod layout;
 mod login;
 mod openapi;
+mod postgres_cluster;
 mod postgres_instances;
 mod postgres_outage;
 mod postgres_server;
