@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 mod database;
 mod trusted_issuers;
-pub use database::Database;
+pub use database::{Database, PostgresSettings};
 pub use trusted_issuers::TrustedIssuerSettings;
 
 /// The shipped server defaults, commented.
@@ -90,6 +90,7 @@ pub struct ServerSettings {
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub audit: AuditSettings,
+    pub postgres: PostgresSettings,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
     /// External issuers (Microsoft Entra) whose tokens act as sponsors.
@@ -250,6 +251,7 @@ impl Default for ServerSettings {
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             audit: AuditSettings::default(),
+            postgres: PostgresSettings::default(),
             clients: vec![ClientSettings {
                 client_id: "sponsor-console".into(),
                 name: "Sponsor Console".into(),
@@ -381,6 +383,7 @@ impl ServerSettings {
             ));
         }
         self.audit.checkpoint_interval()?;
+        self.postgres.validate()?;
         if self.clients.is_empty() {
             return Err(SettingsError::Invalid(
                 "at least one [[clients]] entry is required".into(),

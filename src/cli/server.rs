@@ -13,7 +13,7 @@ use crate::clock::SystemClock;
 use crate::domain::{Invalid, role};
 use crate::protocol::audit::Actor;
 use crate::server::passwords::{HashError, hash_password};
-use crate::server::store::{PgStore, SponsorUpsert, SqliteStore, Store, StoreError};
+use crate::server::store::{PgStore, PoolSize, SponsorUpsert, SqliteStore, Store, StoreError};
 use crate::server::{ServerError, rotate_keys, start_on};
 use crate::settings::{self, Database, ServerSettings, SettingsError};
 
@@ -91,7 +91,8 @@ pub enum SponsorsCommand {
 pub enum ServerCliError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("opening the database {database}")]
+    /// The cause in full, then what to do about it where that is known.
+    #[error("opening the database {database}: {source}{}", source.hint().map(|h| format!(" — {h}")).unwrap_or_default())]
     Open {
         database: Database,
         #[source]
@@ -248,10 +249,18 @@ impl Opened {
     }
 }
 
-async fn open_store(database: &Database) -> Result<Opened, ServerCliError> {
+async fn open_store(
+    database: &Database,
+    settings: &ServerSettings,
+) -> Result<Opened, ServerCliError> {
     let opened = match database {
         Database::Sqlite(path) => SqliteStore::open(path).await.map(Opened::Sqlite),
-        Database::Postgres(url) => PgStore::connect(url).await.map(Opened::Postgres),
+        Database::Postgres(url) => {
+            let size = PoolSize::from_settings(&settings.postgres)?;
+            PgStore::connect_pooled(url, size)
+                .await
+                .map(Opened::Postgres)
+        }
     };
     opened.map_err(|source| ServerCliError::Open {
         database: database.clone(),
@@ -298,7 +307,7 @@ async fn serve(cli: &Cli, bind: Option<SocketAddr>) -> Result<(), ServerCliError
 
 async fn rotate(cli: &Cli) -> Result<String, ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database(cli, &settings)).await?;
+    let store = open_store(&database(cli, &settings), &settings).await?;
     let kid = rotate_keys(store.store(), &settings, chrono::Utc::now()).await?;
     store.close().await;
     Ok(kid)
@@ -306,7 +315,7 @@ async fn rotate(cli: &Cli) -> Result<String, ServerCliError> {
 
 async fn list_sponsors(cli: &Cli) -> Result<(), ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database(cli, &settings)).await?;
+    let store = open_store(&database(cli, &settings), &settings).await?;
     for s in store.store().list_sponsors().await? {
         let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
         println!("{}\t{}\t{}", s.username, roles.join(","), s.display_name);
@@ -317,7 +326,7 @@ async fn list_sponsors(cli: &Cli) -> Result<(), ServerCliError> {
 
 async fn add_sponsor(cli: &Cli, sponsor: SponsorUpsert) -> Result<(), ServerCliError> {
     let settings = load_settings(cli)?;
-    let store = open_store(&database(cli, &settings)).await?;
+    let store = open_store(&database(cli, &settings), &settings).await?;
     let record = store
         .store()
         .upsert_sponsor(&sponsor, Actor::system(), chrono::Utc::now())

@@ -32,7 +32,7 @@ use crate::protocol::audit::Actor;
 use crate::settings::{Database, ServerSettings};
 use ratelimit::FailureLimiter;
 use state::AppState;
-use store::{PgStore, SqliteStore, Store, StoreError};
+use store::{PgStore, PoolSize, SqliteStore, Store, StoreError};
 use tokens::{KeyError, KeyRing};
 
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +200,9 @@ pub async fn start_on(
     match database {
         Database::Sqlite(path) => start(settings, path, listener, clock).await,
         Database::Postgres(url) => {
-            let store: Arc<dyn Store> = Arc::new(PgStore::connect(url).await?);
+            let size = PoolSize::from_settings(&settings.postgres)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            let store: Arc<dyn Store> = Arc::new(PgStore::connect_pooled(url, size).await?);
             start_with_store(settings, store, listener, clock).await
         }
     }

@@ -3,6 +3,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::SettingsError;
 
 /// Where the server's data lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -21,6 +26,53 @@ impl Database {
         }
         let path = value.strip_prefix("sqlite://").unwrap_or(value);
         Self::Sqlite(PathBuf::from(path))
+    }
+}
+
+/// `[postgres]`: each instance's pool of connections (SQLite ignores it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// Connections one instance keeps for requests (it opens two more: the listener's and the
+    /// leader's). Several instances together must stay under the server's `max_connections`.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before the answer is a 503 with
+    /// `Retry-After` (`5s`, `500ms`).
+    pub acquire_timeout: String,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: "5s".into(),
+        }
+    }
+}
+
+impl PostgresSettings {
+    /// `acquire_timeout` as a duration, from 100 ms to 5 minutes.
+    pub fn acquire_timeout(&self) -> Result<Duration, SettingsError> {
+        humantime::parse_duration(&self.acquire_timeout)
+            .ok()
+            .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(300)).contains(d))
+            .ok_or_else(|| {
+                SettingsError::Invalid(format!(
+                    "postgres.acquire_timeout: {:?} is not a duration from 100ms to 5m (e.g. \"5s\")",
+                    self.acquire_timeout
+                ))
+            })
+    }
+
+    /// Checks both keys.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(1..=1000).contains(&self.max_connections) {
+            return Err(SettingsError::Invalid(format!(
+                "postgres.max_connections must be between 1 and 1000, not {}",
+                self.max_connections
+            )));
+        }
+        self.acquire_timeout().map(|_| ())
     }
 }
 
@@ -99,6 +151,27 @@ mod tests {
             Database::parse("data/gov.db"),
             Database::Sqlite("data/gov.db".into())
         );
+    }
+
+    #[test]
+    fn pool_settings_are_checked() {
+        let ok = PostgresSettings::default();
+        assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
+        assert_eq!(ok.acquire_timeout().ok(), Some(Duration::from_secs(5)));
+        for (max_connections, acquire_timeout, says) in [
+            (0, "5s", "postgres.max_connections"),
+            (1001, "5s", "postgres.max_connections"),
+            (8, "0s", "postgres.acquire_timeout"),
+            (8, "soon", "postgres.acquire_timeout"),
+            (8, "1h", "postgres.acquire_timeout"),
+        ] {
+            let bad = PostgresSettings {
+                max_connections,
+                acquire_timeout: acquire_timeout.into(),
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

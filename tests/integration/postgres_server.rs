@@ -182,3 +182,179 @@ async fn concurrent_submissions_are_each_stored_once_with_a_gap_free_chain() {
     let report = sam.audit_verify(None).await.unwrap();
     assert!(report.ok, "{report:?}");
 }
+
+/// Runs `governance-server --database URL serve` and returns its exit code and stderr.
+async fn serve_once(url: &str) -> (Option<i32>, String) {
+    let no_config = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_governance-server"))
+        .args(["--database", url, "serve", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "off")
+        .env("XDG_CONFIG_HOME", no_config.path())
+        .env_remove("GOVERNANCE_CONFIG")
+        .env_remove("GOVERNANCE_DATABASE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_will_not_open_says_why_and_what_to_do() {
+    let case = "postgres_server::a_database_that_will_not_open_says_why_and_what_to_do";
+    let (without_rights, newer) = match (Database::create().await, Database::create().await) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(why), _) | (_, Err(why)) => return crate::conformance::skipped(case, &why),
+    };
+    let admin = crate::common::postgres::url().unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    // A role that may log in but not create anything in the database's public schema (the
+    // default since PostgreSQL 15, made so on older ones).
+    let role = format!("r_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut in_it = <sqlx::PgConnection as sqlx::Connection>::connect(&without_rights.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        .execute(&mut in_it)
+        .await
+        .unwrap();
+    let mut as_role = url::Url::parse(&without_rights.url).unwrap();
+    as_role.set_username(&role).unwrap();
+    let mut missing = url::Url::parse(&without_rights.url).unwrap();
+    missing.set_path("no_such_database");
+    // A database a newer release has migrated further than this one knows.
+    PgStore::connect(&newer.url).await.unwrap().close().await;
+    let mut on_newer = <sqlx::PgConnection as sqlx::Connection>::connect(&newer.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101000000, 'from the future', true, '\\x00', 1)",
+    )
+    .execute(&mut on_newer)
+    .await
+    .unwrap();
+    drop(on_newer);
+
+    for (url, cause, remedy) in [
+        (
+            as_role.to_string(),
+            "permission denied for schema public",
+            "GRANT CREATE ON SCHEMA",
+        ),
+        (
+            missing.to_string(),
+            "database \"no_such_database\" does not exist",
+            "create the database first",
+        ),
+        (
+            newer.url.clone(),
+            "was previously applied but is missing",
+            "a newer governance-server has migrated this database",
+        ),
+    ] {
+        let (code, stderr) = serve_once(&url).await;
+        assert_eq!(code, Some(1), "{url}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{url}: {stderr}");
+        assert!(stderr.contains(cause), "{url}: {stderr}");
+        assert!(stderr.contains(remedy), "{url}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Nothing half done: the role created nothing, and the newer schema is as it was.
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tableowner = $1")
+        .bind(&role)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0);
+    drop(without_rights);
+    drop(newer);
+    sqlx::raw_sql(&format!("DROP ROLE {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_only_data_rights_serves_a_migrated_database() {
+    let database = match Database::create().await {
+        Ok(database) => database,
+        Err(why) => {
+            let case = "postgres_server::a_role_with_only_data_rights_serves_a_migrated_database";
+            return crate::conformance::skipped(case, &why);
+        }
+    };
+    // Migrated once by the owner; then served by a role that may not change the schema.
+    PgStore::connect(&database.url).await.unwrap().close().await;
+    let role = format!("r_{}", uuid::Uuid::new_v4().simple());
+    let admin = crate::common::postgres::url().unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut in_it = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+    ))
+    .execute(&mut in_it)
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(&database.url).unwrap();
+    url.set_username(&role).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let hash = sponsor_console::server::passwords::hash_password(PASSWORD).unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\ndatabase = \"{url}\"\n\n\
+             [postgres]\nmax_connections = 3\nacquire_timeout = \"2s\"\n\n\
+             [[sponsors]]\nusername = \"alice\"\nroles = [\"sponsor\"]\npassword_hash = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut server, base) = spawn_server(&config).await;
+    let client = ApiClient::new(&base).unwrap();
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let agent = alice
+        .register_agent(
+            &RegisterAgent {
+                public_key: AgentKey::generate().public_key(),
+                name: "ledger-bot".into(),
+                capabilities: vec![],
+                entra_object_id: None,
+                model: None,
+                runtime: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.agent(&agent.did).await.unwrap().did, agent.did);
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    drop(in_it);
+    drop(database);
+    sqlx::raw_sql(&format!("DROP ROLE {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

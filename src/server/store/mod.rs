@@ -24,7 +24,7 @@ pub use agents::{
 pub use audit::{AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
 pub use health::HealthStore;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, PoolSize};
 pub use requests::{
     ChildSpec, DecisionInput, NewChild, NewRequest, RequestFilter, RequestStore, Submitted,
 };
@@ -101,6 +101,41 @@ impl StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::InvalidSavePointStatement => Some(Outage::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// What an operator can do about a database that would not open, for the causes that
+    /// have a known remedy: a wrong user or password, a missing database or schema, a role
+    /// without the right to create the tables, a schema migrated by a newer release.
+    pub fn hint(&self) -> Option<&'static str> {
+        use sqlx::migrate::MigrateError;
+        let e = match self {
+            StoreError::Database(e)
+            | StoreError::Migrate(
+                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _),
+            ) => e,
+            StoreError::Migrate(MigrateError::VersionMissing(_)) => {
+                return Some(
+                    "a newer governance-server has migrated this database: run that release here",
+                );
+            }
+            _ => return None,
+        };
+        let db = e.as_database_error()?;
+        let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+        match pg.code() {
+            "28000" | "28P01" => Some(
+                "check the user and password in the URL, or PGPASSWORD, and the server's pg_hba.conf",
+            ),
+            "3D000" => Some("create the database first, with createdb, or name one that exists"),
+            "3F000" => Some("create the schema the search_path names, or name one that exists"),
+            "42501" => Some(
+                "the role may not create the tables: GRANT CREATE ON SCHEMA to it, or start once \
+                 as the schema's owner so the migrations run",
+            ),
             _ => None,
         }
     }

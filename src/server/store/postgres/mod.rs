@@ -30,6 +30,7 @@ use super::records::{caps_of, from_ms, json_list, ms, opt_from_ms, parse_list};
 use crate::domain::idempotency;
 use crate::protocol::agents::AgentStatus;
 use crate::server::store::{Idempotency, StoreError, StoreResult, StoredResponse};
+use crate::settings::{PostgresSettings, SettingsError};
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
@@ -43,6 +44,34 @@ const WRITE_LOCK_CLASS: i32 = 0x5343_4f4e; // "SCON"
 /// with `Retry-After`), rather than hanging while the database is away.
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// An instance's pool: how many connections it keeps for requests, and how long a request
+/// waits for one before the store counts as unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
+impl PoolSize {
+    /// The size `[postgres]` in the server settings asks for.
+    pub fn from_settings(settings: &PostgresSettings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        Ok(Self {
+            max_connections: settings.max_connections,
+            acquire_timeout: settings.acquire_timeout()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -53,23 +82,69 @@ pub struct PgStore {
     leader: Arc<live::Leader>,
 }
 
+/// Whether every migration this build knows is applied, unchanged, and no other: then the
+/// migrator (whose first statement is a `CREATE TABLE IF NOT EXISTS`) need not run, and a
+/// role with only `SELECT`, `INSERT`, `UPDATE` and `DELETE` rights may serve. A migration
+/// applied that this build does not know, or one changed since, is refused as the migrator
+/// would refuse it.
+async fn up_to_date(conn: &mut PgConnection) -> StoreResult<bool> {
+    use sqlx::migrate::MigrateError;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(false);
+    }
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await?;
+    let known: Vec<_> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .collect();
+    for (version, checksum, success) in &applied {
+        match known.iter().find(|m| m.version == *version) {
+            None => return Err(MigrateError::VersionMissing(*version).into()),
+            Some(m) if *m.checksum != **checksum => {
+                return Err(MigrateError::VersionMismatch(*version).into());
+            }
+            // A failed one: the migrator says what to do about it.
+            Some(_) if !success => return Ok(false),
+            Some(_) => {}
+        }
+    }
+    Ok(applied.len() == known.len())
+}
+
 impl PgStore {
-    /// Connects to `url` (`postgres://…`) and runs the migrations.
+    /// Connects to `url` (`postgres://…`) with the default pool and runs the migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(PgConnectOptions::from_str(url)?).await
+        Self::connect_pooled(url, PoolSize::default()).await
+    }
+
+    /// Connects to `url` with a pool of `size` and runs the migrations.
+    pub async fn connect_pooled(url: &str, size: PoolSize) -> StoreResult<Self> {
+        Self::connect_with_pool(PgConnectOptions::from_str(url)?, size).await
     }
 
     /// Connects with `options` (a schema through its `search_path`, say) and runs the
     /// migrations.
     pub async fn connect_with(options: PgConnectOptions) -> StoreResult<Self> {
+        Self::connect_with_pool(options, PoolSize::default()).await
+    }
+
+    async fn connect_with_pool(options: PgConnectOptions, size: PoolSize) -> StoreResult<Self> {
         // The migrations run on a connection of their own, made directly: a database that
         // cannot be reached says why (a pool would only say it timed out).
         let mut conn = PgConnection::connect_with(&options).await?;
-        MIGRATOR.run(&mut conn).await?;
+        if !up_to_date(&mut conn).await? {
+            MIGRATOR.run(&mut conn).await?;
+        }
         conn.close().await?;
         let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(size.max_connections)
+            .acquire_timeout(size.acquire_timeout)
             // A connection that died with the database is found before use and replaced, so
             // the store recovers by itself when the database is back.
             .test_before_acquire(true)
