@@ -168,3 +168,127 @@ async fn scripted_commands_and_exit_codes() {
     assert_eq!(after.status.code(), Some(3), "not signed in");
     server.shutdown().await.unwrap();
 }
+
+/// `server` in console.toml is where the headless commands go without `--server`, and a
+/// read-only console (`--read-only` before or after the command, or `read_only` in
+/// console.toml) refuses the commands that act, with exit code 4 and nothing changed.
+#[tokio::test]
+async fn console_toml_names_the_server_and_read_only_refuses_what_acts() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = ApiClient::new(&base).unwrap();
+    let tokens = sign_in(&client, "alice").await;
+    let state_dir = dir.path().join("state");
+    crate::common::save_session(&state_dir, &base, &tokens, "alice");
+    let alice = client.with_token(&tokens.access_token);
+    let key = AgentKey::generate();
+    alice
+        .register_agent(
+            &sponsor_console::protocol::agents::RegisterAgent {
+                public_key: key.public_key(),
+                name: "ledger-bot".into(),
+                capabilities: vec![],
+                entra_object_id: None,
+                model: None,
+                runtime: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let assertion = key
+        .assertion(
+            &client.token_endpoint(),
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )
+        .unwrap();
+    let bot = client.with_token(
+        client
+            .client_credentials(&assertion, None)
+            .await
+            .unwrap()
+            .access_token,
+    );
+    let request = bot
+        .request_elevation(&elevation(&["write:crm:x"], 3600), None)
+        .await
+        .unwrap();
+    let writable = dir.path().join("console.toml");
+    std::fs::write(&writable, format!("[console]\nserver = \"{base}\"\n")).unwrap();
+    let read_only = dir.path().join("read-only.toml");
+    std::fs::write(
+        &read_only,
+        format!("[console]\nserver = \"{base}\"\nread_only = true\n"),
+    )
+    .unwrap();
+    let run = |config: &std::path::Path, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
+        cmd.arg("--config")
+            .arg(config)
+            .args(args)
+            .env(STATE_DIR_ENV, &state_dir)
+            .env_remove("GOVERNANCE_SERVER")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+
+    let listed = run(&writable, &["requests", "ls", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    let approve = [
+        "approve",
+        request.id.as_str(),
+        "--for",
+        "30m",
+        "--reason",
+        "checked",
+    ];
+    for (config, flag) in [
+        (&writable, Some("--read-only")),
+        (&read_only, None),
+        (&read_only, Some("--read-only")),
+    ] {
+        for command in [
+            &approve[..],
+            &["deny", request.id.as_str(), "--reason", "no"][..],
+        ] {
+            let mut cmd = run(config, command);
+            if let Some(flag) = flag {
+                cmd.arg(flag);
+            }
+            let refused = cmd.output().await.unwrap();
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert_eq!(refused.status.code(), Some(4), "{command:?}: {stderr}");
+            assert!(stderr.contains("read-only"), "{stderr}");
+        }
+    }
+    // Reading is still allowed, and nothing was decided.
+    let read = run(&read_only, &["requests", "ls", "--json", "--read-only"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(read.status.code(), Some(0));
+    let still = alice.get_request(&request.id).await.unwrap();
+    assert_eq!(
+        still.status,
+        sponsor_console::protocol::requests::RequestStatus::Pending
+    );
+    let approved = run(&writable, &approve).output().await.unwrap();
+    assert_eq!(
+        approved.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+}

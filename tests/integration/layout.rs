@@ -201,3 +201,79 @@ fn no_source_file_grows_past_600_lines() {
         );
     }
 }
+
+/// A `major.minor[.patch]` Rust version as numbers, for comparing.
+fn rust_version(text: &str) -> Vec<u64> {
+    let mut parts: Vec<u64> = text
+        .split('.')
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| panic!("rust-version {text:?}"))
+        })
+        .collect();
+    parts.resize(3, 0);
+    parts
+}
+
+/// The `rust-version` the workspace declares is what its locked dependencies need: none asks
+/// for a newer compiler, and every member declares the same one.
+#[test]
+fn rust_version_covers_every_locked_dependency() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--locked", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let packages = metadata["packages"].as_array().unwrap();
+    let ours: Vec<(&str, &str)> = packages
+        .iter()
+        .filter(|p| members.contains(&p["id"].as_str().unwrap_or_default()))
+        .map(|p| {
+            let name = p["name"].as_str().unwrap_or_default();
+            let version = p["rust_version"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} declares no rust-version"));
+            (name, version)
+        })
+        .collect();
+    let declared = ours
+        .iter()
+        .find(|(n, _)| *n == "sponsor-console")
+        .unwrap()
+        .1;
+    for (name, version) in &ours {
+        assert_eq!(version, &declared, "{name}'s rust-version");
+    }
+    let too_new: Vec<String> = packages
+        .iter()
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (rust_version(needs) > rust_version(declared)).then(|| {
+                format!(
+                    "{} {} needs Rust {needs}",
+                    p["name"].as_str().unwrap_or_default(),
+                    p["version"].as_str().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        too_new.is_empty(),
+        "rust-version is {declared}, but {}",
+        too_new.join(", ")
+    );
+    assert!(rust_version("1.88") < rust_version("1.89.0"));
+}

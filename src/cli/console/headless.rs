@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use super::entra::EntraCli;
 use super::entra_requests::is_local_id;
-use super::{AuditCommand, Command, ListCommand, RequestSource, RequestsCommand, print_prompt};
+use super::{
+    AuditCommand, Command, DEFAULT_SERVER, ListCommand, RequestSource, RequestsCommand,
+    print_prompt,
+};
 use crate::cli::exit;
 use crate::cli::output::{print_json, print_table};
 use crate::client::checkpoint::{self, CheckpointError, CheckpointProblem, CheckpointStore};
@@ -28,9 +31,14 @@ use crate::protocol::requests::{Decision, DecisionBody, RequestStatus};
 #[derive(Debug)]
 pub struct Headless {
     pub command: Command,
-    pub server: String,
-    /// The console settings file (`--config`); its `[entra]` section applies here too.
+    /// `--server` (or `GOVERNANCE_SERVER`); without it, `server` in console.toml, then
+    /// [`DEFAULT_SERVER`].
+    pub server: Option<String>,
+    /// The console settings file (`--config`); its `server`, `read_only` and `[entra]` apply
+    /// here too.
     pub config: Option<PathBuf>,
+    /// `--read-only`: commands that act are refused.
+    pub read_only: bool,
 }
 
 /// Why a headless command failed; [`HeadlessError::exit_code`] says how to exit.
@@ -58,6 +66,10 @@ pub enum HeadlessError {
     Decide(#[from] DecideError),
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "`{0}` acts, and this console is read-only (--read-only, or read_only in console.toml)"
+    )]
+    ReadOnly(&'static str),
 }
 
 impl HeadlessError {
@@ -72,6 +84,7 @@ impl HeadlessError {
             HeadlessError::Entra(e) => exit::of_entra(e),
             HeadlessError::Graph(e) => exit::of_graph(e),
             HeadlessError::Decide(e) => exit::of_decide(e),
+            HeadlessError::ReadOnly(_) => exit::REFUSED,
             HeadlessError::Session(_) | HeadlessError::Json(_) | HeadlessError::Checkpoint(_) => {
                 exit::FAILURE
             }
@@ -86,7 +99,19 @@ impl Headless {
     /// shortened or rewritten, 8 an audit checkpoint refused.
     pub async fn run(self) -> Result<u8, HeadlessError> {
         let settings = ConsoleSettings::load(self.config.as_deref())?;
-        let api = ApiClient::new(&self.server)?;
+        if let Some(name) = self.command.acts()
+            && (self.read_only || settings.console.read_only)
+        {
+            return Err(HeadlessError::ReadOnly(name));
+        }
+        let server =
+            self.server
+                .clone()
+                .unwrap_or_else(|| match settings.console.server.is_empty() {
+                    true => DEFAULT_SERVER.to_owned(),
+                    false => settings.console.server.clone(),
+                });
+        let api = ApiClient::new(&server)?;
         let store = SessionStore::default_location()?;
         let clock: SharedClock = Arc::new(SystemClock);
         let entra = match settings.entra.is_set() {

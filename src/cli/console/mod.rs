@@ -26,15 +26,16 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
     about = "Where humans govern AI agents"
 )]
 pub struct Cli {
-    /// Governance server base URL. Without it the console runs the embedded default
-    /// (headless commands default to http://127.0.0.1:7070).
+    /// Governance server base URL. Without it, `server` in console.toml; without that, the
+    /// console runs the embedded default and headless commands go to http://127.0.0.1:7070.
     #[arg(long, global = true, env = "GOVERNANCE_SERVER")]
     pub server: Option<String>,
     /// Console settings file (default: $XDG_CONFIG_HOME/sponsor-console/console.toml).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// No acting keys: approve, deny, suspend, reactivate and revoke are gone.
-    #[arg(long)]
+    /// Nothing that acts: the console has no approve, deny, suspend, reactivate or revoke
+    /// keys, and those commands are refused (exit code 4). Also `read_only` in console.toml.
+    #[arg(long, global = true)]
     pub read_only: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -113,6 +114,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The name of a command that changes something (a decision, a suspension), which a
+    /// read-only console refuses; `None` for the ones that only read or sign in.
+    pub fn acts(&self) -> Option<&'static str> {
+        match self {
+            Command::Approve { .. } => Some("approve"),
+            Command::Deny { .. } => Some("deny"),
+            Command::Suspend { .. } => Some("suspend"),
+            Command::Reactivate { .. } => Some("reactivate"),
+            Command::Login
+            | Command::Whoami { .. }
+            | Command::Logout
+            | Command::Requests { .. }
+            | Command::Agents { .. }
+            | Command::Grants { .. }
+            | Command::Audit { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ListCommand {
     /// List (pending requests; my agents; my active grants).
@@ -181,8 +202,9 @@ impl Cli {
         match self.command {
             Some(command) => Mode::Headless(Headless {
                 command,
-                server: self.server.unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+                server: self.server,
                 config: self.config,
+                read_only: self.read_only,
             }),
             None => Mode::Console(Launch {
                 server: self.server,

@@ -408,7 +408,7 @@ impl State {
         if !blocked.is_empty() {
             self.flash(
                 format!(
-                    "bulk approve is only for low-sensitivity requests from agents at standard trust or above; not: {}",
+                    "bulk approve is only for low-sensitivity requests that need one approval, from agents at standard trust or above; not: {}",
                     blocked.join(", ")
                 ),
                 true,
