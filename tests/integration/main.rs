@@ -38,6 +38,7 @@ mod postgres_outage;
 mod postgres_server;
 mod pty;
 mod pty_entra;
+mod readme;
 mod refresh;
 mod reliability;
 mod request_ids;
