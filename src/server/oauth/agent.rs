@@ -16,7 +16,7 @@ use crate::protocol::oauth::{
 use crate::server::error::OAuthFailure;
 use crate::server::extract::OAuthForm;
 use crate::server::state::AppState;
-use crate::server::store::StoreError;
+use crate::server::store::{AgentCredential, StoreError};
 use crate::server::tokens::{TokenError, check_times, verify_eddsa};
 
 /// The claims of a JWT read without verifying it, only to find which key verifies it.
@@ -46,6 +46,17 @@ pub async fn authenticate_agent(
     state: &AppState,
     form: &OAuthForm,
 ) -> Result<AuthenticatedAgent, OAuthFailure> {
+    let (agent_did, assertion) = presented_assertion(form)?;
+    let credential = state
+        .store
+        .agent_credential(&agent_did)
+        .await?
+        .ok_or_else(|| OAuthFailure::new("invalid_client", "unknown agent".to_owned()))?;
+    verify_assertion(state, agent_did, assertion, &credential)
+}
+
+/// The agent a client assertion names, and the assertion, before anything is verified.
+fn presented_assertion(form: &OAuthForm) -> Result<(String, &str), OAuthFailure> {
     let bad = |why: &str| OAuthFailure::new("invalid_client", why.to_owned());
     if form.require("client_assertion_type")? != ASSERTION_TYPE_JWT_BEARER {
         return Err(bad("client_assertion_type must be jwt-bearer"));
@@ -58,11 +69,17 @@ pub async fn authenticate_agent(
     if form.get("client_id").is_some_and(|c| c != agent_did) {
         return Err(bad("client_id does not match the assertion"));
     }
-    let credential = state
-        .store
-        .agent_credential(&agent_did)
-        .await?
-        .ok_or_else(|| bad("unknown agent"))?;
+    Ok((agent_did, assertion))
+}
+
+/// Verifies `assertion` against the agent's stored `credential` (see [`authenticate_agent`]).
+fn verify_assertion(
+    state: &AppState,
+    agent_did: String,
+    assertion: &str,
+    credential: &AgentCredential,
+) -> Result<AuthenticatedAgent, OAuthFailure> {
+    let bad = |why: &str| OAuthFailure::new("invalid_client", why.to_owned());
     let key = DecodingKey::from_ed_components(&credential.public_key)
         .map_err(|_| bad("the agent's key is unusable"))?;
     let endpoint = state.token_endpoint();
@@ -115,12 +132,17 @@ pub(super) async fn client_credentials_grant(
     state: &AppState,
     form: &OAuthForm,
 ) -> Result<TokenResponse, OAuthFailure> {
-    let agent = authenticate_agent(state, form).await?;
     let now = state.clock.now();
-    let grants = state
+    // The agent's key and its grants in one read, then the assertion checked against the key.
+    let (agent_did, assertion) = presented_assertion(form)?;
+    let subject = state
         .store
-        .active_grants(&agent.did, now)
+        .token_subject(&agent_did, now)
         .await?
+        .ok_or_else(|| OAuthFailure::new("invalid_client", "unknown agent".to_owned()))?;
+    let agent = verify_assertion(state, agent_did, assertion, &subject.credential)?;
+    let grants = subject
+        .grants
         .into_iter()
         .map(|g| {
             Ok(LiveGrant {

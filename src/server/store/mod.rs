@@ -31,7 +31,8 @@ pub use requests::{
 pub use sign_in::{Consent, DeviceRecord, SignInStore};
 pub use sqlite::{LockError, ServeLock, SqliteStore};
 pub use tokens::{
-    AccessTokenRecord, NewRefreshToken, RefreshOutcome, SigningKeyRecord, TokenStore,
+    AccessTokenRecord, ActiveGrant, NewRefreshToken, RefreshOutcome, SigningKeyRecord, TokenStore,
+    TokenSubject,
 };
 
 pub use crate::domain::device::{DevicePoll, DeviceStatus};

@@ -15,7 +15,8 @@ use crate::protocol::audit::{Actor, ActorKind, AuditEvent, UnhashedEvent};
 use crate::protocol::oauth::SubjectKind;
 use crate::protocol::requests::{Approval, Decision, Grant, Request, RequestKind, RequestStatus};
 use crate::server::store::{
-    AccessTokenRecord, DeviceRecord, DeviceStatus, SponsorRecord, StoreError, StoreResult,
+    AccessTokenRecord, ActiveGrant, AgentCredential, DeviceRecord, DeviceStatus, SponsorRecord,
+    StoreError, StoreResult, TokenSubject,
 };
 
 /// Stored timestamps are Unix milliseconds.
@@ -390,4 +391,30 @@ pub(super) fn requests_from_json(page: &str) -> StoreResult<Vec<Request>> {
         .into_iter()
         .map(RequestRow::into_request)
         .collect()
+}
+
+/// The columns `token_subject` reads: the agent's key, status and standing capabilities, and
+/// its grants in force as a JSON array of `[id, capabilities, not_after]`.
+pub(super) fn token_subject_of(
+    did: &str,
+    (public_key, status, capabilities, grants): (String, String, String, String),
+) -> StoreResult<TokenSubject> {
+    let rows: Vec<(String, Vec<String>, i64)> = serde_json::from_str(&grants)
+        .map_err(|e| StoreError::Corrupt(format!("active grants of {did}: {e}")))?;
+    Ok(TokenSubject {
+        credential: AgentCredential {
+            did: did.to_owned(),
+            public_key,
+            status: status_of(&status)?,
+            capabilities: parse_list(&capabilities, "agent capabilities")?,
+        },
+        grants: rows
+            .into_iter()
+            .map(|(id, capabilities, not_after)| ActiveGrant {
+                id,
+                capabilities,
+                not_after: from_ms(not_after),
+            })
+            .collect(),
+    })
 }

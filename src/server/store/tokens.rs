@@ -4,9 +4,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
+use super::agents::AgentCredential;
 use super::audit::NewAuditEvent;
 use crate::protocol::audit::Actor;
 use crate::protocol::oauth::SubjectKind;
+
+/// What issuing an agent a token reads: its credential and the grants in force.
+#[derive(Debug, Clone)]
+pub struct TokenSubject {
+    pub credential: AgentCredential,
+    pub grants: Vec<ActiveGrant>,
+}
+
+/// A grant in force, as a token carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveGrant {
+    pub id: String,
+    pub capabilities: Vec<String>,
+    pub not_after: DateTime<Utc>,
+}
 
 /// A token-signing key.
 #[derive(Clone)]
@@ -122,6 +138,13 @@ pub trait TokenStore: Send + Sync {
     /// Forgets client assertions that expired before `now`: they can no longer be replayed,
     /// since an expired assertion is refused before its `jti` is looked at. Returns how many.
     async fn forget_expired_assertions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// The agent's credential and its grants in force at `now` (not revoked, begun, not ended;
+    /// soonest to end first), in one read: what the token endpoint checks before it issues.
+    async fn token_subject(
+        &self,
+        did: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenSubject>>;
     /// Client credentials in one transaction: the assertion's `jti` is consumed, the access
     /// token stored and audited. Returns false (and changes nothing) on a replayed `jti`.
     async fn issue_agent_token(

@@ -6,7 +6,7 @@ use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::agents::AgentStatus;
 use sponsor_console::protocol::requests::{Decision, RequestKind, RequestStatus};
 use sponsor_console::server::store::{
-    ChildSpec, Idempotency, NewChild, NewRequest, RequestFilter, Store, Submitted,
+    ActiveGrant, ChildSpec, Idempotency, NewChild, NewRequest, RequestFilter, Store, Submitted,
 };
 
 use super::{agent, at, code, decision, new_request, sponsor, submit, trust_rules};
@@ -170,6 +170,31 @@ pub async fn approval_creates_a_grant_and_moves_trust(store: Arc<dyn Store>) {
             .await
             .expect("grants")
             .is_empty()
+    );
+    // What the token endpoint reads, in one go: the credential and the same grants.
+    let subject = s
+        .token_subject(&a, at(11))
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(subject.credential.did, a);
+    assert_eq!(subject.credential.capabilities, ["read:x"]);
+    assert_eq!(subject.credential.status, AgentStatus::Active);
+    assert_eq!(
+        subject.grants,
+        [ActiveGrant {
+            id: grant_id.clone(),
+            capabilities: vec!["write:x".into()],
+            not_after: at(1810),
+        }]
+    );
+    let later = s.token_subject(&a, at(1810)).await.expect("read");
+    assert!(later.expect("present").grants.is_empty());
+    assert!(
+        s.token_subject("did:mesh:00000000000000000000000000000000", at(11))
+            .await
+            .expect("read")
+            .is_none()
     );
     let agent = s.agent(&a, at(11)).await.expect("read").expect("present");
     assert_eq!(agent.trust_score, 500 + trust_rules().approved);

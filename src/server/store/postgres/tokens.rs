@@ -10,9 +10,10 @@ use super::{PgStore, Tx, from_ms, ms, opt_from_ms};
 use crate::domain::effective;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
+use crate::server::store::records::token_subject_of;
 use crate::server::store::{
     AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
-    StoreResult, TokenStore,
+    StoreResult, TokenStore, TokenSubject,
 };
 
 /// Introspection's only query: one primary-key lookup.
@@ -397,6 +398,28 @@ impl TokenStore for PgStore {
         Ok(forgotten)
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn token_subject(
+        &self,
+        did: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenSubject>> {
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT a.public_key, a.status, a.capabilities,
+                    COALESCE((SELECT json_agg(json_build_array(g.id, g.capabilities::json, g.not_after)
+                                              ORDER BY g.not_after)
+                              FROM grants g
+                              WHERE g.agent_did = a.did AND g.revoked_at IS NULL
+                                AND g.not_before <= $1 AND g.not_after > $1), '[]'::json)::text
+             FROM agents a WHERE a.did = $2",
+        )
+        .bind(ms(now))
+        .bind(did)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|columns| token_subject_of(did, columns))
+            .transpose()
+    }
     #[tracing::instrument(skip_all)]
     async fn issue_agent_token(
         &self,

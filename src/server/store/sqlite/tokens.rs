@@ -9,9 +9,10 @@ use super::issuance::Issuance;
 use super::rows::access_from_row;
 use super::{SqliteStore, Tx, from_ms, ms, opt_from_ms};
 use crate::protocol::audit::{Actor, AuditAction, action};
+use crate::server::store::records::token_subject_of;
 use crate::server::store::{
     AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
-    StoreResult, TokenStore,
+    StoreResult, TokenStore, TokenSubject,
 };
 
 /// Introspection's only query: one primary-key lookup (see the query-plan test below).
@@ -396,6 +397,30 @@ impl TokenStore for SqliteStore {
         Ok(forgotten)
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn token_subject(
+        &self,
+        did: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenSubject>> {
+        // One statement, so one trip to the reader's thread.
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT a.public_key, a.status, a.capabilities,
+                    (SELECT json_group_array(json_array(g.id, json(g.capabilities), g.not_after))
+                     FROM (SELECT id, capabilities, not_after FROM grants
+                           WHERE agent_did = a.did AND revoked_at IS NULL
+                             AND not_before <= ? AND not_after > ?
+                           ORDER BY not_after) g)
+             FROM agents a WHERE a.did = ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(did)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|columns| token_subject_of(did, columns))
+            .transpose()
+    }
     #[tracing::instrument(skip_all)]
     async fn issue_agent_token(
         &self,
