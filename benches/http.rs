@@ -1,10 +1,11 @@
 //! Token issuance, introspection and `/healthz` measured by `wrk`, a load generator outside
 //! this process, against a governance server started in-process on loopback (2 worker
-//! threads, SQLite in WAL with `synchronous=FULL`). Issuance and introspection are reported as
+//! threads, SQLite in WAL with `synchronous=FULL`, or with `--database <postgres url>`
+//! PostgreSQL in a fresh schema `t_bench_<uuid>`, dropped afterwards). Issuance and introspection are reported as
 //! shares of `/healthz` throughput, measured in the same run with the same connections.
 //!
 //! Run: `cargo bench --bench http` (needs `wrk` on the PATH, e.g. `apt-get install wrk`;
-//! options: `-- --seconds 10 --connections 16 --threads 2`). Issuance posts pre-signed client
+//! options: `-- --seconds 10 --connections 16 --threads 2 --database postgres://…`). Issuance posts pre-signed client
 //! assertions (`benches/http/issue.lua`), each once; introspection posts one agent token
 //! again and again with a sponsor's bearer token (`benches/http/introspect.lua`).
 
@@ -24,6 +25,11 @@ struct Options {
     seconds: usize,
     connections: usize,
     threads: usize,
+}
+
+/// A PostgreSQL URL to measure on instead of SQLite.
+fn database() -> Option<String> {
+    support::text_arg("--database")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,7 +104,11 @@ fn wrk(
 }
 
 async fn run(opts: Options) -> anyhow::Result<()> {
-    let bench = support::start_server(ServerSettings::default()).await?;
+    let database = database();
+    let bench = match &database {
+        Some(url) => support::start_server_pg(ServerSettings::default(), url).await?,
+        None => support::start_server(ServerSettings::default()).await?,
+    };
     let state = bench.server.state.clone();
     let base = bench.server.base_url();
     let api = bench.sponsor_client.anonymous();
@@ -151,8 +161,15 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/http");
 
     println!(
-        "wrk -t{} -c{} -d{}s against {base} (server: 2 worker threads, same 2-core machine)",
-        opts.threads, opts.connections, opts.seconds
+        "wrk -t{} -c{} -d{}s against {base} (server: 2 worker threads, same 2-core machine; {})",
+        opts.threads,
+        opts.connections,
+        opts.seconds,
+        if database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     // wrk runs on its own threads outside the runtime; the server keeps serving meanwhile.
     let measure = |url: String, script: Option<String>, env: Vec<(&'static str, String)>| {

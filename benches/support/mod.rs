@@ -1,8 +1,9 @@
 //! What the benchmarks share: an in-process server on loopback (real clock, SQLite in WAL with
-//! synchronous=FULL), a sponsor with a token minted by the server's own key ring, and summary
+//! synchronous=FULL, or PostgreSQL in a fresh schema), or several on one database, a sponsor with a token minted by the server's own key ring, and summary
 //! statistics. Each benchmark uses part of it.
 #![allow(dead_code)]
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,11 @@ use sponsor_console::domain::role::Role;
 use sponsor_console::protocol::audit::Actor;
 use sponsor_console::protocol::oauth::{AccessClaims, SubjectKind};
 use sponsor_console::server::passwords::hash_password;
-use sponsor_console::server::store::{SponsorRecord, SponsorUpsert};
-use sponsor_console::server::{RunningServer, start};
+use sponsor_console::server::store::{PgStore, SponsorRecord, SponsorUpsert};
+use sponsor_console::server::{RunningServer, start, start_with_store};
 use sponsor_console::settings::ServerSettings;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 
 pub struct Bench {
     pub server: RunningServer,
@@ -25,6 +28,8 @@ pub struct Bench {
     /// That token, for a console's session file.
     pub sponsor_token: String,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL schema this server runs in, dropped after it (none on SQLite).
+    _schema: Option<PgSchema>,
 }
 
 pub async fn start_server(settings: ServerSettings) -> anyhow::Result<Bench> {
@@ -41,6 +46,40 @@ pub async fn start_server_at(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let path = db.map_or_else(|| dir.path().join("bench.db"), std::path::Path::to_owned);
     let server = start(settings, &path, listener, Arc::new(SystemClock)).await?;
+    let (sponsor, token) = sponsor_of(&server).await?;
+    let sponsor_client = ApiClient::new(&server.base_url())?.with_token(token.clone());
+    Ok(Bench {
+        server,
+        sponsor,
+        sponsor_client,
+        sponsor_token: token,
+        _dir: dir,
+        _schema: None,
+    })
+}
+
+/// The same on PostgreSQL (`url`), in a fresh schema dropped when the bench is.
+pub async fn start_server_pg(settings: ServerSettings, url: &str) -> anyhow::Result<Bench> {
+    let schema = PgSchema::create(url).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let store = PgStore::connect_with(schema.options()?).await?;
+    let server =
+        start_with_store(settings, Arc::new(store), listener, Arc::new(SystemClock)).await?;
+    let (sponsor, token) = sponsor_of(&server).await?;
+    let sponsor_client = ApiClient::new(&server.base_url())?.with_token(token.clone());
+    Ok(Bench {
+        server,
+        sponsor,
+        sponsor_client,
+        sponsor_token: token,
+        _dir: tempfile::tempdir()?,
+        _schema: Some(schema),
+    })
+}
+
+/// The sponsor `bench` (roles sponsor and security-lead), stored through `server`, and a
+/// token for it signed with the server's own key ring.
+async fn sponsor_of(server: &RunningServer) -> anyhow::Result<(SponsorRecord, String)> {
     let state = server.state.clone();
     let now = Utc::now();
     let sponsor = state
@@ -72,14 +111,166 @@ pub async fn start_server_at(
         preferred_username: Some("bench".into()),
     };
     let token = state.keys.sign(&claims)?;
-    let sponsor_client = ApiClient::new(&server.base_url())?.with_token(token.clone());
-    Ok(Bench {
-        server,
+    Ok((sponsor, token))
+}
+
+/// The PostgreSQL server the benches may use: `BENCH_DATABASE_URL`, else `TEST_DATABASE_URL`.
+pub fn postgres_url() -> Option<String> {
+    ["BENCH_DATABASE_URL", "TEST_DATABASE_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+}
+
+/// A fresh schema `t_bench_<uuid>` in a PostgreSQL database; dropped (with everything in it,
+/// after ending the connections that carry its name) when this is dropped.
+pub struct PgSchema {
+    url: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub async fn create(url: &str) -> anyhow::Result<Self> {
+        let name = format!("t_bench_{}", uuid::Uuid::new_v4().simple());
+        run_sql(url, &format!("CREATE SCHEMA {name}")).await?;
+        Ok(Self {
+            url: url.to_owned(),
+            name,
+        })
+    }
+
+    /// Connection options that work in this schema only; its connections carry its name.
+    pub fn options(&self) -> anyhow::Result<PgConnectOptions> {
+        Ok(PgConnectOptions::from_str(&self.url)?
+            .options([("search_path", self.name.as_str())])
+            .application_name(&self.name))
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop may run inside the runtime: clean up on a thread with a runtime of its own.
+        let done = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let ended = format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
+                );
+                run_sql(&url, &ended).await?;
+                run_sql(&url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = done {
+            eprintln!("dropping schema {} failed: {e}", self.name);
+        }
+    }
+}
+
+async fn run_sql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    sqlx::raw_sql(sql).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Where a cluster keeps its data.
+#[derive(Clone)]
+pub enum Backend {
+    /// A fresh SQLite file (one instance only).
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database this URL names.
+    Postgres(String),
+}
+
+/// `n` server instances on one database, in-process on loopback, each with its own store and
+/// listener and all behind the same issuer (the first one's address), with a sponsor whose
+/// token every instance accepts.
+pub struct Cluster {
+    pub servers: Vec<RunningServer>,
+    /// One client per instance, at that instance's own address, holding the sponsor's token.
+    pub sponsor_clients: Vec<ApiClient>,
+    pub sponsor: SponsorRecord,
+    stores: Vec<PgStore>,
+    _dir: tempfile::TempDir,
+    _schema: Option<PgSchema>,
+}
+
+pub async fn start_cluster(
+    mut settings: ServerSettings,
+    backend: &Backend,
+    n: usize,
+) -> anyhow::Result<Cluster> {
+    anyhow::ensure!(n >= 1, "a cluster needs an instance");
+    let dir = tempfile::tempdir()?;
+    let mut listeners = Vec::new();
+    for _ in 0..n {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+    }
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    settings.server.issuer = format!("http://{}", addrs[0]);
+    let mut servers = Vec::new();
+    let mut stores = Vec::new();
+    let schema = match backend {
+        Backend::Sqlite => {
+            anyhow::ensure!(n == 1, "SQLite serves one instance per file");
+            let path = dir.path().join("bench.db");
+            for listener in listeners {
+                servers
+                    .push(start(settings.clone(), &path, listener, Arc::new(SystemClock)).await?);
+            }
+            None
+        }
+        Backend::Postgres(url) => {
+            let schema = PgSchema::create(url).await?;
+            for listener in listeners {
+                let store = PgStore::connect_with(schema.options()?).await?;
+                stores.push(store.clone());
+                servers.push(
+                    start_with_store(
+                        settings.clone(),
+                        Arc::new(store),
+                        listener,
+                        Arc::new(SystemClock),
+                    )
+                    .await?,
+                );
+            }
+            Some(schema)
+        }
+    };
+    let (sponsor, token) = sponsor_of(&servers[0]).await?;
+    let sponsor_clients = addrs
+        .iter()
+        .map(|a| Ok(ApiClient::new(&format!("http://{a}"))?.with_token(token.clone())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Cluster {
+        servers,
+        sponsor_clients,
         sponsor,
-        sponsor_client,
-        sponsor_token: token,
+        stores,
         _dir: dir,
+        _schema: schema,
     })
+}
+
+impl Cluster {
+    /// Stops every instance, closes their stores, and drops the schema.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        for server in self.servers {
+            server.shutdown().await?;
+        }
+        for store in &self.stores {
+            store.close().await;
+        }
+        Ok(())
+    }
 }
 
 pub struct Summary {

@@ -278,6 +278,9 @@ pub struct FleetStats {
 #[derive(Debug)]
 pub struct Fleet {
     api: ApiClient,
+    /// Where the agents' client assertions are addressed: the token endpoint of the server
+    /// they were registered with (instances sharing an issuer accept it).
+    token_endpoint: String,
     clock: SharedClock,
     pub agents: Vec<Arc<SimAgent>>,
 }
@@ -322,6 +325,7 @@ impl Fleet {
         }
         Ok(Self {
             api: sponsor.anonymous(),
+            token_endpoint: sponsor.token_endpoint(),
             clock,
             agents,
         })
@@ -390,9 +394,21 @@ impl Fleet {
         }
         Ok(Self {
             api: sponsor.anonymous(),
+            token_endpoint: sponsor.token_endpoint(),
             clock,
             agents,
         })
+    }
+
+    /// The same agents (and their cached tokens) talking to the server `api` names: another
+    /// instance behind the same issuer. Their assertions still name the original endpoint.
+    pub fn via(&self, api: &ApiClient) -> Self {
+        Self {
+            api: api.anonymous(),
+            token_endpoint: self.token_endpoint.clone(),
+            clock: self.clock.clone(),
+            agents: self.agents.clone(),
+        }
     }
 
     /// A client holding a valid token of `agent` (cached until a minute before it expires).
@@ -406,7 +422,7 @@ impl Fleet {
         let assertion = agent
             .key
             .assertion(
-                &self.api.token_endpoint(),
+                &self.token_endpoint,
                 self.clock.now(),
                 chrono::Duration::seconds(60),
             )
