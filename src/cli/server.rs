@@ -1,5 +1,6 @@
 //! `governance-server`: its arguments, serving until a signal, and the offline administration
-//! of its database (`keys rotate`, `sponsors add|list|hash-password`).
+//! of its database (`keys rotate`, `sponsors add|list|hash-password`); `policy show` prints the
+//! policy in force.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -54,6 +55,18 @@ pub enum Command {
         #[command(subcommand)]
         command: SponsorsCommand,
     },
+    /// The governance policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy `serve` would use, as TOML: the policy file (`[server] policy`, else
+    /// $XDG_CONFIG_HOME/sponsor-console/policy.toml) layered over the shipped defaults.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +153,12 @@ pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
             );
             Ok(())
         }
+        Some(Command::Policy {
+            command: PolicyCommand::Show,
+        }) => {
+            print!("{}", show_policy(&load_settings(&cli)?)?);
+            Ok(())
+        }
         Some(Command::Sponsors { command }) => match command {
             SponsorsCommand::HashPassword { password_stdin } => {
                 let password = read_password(*password_stdin, true)?;
@@ -190,6 +209,18 @@ fn load_settings(cli: &Cli) -> Result<ServerSettings, ServerCliError> {
         tracing::info!(path = %p.display(), "settings loaded");
     }
     Ok(settings)
+}
+
+/// `policy show`: the merged policy, headed by where it comes from.
+fn show_policy(settings: &ServerSettings) -> Result<String, ServerCliError> {
+    let file = settings.policy_file()?;
+    let origin = match &file.path {
+        Some(path) => format!("{} layered over the shipped defaults", path.display()),
+        None => "the shipped defaults (config/policy.default.toml)".into(),
+    };
+    let text = crate::domain::policy::to_toml_text(&file.table)
+        .map_err(|e| SettingsError::Invalid(format!("printing the policy: {e}")))?;
+    Ok(format!("# The policy in force: {origin}.\n\n{text}"))
 }
 
 fn database(cli: &Cli, settings: &ServerSettings) -> Database {
