@@ -114,8 +114,11 @@ pub enum Command {
         #[arg(long)]
         scope: Option<String>,
     },
-    /// Simulate a fleet of agents submitting requests (demo and load generator). Registers the
-    /// agents with a sponsor's token (SPONSOR_TOKEN or the console session).
+    /// Simulate a fleet of agents submitting requests (demo and load generator). Keeps its
+    /// agents' keys under the state directory ($SPONSOR_CONSOLE_STATE_DIR, else
+    /// $XDG_STATE_HOME/sponsor-console) in fleet/, reuses those still registered and active,
+    /// and registers the missing ones with a sponsor's token (SPONSOR_TOKEN or the console
+    /// session).
     Fleet {
         #[arg(long, default_value_t = 8)]
         agents: usize,
@@ -455,17 +458,30 @@ async fn show_token(api: &ApiClient, key: &Path, scope: Option<&str>) -> Result<
     Ok(())
 }
 
-/// `fleet`: registers the simulated agents with a sponsor's token, submits until `config` says
-/// stop (or Ctrl-C), and prints the counts and acknowledgement latencies.
+/// `fleet`: reuses the simulated agents whose keys it kept for this server (see
+/// [`SessionStore::fleet_dir`]) and registers the missing ones with a sponsor's token, submits
+/// until `config` says stop (or Ctrl-C), and prints the counts and acknowledgement latencies.
 async fn fleet(
     api: &ApiClient,
     token: Option<String>,
     config: &FleetConfig,
 ) -> Result<(), AgentCliError> {
     let sponsor = sponsor_client(api, token).await?;
-    eprintln!("registering {} agents…", config.agents);
-    let fleet = Arc::new(
-        Fleet::register(&sponsor, config.agents, config.seed, Arc::new(SystemClock)).await?,
+    let dir = SessionStore::default_location()?.fleet_dir(api.base());
+    let (fleet, reused) = Fleet::load_or_register(
+        &sponsor,
+        &dir,
+        config.agents,
+        config.seed,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let fleet = Arc::new(fleet);
+    eprintln!(
+        "{} agents: {reused} reused, {} registered (keys in {})",
+        fleet.agents.len(),
+        fleet.agents.len() - reused,
+        dir.display()
     );
     for a in &fleet.agents {
         eprintln!("  {} {}", a.did, a.name);

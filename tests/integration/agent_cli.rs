@@ -143,3 +143,79 @@ async fn keygen_register_token_introspect() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_capability"));
     server.shutdown().await.unwrap();
 }
+
+/// `agent-cli` against `base` with a sponsor's token and its state in `state`.
+fn agent_cli(base: &str, token: &str, state: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
+    cmd.args(["--server", base])
+        .env("SPONSOR_TOKEN", token)
+        .env(sponsor_console::client::session::STATE_DIR_ENV, state)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn fleet_reuses_its_agents_run_after_run() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let token = sign_in(&client, "alice").await.access_token;
+    let alice = client.with_token(&token);
+    let state = dir.path().join("state");
+    let fleet = || async {
+        let out = agent_cli(&base, &token, &state)
+            .args(["fleet", "--agents", "10", "--count", "2", "--rate", "100"])
+            .args(["--delegation-share", "0"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("errors 0"),
+            "{stderr}"
+        );
+        stderr
+    };
+    // 25 agents per sponsor: without reuse the third run of ten would be refused.
+    let first = fleet().await;
+    assert!(
+        first.contains("10 agents: 0 reused, 10 registered"),
+        "{first}"
+    );
+    let mut dids: Vec<String> = alice
+        .agents(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.did)
+        .collect();
+    dids.sort();
+    for _ in 0..2 {
+        let again = fleet().await;
+        assert!(
+            again.contains("10 agents: 10 reused, 0 registered"),
+            "{again}"
+        );
+    }
+    let mut now: Vec<String> = alice
+        .agents(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.did)
+        .collect();
+    now.sort();
+    assert_eq!(now, dids, "the same ten agents");
+
+    // One suspended is not reused: a replacement is registered beside the nine.
+    alice.suspend(&dids[0], "test", false).await.unwrap();
+    let after = fleet().await;
+    assert!(
+        after.contains("10 agents: 9 reused, 1 registered"),
+        "{after}"
+    );
+    assert!(!after.contains(&dids[0]), "{after}");
+    server.shutdown().await.unwrap();
+}
