@@ -219,3 +219,85 @@ async fn fleet_reuses_its_agents_run_after_run() {
     assert!(!after.contains(&dids[0]), "{after}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn request_and_wait_say_what_comes_next_on_stderr() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let token = sign_in(&client, "alice").await.access_token;
+    let state = dir.path().join("state");
+    let key = dir.path().join("bot.pem");
+    let key = key.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = agent_cli(&base, &token, &state);
+        cmd.args(args);
+        cmd
+    };
+    for args in [
+        &["keygen", "--out", key][..],
+        &[
+            "register",
+            "--key",
+            key,
+            "--name",
+            "bot",
+            "--capability",
+            "read:x",
+        ],
+    ] {
+        let out = run(args).output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let asked = run(&[
+        "request",
+        "elevation",
+        "--key",
+        key,
+        "--capability",
+        "send:email:vendors",
+        "--for",
+        "30m",
+        "--justification",
+        "remittance advice",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(asked.status.success(), "{asked:?}");
+    // Stdout stays one JSON document, for scripts.
+    let request: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    let id = request["id"].as_str().unwrap();
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert!(
+        said.contains(&format!(
+            "next: agent-cli --server {base} wait --key {key} {id}   (blocks until a sponsor decides"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "sponsor: sponsor-console --server {base} approve {id} --for 30m --reason"
+        )),
+        "{said}"
+    );
+
+    let waited = run(&["wait", "--key", key, id, "--timeout", "0s"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(waited.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&waited.stderr);
+    assert!(
+        said.contains(&format!(
+            "waiting up to 0s (--timeout) for a sponsor to decide {id}"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{id} is still pending; wait again with")),
+        "{said}"
+    );
+    serde_json::from_slice::<serde_json::Value>(&waited.stdout).unwrap();
+    server.shutdown().await.unwrap();
+}
