@@ -342,13 +342,18 @@ impl ServerSettings {
         )?)
     }
 
-    /// The policy in force: the one set on these settings, else `server.policy`, else the
-    /// user's `policy.toml`, else the shipped defaults.
+    /// The policy in force: the one set on these settings, else [`Self::policy_file`].
     pub fn resolve_policy(&self) -> Result<crate::domain::policy::Policy, SettingsError> {
-        use crate::domain::policy::Policy;
-        if let Some(p) = &self.policy {
-            return Ok(p.clone());
+        match &self.policy {
+            Some(p) => Ok(p.clone()),
+            None => Ok(self.policy_file()?.policy),
         }
+    }
+
+    /// The policy file (`server.policy`, else the user's `policy.toml`, else none) layered over
+    /// the shipped defaults key by key; errors name the file and the key.
+    pub fn policy_file(&self) -> Result<PolicyFile, SettingsError> {
+        use crate::domain::policy::{Policy, layered_over_shipped};
         let path = (!self.server.policy.is_empty())
             .then(|| PathBuf::from(&self.server.policy))
             .or_else(|| user_config_file("policy.toml"));
@@ -357,7 +362,14 @@ impl ServerSettings {
             crate::domain::policy::SHIPPED,
             "config/policy.default.toml",
         )?;
-        Ok(Policy::from_toml(&file.text).map_err(|e| file.invalid(e.message))?)
+        let invalid = |e: crate::domain::Invalid| file.invalid(e.message);
+        let table = layered_over_shipped(&file.text).map_err(invalid)?;
+        let policy = Policy::from_table(table.clone()).map_err(invalid)?;
+        Ok(PolicyFile {
+            path,
+            table,
+            policy,
+        })
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -421,6 +433,16 @@ impl ServerSettings {
             self.server.issuer.trim_end_matches('/').to_owned()
         }
     }
+}
+
+/// The policy in force and where it came from.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    /// The user's file layered over the shipped defaults; `None`: the shipped defaults alone.
+    pub path: Option<PathBuf>,
+    /// The merged policy as TOML.
+    pub table: toml::Table,
+    pub policy: crate::domain::policy::Policy,
 }
 
 /// The XDG directories of the project (data, state, config).

@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod next_steps;
+
+use self::next_steps::{next_steps, shell_word};
 use super::exit;
 use super::output::print_json;
 use crate::client::agent_key::{AgentKey, KeyFileError};
@@ -19,7 +22,7 @@ use crate::demo::fleet::{Fleet, FleetConfig};
 use crate::protocol::agents::RegisterAgent;
 use crate::protocol::oauth::TokenResponse;
 use crate::protocol::query::GrantQuery;
-use crate::protocol::requests::{DelegationBody, ElevationBody, NewChild, RequestStatus};
+use crate::protocol::requests::{DelegationBody, ElevationBody, NewChild, Request, RequestStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,7 +36,7 @@ pub struct Cli {
         long,
         global = true,
         env = "GOVERNANCE_SERVER",
-        default_value = "http://127.0.0.1:7070"
+        default_value = DEFAULT_SERVER
     )]
     pub server: String,
     #[command(subcommand)]
@@ -114,8 +117,11 @@ pub enum Command {
         #[arg(long)]
         scope: Option<String>,
     },
-    /// Simulate a fleet of agents submitting requests (demo and load generator). Registers the
-    /// agents with a sponsor's token (SPONSOR_TOKEN or the console session).
+    /// Simulate a fleet of agents submitting requests (demo and load generator). Keeps its
+    /// agents' keys under the state directory ($SPONSOR_CONSOLE_STATE_DIR, else
+    /// $XDG_STATE_HOME/sponsor-console) in fleet/, reuses those still registered and active,
+    /// and registers the missing ones with a sponsor's token (SPONSOR_TOKEN or the console
+    /// session).
     Fleet {
         #[arg(long, default_value_t = 8)]
         agents: usize,
@@ -209,10 +215,19 @@ pub enum AgentCliError {
     OutOfRange(#[from] TryFromIntError),
 }
 
+/// The server `agent-cli` talks to unless told otherwise.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
 /// Runs one `agent-cli` command and returns its exit code: [`exit::SUCCESS`], or
 /// [`exit::STILL_PENDING`] when `wait` gave up.
 pub async fn run(cli: Cli) -> Result<u8, AgentCliError> {
     let api = ApiClient::new(&cli.server)?;
+    // Commands it suggests name the server only when it is not the default.
+    let server_arg = if cli.server == DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {}", shell_word(&cli.server))
+    };
     match cli.command {
         Command::Keygen { out } => {
             let key = AgentKey::generate();
@@ -261,8 +276,13 @@ pub async fn run(cli: Cli) -> Result<u8, AgentCliError> {
             let target = token.unwrap_or_else(|| own.clone());
             print_json(&api.with_token(own).introspect(&target).await?)?;
         }
-        Command::Request { kind } => request(&api, kind).await?,
-        Command::Wait { key, id, timeout } => return wait(&api, &key, &id, timeout).await,
+        Command::Request { kind } => {
+            let (asked, key) = request(&api, kind).await?;
+            eprint!("{}", next_steps(&asked, &key, &server_arg));
+        }
+        Command::Wait { key, id, timeout } => {
+            return wait(&api, &key, &id, timeout, &server_arg).await;
+        }
         Command::Cancel { key, id, reason } => {
             let me = as_agent(&api, &AgentKey::load(&key)?).await?;
             print_json(&me.cancel_request(&id, &reason).await?)?;
@@ -335,8 +355,12 @@ fn seconds(d: std::time::Duration) -> Result<i64, TryFromIntError> {
     i64::try_from(d.as_secs())
 }
 
-async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliError> {
-    match kind {
+/// Submits the request and prints it as JSON; returns it with the key that asked.
+async fn request(
+    api: &ApiClient,
+    kind: RequestCommand,
+) -> Result<(Request, PathBuf), AgentCliError> {
+    let (asked, key) = match kind {
         RequestCommand::Elevation {
             key,
             asking,
@@ -351,10 +375,10 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
                 context: asking.context,
                 on_behalf_of,
             };
-            print_json(
-                &me.request_elevation(&body, asking.idempotency_key.as_deref())
-                    .await?,
-            )?;
+            let asked = me
+                .request_elevation(&body, asking.idempotency_key.as_deref())
+                .await?;
+            (asked, key)
         }
         RequestCommand::Delegation {
             key,
@@ -363,7 +387,8 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
             child_name,
             asking,
         } => {
-            let key = AgentKey::load(&key)?;
+            let path = key;
+            let key = AgentKey::load(&path)?;
             let new_child = match (child_key, child_name) {
                 (Some(path), Some(name)) => Some(NewChild {
                     public_key: AgentKey::load(&path)?.public_key(),
@@ -383,13 +408,14 @@ async fn request(api: &ApiClient, kind: RequestCommand) -> Result<(), AgentCliEr
                 ticket: asking.ticket,
                 context: asking.context,
             };
-            print_json(
-                &me.request_delegation(&body, asking.idempotency_key.as_deref())
-                    .await?,
-            )?;
+            let asked = me
+                .request_delegation(&body, asking.idempotency_key.as_deref())
+                .await?;
+            (asked, path)
         }
-    }
-    Ok(())
+    };
+    print_json(&asked)?;
+    Ok((asked, key))
 }
 
 /// Long-polls until the request is decided or `timeout` passes; prints it either way.
@@ -398,8 +424,15 @@ async fn wait(
     key: &Path,
     id: &str,
     timeout: std::time::Duration,
+    server_arg: &str,
 ) -> Result<u8, AgentCliError> {
-    let key = AgentKey::load(key)?;
+    let path = key;
+    let key = AgentKey::load(path)?;
+    eprintln!(
+        "waiting up to {} (--timeout) for a sponsor to decide {id}; Ctrl-C stops waiting, the \
+         request stays pending",
+        humantime::format_duration(timeout)
+    );
     let deadline = std::time::Instant::now() + timeout;
     loop {
         // Tokens live 15 minutes; take a fresh one for each long poll.
@@ -412,7 +445,10 @@ async fn wait(
         }
         if left.is_zero() {
             print_json(&request)?;
-            eprintln!("still pending");
+            eprintln!(
+                "{id} is still pending; wait again with: agent-cli{server_arg} wait --key {} {id}",
+                shell_word(&path.display().to_string())
+            );
             return Ok(exit::STILL_PENDING);
         }
     }
@@ -455,17 +491,30 @@ async fn show_token(api: &ApiClient, key: &Path, scope: Option<&str>) -> Result<
     Ok(())
 }
 
-/// `fleet`: registers the simulated agents with a sponsor's token, submits until `config` says
-/// stop (or Ctrl-C), and prints the counts and acknowledgement latencies.
+/// `fleet`: reuses the simulated agents whose keys it kept for this server (see
+/// [`SessionStore::fleet_dir`]) and registers the missing ones with a sponsor's token, submits
+/// until `config` says stop (or Ctrl-C), and prints the counts and acknowledgement latencies.
 async fn fleet(
     api: &ApiClient,
     token: Option<String>,
     config: &FleetConfig,
 ) -> Result<(), AgentCliError> {
     let sponsor = sponsor_client(api, token).await?;
-    eprintln!("registering {} agents…", config.agents);
-    let fleet = Arc::new(
-        Fleet::register(&sponsor, config.agents, config.seed, Arc::new(SystemClock)).await?,
+    let dir = SessionStore::default_location()?.fleet_dir(api.base());
+    let (fleet, reused) = Fleet::load_or_register(
+        &sponsor,
+        &dir,
+        config.agents,
+        config.seed,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let fleet = Arc::new(fleet);
+    eprintln!(
+        "{} agents: {reused} reused, {} registered (keys in {})",
+        fleet.agents.len(),
+        fleet.agents.len() - reused,
+        dir.display()
     );
     for a in &fleet.agents {
         eprintln!("  {} {}", a.did, a.name);

@@ -1,5 +1,6 @@
 //! `governance-server`: its arguments, serving until a signal, and the offline administration
-//! of its database (`keys rotate`, `sponsors add|list|hash-password`).
+//! of its database (`keys rotate`, `sponsors add|list|hash-password`); `policy show` prints the
+//! policy in force.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -12,7 +13,9 @@ use zeroize::Zeroizing;
 use crate::clock::SystemClock;
 use crate::domain::{Invalid, role};
 use crate::protocol::audit::Actor;
-use crate::server::passwords::{HashError, hash_password};
+use crate::server::passwords::{
+    HashError, PASSWORD_RULE, PasswordRuleError, check_password_rule, hash_password,
+};
 use crate::server::store::{PgStore, PoolSize, SponsorUpsert, SqliteStore, Store, StoreError};
 use crate::server::{ServerError, rotate_keys, start_on};
 use crate::settings::{self, Database, ServerSettings, SettingsError};
@@ -54,6 +57,18 @@ pub enum Command {
         #[command(subcommand)]
         command: SponsorsCommand,
     },
+    /// The governance policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy `serve` would use, as TOML: the policy file (`[server] policy`, else
+    /// $XDG_CONFIG_HOME/sponsor-console/policy.toml) layered over the shipped defaults.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,8 +79,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SponsorsCommand {
-    /// Add a sponsor, or update one with the same username. Prompts for the password (or reads
-    /// one line from stdin with --password-stdin).
+    /// Add a sponsor, or update one with the same username. Prompts for the password (at least
+    /// 12 characters, at most 1024 bytes), or reads one line from stdin with --password-stdin.
     Add {
         username: String,
         /// Comma-separated: sponsor, security-lead, on-call, admin.
@@ -78,7 +93,8 @@ pub enum SponsorsCommand {
     },
     /// List sponsors.
     List,
-    /// Print an argon2 hash of a password, for `[[sponsors]]` in the settings file.
+    /// Print an argon2 hash of a password (at least 12 characters, at most 1024 bytes), for
+    /// `[[sponsors]]` in the settings file.
     HashPassword {
         #[arg(long)]
         password_stdin: bool,
@@ -120,10 +136,8 @@ pub enum ServerCliError {
     ReservedUsername,
     #[error("the passwords differ")]
     PasswordsDiffer,
-    #[error("use a password of at least 12 characters")]
-    PasswordTooShort,
-    #[error("the password is longer than 1024 bytes")]
-    PasswordTooLong,
+    #[error(transparent)]
+    PasswordRule(#[from] PasswordRuleError),
 }
 
 /// Runs one `governance-server` command; `serve` (the default) returns after SIGINT or SIGTERM.
@@ -138,6 +152,12 @@ pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
             println!(
                 "now signing with key {kid}; the previous key stays published until its tokens expire"
             );
+            Ok(())
+        }
+        Some(Command::Policy {
+            command: PolicyCommand::Show,
+        }) => {
+            print!("{}", show_policy(&load_settings(&cli)?)?);
             Ok(())
         }
         Some(Command::Sponsors { command }) => match command {
@@ -192,6 +212,18 @@ fn load_settings(cli: &Cli) -> Result<ServerSettings, ServerCliError> {
     Ok(settings)
 }
 
+/// `policy show`: the merged policy, headed by where it comes from.
+fn show_policy(settings: &ServerSettings) -> Result<String, ServerCliError> {
+    let file = settings.policy_file()?;
+    let origin = match &file.path {
+        Some(path) => format!("{} layered over the shipped defaults", path.display()),
+        None => "the shipped defaults (config/policy.default.toml)".into(),
+    };
+    let text = crate::domain::policy::to_toml_text(&file.table)
+        .map_err(|e| SettingsError::Invalid(format!("printing the policy: {e}")))?;
+    Ok(format!("# The policy in force: {origin}.\n\n{text}"))
+}
+
 fn database(cli: &Cli, settings: &ServerSettings) -> Database {
     cli.database
         .as_deref()
@@ -206,7 +238,10 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>, S
         std::io::stdin().lock().read_line(&mut line)?;
         Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
     } else {
-        let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        let prompt = format!("Password ({PASSWORD_RULE}): ");
+        let first = Zeroizing::new(rpassword::prompt_password(prompt)?);
+        // Said before asking for it again, not after.
+        check_password_rule(&first)?;
         if confirm {
             let second = Zeroizing::new(rpassword::prompt_password("Again: ")?);
             if first != second {
@@ -215,12 +250,7 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>, S
         }
         first
     };
-    if password.chars().count() < 12 {
-        return Err(ServerCliError::PasswordTooShort);
-    }
-    if password.len() > 1024 {
-        return Err(ServerCliError::PasswordTooLong);
-    }
+    check_password_rule(&password)?;
     Ok(password)
 }
 

@@ -82,6 +82,12 @@ impl SessionStore {
         &self.dir
     }
 
+    /// Where `agent-cli fleet` keeps the keys of its agents on `server`, to reuse them.
+    pub fn fleet_dir(&self, server: &str) -> PathBuf {
+        let digest = hex::encode(&Sha256::digest(server.as_bytes())[..8]);
+        self.dir.join("fleet").join(digest)
+    }
+
     /// The session file of `server`.
     pub fn path(&self, server: &str) -> PathBuf {
         let digest = hex::encode(&Sha256::digest(server.as_bytes())[..8]);

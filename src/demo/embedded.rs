@@ -146,7 +146,7 @@ pub async fn start_embedded(
     .await?;
     let demo = if demo_agents > 0 && demo_rate > 0.0 {
         let sponsor_api = api.with_token(session.access_token.clone());
-        let fleet = Fleet::load_or_register(
+        let (fleet, _reused) = Fleet::load_or_register(
             &sponsor_api,
             &dir.join("demo-agents"),
             demo_agents,

@@ -274,6 +274,35 @@ pub struct FleetStats {
     pub last_error: Option<String>,
 }
 
+/// Registers the `i`th agent of a fleet with a fresh key.
+async fn register_one(sponsor: &ApiClient, i: usize, rng: &mut StdRng) -> ClientResult<SimAgent> {
+    let profile = i % PROFILES.len();
+    let p = &PROFILES[profile];
+    let key = AgentKey::generate();
+    let name = format!("{}-{:02}", p.name, i / PROFILES.len() + 1);
+    let model = p.models.choose(rng).copied().unwrap_or("unknown");
+    let agent = sponsor
+        .register_agent(
+            &RegisterAgent {
+                public_key: key.public_key(),
+                name: name.clone(),
+                capabilities: p.standing.iter().map(|c| (*c).to_owned()).collect(),
+                entra_object_id: None,
+                model: Some(model.to_owned()),
+                runtime: Some(p.runtime.to_owned()),
+            },
+            None,
+        )
+        .await?;
+    Ok(SimAgent {
+        key,
+        did: agent.did,
+        name,
+        profile,
+        token: Mutex::new(None),
+    })
+}
+
 /// A registered fleet.
 #[derive(Debug)]
 pub struct Fleet {
@@ -297,31 +326,7 @@ impl Fleet {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut agents = Vec::with_capacity(n);
         for i in 0..n {
-            let profile = i % PROFILES.len();
-            let p = &PROFILES[profile];
-            let key = AgentKey::generate();
-            let name = format!("{}-{:02}", p.name, i / PROFILES.len() + 1);
-            let model = p.models.choose(&mut rng).copied().unwrap_or("unknown");
-            let agent = sponsor
-                .register_agent(
-                    &RegisterAgent {
-                        public_key: key.public_key(),
-                        name: name.clone(),
-                        capabilities: p.standing.iter().map(|c| (*c).to_owned()).collect(),
-                        entra_object_id: None,
-                        model: Some(model.to_owned()),
-                        runtime: Some(p.runtime.to_owned()),
-                    },
-                    None,
-                )
-                .await?;
-            agents.push(Arc::new(SimAgent {
-                key,
-                did: agent.did,
-                name,
-                profile,
-                token: Mutex::new(None),
-            }));
+            agents.push(Arc::new(register_one(sponsor, i, &mut rng).await?));
         }
         Ok(Self {
             api: sponsor.anonymous(),
@@ -332,14 +337,15 @@ impl Fleet {
     }
 
     /// The fleet whose keys are kept in `dir` (one `*.pem` per agent, mode 0600): agents still
-    /// registered and active are reused, and new ones are registered up to `n`.
+    /// registered to `sponsor` and active are reused, and new ones are registered up to `n`,
+    /// each key saved as soon as its agent is registered. Returns how many were reused.
     pub async fn load_or_register(
         sponsor: &ApiClient,
         dir: &std::path::Path,
         n: usize,
         seed: u64,
         clock: SharedClock,
-    ) -> ClientResult<Self> {
+    ) -> ClientResult<(Self, usize)> {
         let io = |e: std::io::Error| ClientError::Url(format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
         let mine = sponsor.agents(false).await?;
@@ -352,6 +358,9 @@ impl Fleet {
             .collect();
         entries.sort();
         for path in entries {
+            if agents.len() == n {
+                break;
+            }
             let Ok(key) = AgentKey::load(&path) else {
                 continue;
             };
@@ -373,31 +382,26 @@ impl Fleet {
                 profile,
                 token: Mutex::new(None),
             }));
-            if agents.len() == n {
-                break;
-            }
         }
-        if agents.len() < n {
-            let fresh = Self::register(
-                sponsor,
-                n - agents.len(),
-                seed.wrapping_add(agents.len() as u64),
-                clock.clone(),
-            )
-            .await?;
-            for a in fresh.agents {
-                a.key
-                    .save_new(&dir.join(format!("{}.pem", a.did.trim_start_matches("did:mesh:"))))
-                    .map_err(|e| ClientError::Url(e.to_string()))?;
-                agents.push(a);
-            }
+        let reused = agents.len();
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(reused as u64));
+        while agents.len() < n {
+            // Numbered on from the reused ones, so profiles and names keep their rotation.
+            let agent = register_one(sponsor, agents.len(), &mut rng).await?;
+            let file = format!("{}.pem", agent.did.trim_start_matches("did:mesh:"));
+            agent
+                .key
+                .save_new(&dir.join(file))
+                .map_err(|e| ClientError::Url(e.to_string()))?;
+            agents.push(Arc::new(agent));
         }
-        Ok(Self {
+        let fleet = Self {
             api: sponsor.anonymous(),
             token_endpoint: sponsor.token_endpoint(),
             clock,
             agents,
-        })
+        };
+        Ok((fleet, reused))
     }
 
     /// The same agents (and their cached tokens) talking to the server `api` names: another

@@ -138,10 +138,67 @@ impl Requirement {
 
 pub const SHIPPED: &str = include_str!("../../config/policy.default.toml");
 
+/// The policy's TOML: the shipped defaults with `overlay` (a user's policy file) layered over
+/// them key by key. Tables merge recursively; any other value, arrays included, replaces the
+/// shipped one, so a file that lists `[[capabilities]]` replaces that list as a whole (merging
+/// rules by position would be surprising).
+pub fn layered_over_shipped(overlay: &str) -> Result<toml::Table, Invalid> {
+    let parse = |text: &str| {
+        toml::from_str::<toml::Table>(text)
+            .map_err(|e| Invalid::new("invalid_policy", e.message().to_owned()))
+    };
+    let mut merged = parse(SHIPPED)?;
+    layer(&mut merged, parse(overlay)?);
+    Ok(merged)
+}
+
+fn layer(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(below)), toml::Value::Table(above)) => layer(below, above),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A merged policy table as TOML text, its tables in the order of the shipped file.
+pub fn to_toml_text(table: &toml::Table) -> Result<String, toml::ser::Error> {
+    const ORDER: [&str; 3] = ["requests", "trust", "capabilities"];
+    let mut entries: Vec<(&String, &toml::Value)> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
+    let mut text = String::new();
+    for (key, value) in entries {
+        let mut one = toml::Table::new();
+        one.insert(key.clone(), value.clone());
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&toml::to_string(&one)?);
+    }
+    Ok(text)
+}
+
 impl Policy {
+    /// A policy file layered over the shipped defaults (see [`layered_over_shipped`]).
     pub fn from_toml(text: &str) -> Result<Self, Invalid> {
-        let policy: Policy = toml::from_str(text)
-            .map_err(|e| Invalid::new("invalid_policy", e.message().to_owned()))?;
+        Self::from_table(layered_over_shipped(text)?)
+    }
+
+    /// A complete policy table; errors name the key (`requests.fatigue_limt: unknown field …`).
+    pub fn from_table(table: toml::Table) -> Result<Self, Invalid> {
+        let policy: Policy =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let at = e.path().to_string();
+                let message = e.into_inner().message().to_owned();
+                let message = if at == "." {
+                    message
+                } else {
+                    format!("{at}: {message}")
+                };
+                Invalid::new("invalid_policy", message)
+            })?;
         policy.validate()?;
         Ok(policy)
     }
@@ -317,6 +374,60 @@ mod tests {
         let broken = SHIPPED.replace("approvals_required = 2", "approvals_required = 3");
         assert!(Policy::from_toml(&broken).is_err());
         assert!(Policy::from_toml("[requests]\nunknown = 1").is_err());
+    }
+
+    #[test]
+    fn a_partial_file_layers_over_the_shipped_policy() {
+        let shipped = Policy::shipped().expect("shipped policy parses");
+        let p = Policy::from_toml("[requests]\nfatigue_limit = 10\n").expect("a partial file");
+        assert_eq!(p.requests.fatigue_limit, 10);
+        assert_eq!(
+            p.requests.pending_ttl_seconds,
+            shipped.requests.pending_ttl_seconds
+        );
+        assert_eq!(p.trust, shipped.trust);
+        assert_eq!(p.capabilities, shipped.capabilities);
+        // A file that lists capabilities replaces the list as a whole.
+        let only = "[[capabilities]]\npattern = \"read:*\"\nsensitivity = \"low\"\n\
+                    max_duration = \"1h\"\napprovals_required = 1\n";
+        let p = Policy::from_toml(only).expect("a file with its own capabilities");
+        assert_eq!(p.capabilities.len(), 1);
+        assert_eq!(p.requests, shipped.requests);
+    }
+
+    #[test]
+    fn errors_in_a_partial_file_name_the_key() {
+        for (text, named) in [
+            (
+                "[requests]\nfatigue_limt = 10\n",
+                "requests.fatigue_limt: unknown field `fatigue_limt`",
+            ),
+            (
+                "[trust]\napproved = \"ten\"\n",
+                "trust.approved: invalid type",
+            ),
+            (
+                "[requests]\npending_ttl = \"soon\"\n",
+                "requests.pending_ttl: \"soon\"",
+            ),
+            (
+                "[request]\nfatigue_limit = 10\n",
+                "request: unknown field `request`",
+            ),
+        ] {
+            let err = Policy::from_toml(text).expect_err("refused");
+            assert!(err.message.starts_with(named), "{text}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn the_merged_table_prints_as_a_policy_file() {
+        let table = layered_over_shipped("[trust]\ndenied = -30\n").expect("merges");
+        let text = to_toml_text(&table).expect("prints");
+        assert!(text.starts_with("[requests]\n"), "{text}");
+        assert!(text.contains("denied = -30"), "{text}");
+        let again = Policy::from_toml(&text).expect("its output parses");
+        assert_eq!(again, Policy::from_table(table).expect("valid"));
     }
 
     #[test]

@@ -11,6 +11,32 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+/// The rule for a sponsor's password, as the prompt and the errors state it.
+pub const PASSWORD_RULE: &str = "at least 12 characters, at most 1024 bytes";
+const MIN_CHARS: usize = 12;
+const MAX_BYTES: usize = 1024;
+
+/// A password that breaks [`PASSWORD_RULE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRuleError {
+    #[error("the password has {0} characters; a sponsor's password needs {PASSWORD_RULE}")]
+    TooShort(usize),
+    #[error("the password has {0} bytes; a sponsor's password needs {PASSWORD_RULE}")]
+    TooLong(usize),
+}
+
+/// Whether `password` keeps [`PASSWORD_RULE`].
+pub fn check_password_rule(password: &str) -> Result<(), PasswordRuleError> {
+    let chars = password.chars().count();
+    if chars < MIN_CHARS {
+        return Err(PasswordRuleError::TooShort(chars));
+    }
+    if password.len() > MAX_BYTES {
+        return Err(PasswordRuleError::TooLong(password.len()));
+    }
+    Ok(())
+}
+
 /// An argon2id PHC string for `password` (OWASP parameters: m=19 MiB, t=2, p=1).
 pub fn hash_password(password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
@@ -49,6 +75,22 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rule_is_stated_when_broken() {
+        assert_eq!(check_password_rule("twelve chars"), Ok(()));
+        let short = check_password_rule("short").expect_err("too short");
+        assert_eq!(
+            short.to_string(),
+            "the password has 5 characters; a sponsor's password needs at least 12 characters, \
+             at most 1024 bytes"
+        );
+        let long = "x".repeat(1025);
+        assert_eq!(
+            check_password_rule(&long),
+            Err(PasswordRuleError::TooLong(1025))
+        );
+    }
 
     #[tokio::test]
     async fn hashes_and_verifies() {

@@ -143,3 +143,161 @@ async fn keygen_register_token_introspect() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_capability"));
     server.shutdown().await.unwrap();
 }
+
+/// `agent-cli` against `base` with a sponsor's token and its state in `state`.
+fn agent_cli(base: &str, token: &str, state: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
+    cmd.args(["--server", base])
+        .env("SPONSOR_TOKEN", token)
+        .env(sponsor_console::client::session::STATE_DIR_ENV, state)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn fleet_reuses_its_agents_run_after_run() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let token = sign_in(&client, "alice").await.access_token;
+    let alice = client.with_token(&token);
+    let state = dir.path().join("state");
+    let fleet = || async {
+        let out = agent_cli(&base, &token, &state)
+            .args(["fleet", "--agents", "10", "--count", "2", "--rate", "100"])
+            .args(["--delegation-share", "0"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("errors 0"),
+            "{stderr}"
+        );
+        stderr
+    };
+    // 25 agents per sponsor: without reuse the third run of ten would be refused.
+    let first = fleet().await;
+    assert!(
+        first.contains("10 agents: 0 reused, 10 registered"),
+        "{first}"
+    );
+    let mut dids: Vec<String> = alice
+        .agents(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.did)
+        .collect();
+    dids.sort();
+    for _ in 0..2 {
+        let again = fleet().await;
+        assert!(
+            again.contains("10 agents: 10 reused, 0 registered"),
+            "{again}"
+        );
+    }
+    let mut now: Vec<String> = alice
+        .agents(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.did)
+        .collect();
+    now.sort();
+    assert_eq!(now, dids, "the same ten agents");
+
+    // One suspended is not reused: a replacement is registered beside the nine.
+    alice.suspend(&dids[0], "test", false).await.unwrap();
+    let after = fleet().await;
+    assert!(
+        after.contains("10 agents: 9 reused, 1 registered"),
+        "{after}"
+    );
+    assert!(!after.contains(&dids[0]), "{after}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn request_and_wait_say_what_comes_next_on_stderr() {
+    let (server, dir) = start_real_clock(settings()).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let token = sign_in(&client, "alice").await.access_token;
+    let state = dir.path().join("state");
+    let key = dir.path().join("bot.pem");
+    let key = key.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = agent_cli(&base, &token, &state);
+        cmd.args(args);
+        cmd
+    };
+    for args in [
+        &["keygen", "--out", key][..],
+        &[
+            "register",
+            "--key",
+            key,
+            "--name",
+            "bot",
+            "--capability",
+            "read:x",
+        ],
+    ] {
+        let out = run(args).output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let asked = run(&[
+        "request",
+        "elevation",
+        "--key",
+        key,
+        "--capability",
+        "send:email:vendors",
+        "--for",
+        "30m",
+        "--justification",
+        "remittance advice",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(asked.status.success(), "{asked:?}");
+    // Stdout stays one JSON document, for scripts.
+    let request: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    let id = request["id"].as_str().unwrap();
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert!(
+        said.contains(&format!(
+            "next: agent-cli --server {base} wait --key {key} {id}   (blocks until a sponsor decides"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "sponsor: sponsor-console --server {base} approve {id} --for 30m --reason"
+        )),
+        "{said}"
+    );
+
+    let waited = run(&["wait", "--key", key, id, "--timeout", "0s"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(waited.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&waited.stderr);
+    assert!(
+        said.contains(&format!(
+            "waiting up to 0s (--timeout) for a sponsor to decide {id}"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{id} is still pending; wait again with")),
+        "{said}"
+    );
+    serde_json::from_slice::<serde_json::Value>(&waited.stdout).unwrap();
+    server.shutdown().await.unwrap();
+}

@@ -45,5 +45,6 @@ mod request_ids;
 mod requests;
 mod revocation;
 mod rules;
+mod server_cli;
 mod state_record;
 mod token_validation;
