@@ -215,6 +215,22 @@ pub enum AgentCliError {
     OutOfRange(#[from] TryFromIntError),
 }
 
+impl AgentCliError {
+    /// The exit code, from the same table as `sponsor-console`'s: a server's 4xx says which
+    /// (2 bad input, 3 not authenticated, 4 refused, 5 conflict), a key file that cannot be
+    /// read is bad input, anything else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AgentCliError::Client(e) => exit::of_client(e),
+            AgentCliError::Login(e) => exit::of_login(e),
+            AgentCliError::Key(_) | AgentCliError::OutOfRange(_) => exit::USAGE,
+            AgentCliError::WriteKey { .. } | AgentCliError::Session(_) | AgentCliError::Json(_) => {
+                exit::FAILURE
+            }
+        }
+    }
+}
+
 /// The server `agent-cli` talks to unless told otherwise.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 

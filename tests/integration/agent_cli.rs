@@ -139,8 +139,29 @@ async fn keygen_register_token_introspect() {
         .output()
         .await
         .unwrap();
-    assert!(!refused.status.success());
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "bad input, as the README's table says"
+    );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_capability"));
+    // A key the server does not know: refused authentication; a key file that is not there:
+    // bad input; a request decided already: conflict.
+    let stranger = dir.path().join("stranger.pem");
+    let stranger = stranger.to_str().unwrap();
+    ok(&run(&["keygen", "--out", stranger]).output().await.unwrap());
+    let unknown = run(&["token", "--key", stranger]).output().await.unwrap();
+    assert_eq!(unknown.status.code(), Some(3), "{unknown:?}");
+    let missing = run(&["token", "--key", "no-such.pem"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    let late = run(&["cancel", "--key", key, &id, "--reason", "too late"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(late.status.code(), Some(5), "{late:?}");
     server.shutdown().await.unwrap();
 }
 

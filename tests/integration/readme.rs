@@ -175,7 +175,12 @@ async fn the_walk_through_runs_as_written_and_the_exit_codes_hold() {
             None => command.clone(),
         };
         assert!(!command.contains('…'), "a placeholder left in {command}");
-        if let Some(background) = command.strip_suffix('&') {
+        if command.contains("agent-cli wait") {
+            // It blocks until the sponsor decides (in the background, or another terminal):
+            // the next commands.
+            let foreground = command.trim_end_matches('&');
+            waiting = Some(sandbox.sh(&format!("exec {foreground}")).spawn().unwrap());
+        } else if let Some(background) = command.strip_suffix('&') {
             assert!(background.contains("serve"), "{command}");
             let mut child = sandbox.sh(&format!("exec {background}")).spawn().unwrap();
             let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -210,9 +215,6 @@ async fn the_walk_through_runs_as_written_and_the_exit_codes_hold() {
                 .expect("login ends once approved")
                 .unwrap();
             assert!(status.success(), "{command}: {status}");
-        } else if command.contains("agent-cli wait") {
-            // It blocks until the sponsor decides, in another terminal: the next commands.
-            waiting = Some(sandbox.sh(&command).spawn().unwrap());
         } else if command.contains("agent-cli fleet") {
             let mut child = sandbox.sh(&format!("exec {command}")).spawn().unwrap();
             tokio::time::sleep(Duration::from_secs(3)).await;
