@@ -6,7 +6,7 @@ use sponsor_console::client::ApiClient;
 use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::client::session::STATE_DIR_ENV;
 
-use crate::common::{elevation, settings, sign_in, start_real_clock};
+use crate::common::{as_agent, elevation, register, settings, sign_in, start_real_clock};
 
 #[tokio::test]
 async fn scripted_commands_and_exit_codes() {
@@ -181,35 +181,8 @@ async fn console_toml_names_the_server_and_read_only_refuses_what_acts() {
     let state_dir = dir.path().join("state");
     crate::common::save_session(&state_dir, &base, &tokens, "alice");
     let alice = client.with_token(&tokens.access_token);
-    let key = AgentKey::generate();
-    alice
-        .register_agent(
-            &sponsor_console::protocol::agents::RegisterAgent {
-                public_key: key.public_key(),
-                name: "ledger-bot".into(),
-                capabilities: vec![],
-                entra_object_id: None,
-                model: None,
-                runtime: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let assertion = key
-        .assertion(
-            &client.token_endpoint(),
-            chrono::Utc::now(),
-            chrono::Duration::seconds(60),
-        )
-        .unwrap();
-    let bot = client.with_token(
-        client
-            .client_credentials(&assertion, None)
-            .await
-            .unwrap()
-            .access_token,
-    );
+    let (key, _) = register(&alice, "ledger-bot", &[]).await;
+    let bot = as_agent(&client, &key).await;
     let request = bot
         .request_elevation(&elevation(&["write:crm:x"], 3600), None)
         .await

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use sponsor_console::client::ApiClient;
-use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::domain::policy::Policy;
-use sponsor_console::protocol::agents::RegisterAgent;
 use sponsor_console::protocol::requests::RequestStatus;
 use sponsor_console::server::store::PgStore;
 
 use crate::common::postgres::{Database, Schema};
-use crate::common::{PASSWORD, TestServer, elevation, query, settings, sign_in, spawn_server};
+use crate::common::{
+    PASSWORD, TestServer, as_agent, elevation, query, register, settings, sign_in, spawn_server,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_binary_serves_from_postgres() {
@@ -41,30 +41,8 @@ async fn the_server_binary_serves_from_postgres() {
     let (mut server, base) = spawn_server(&config).await;
     let client = ApiClient::new(&base).unwrap();
     let alice = client.with_token(sign_in(&client, "alice").await.access_token);
-    let key = AgentKey::generate();
-    let agent = alice
-        .register_agent(
-            &RegisterAgent {
-                public_key: key.public_key(),
-                name: "ledger-bot".into(),
-                capabilities: vec![],
-                entra_object_id: None,
-                model: None,
-                runtime: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let assertion = key
-        .assertion(
-            &client.token_endpoint(),
-            chrono::Utc::now(),
-            chrono::Duration::seconds(60),
-        )
-        .unwrap();
-    let token = client.client_credentials(&assertion, None).await.unwrap();
-    let bot = client.with_token(token.access_token);
+    let (key, agent) = register(&alice, "ledger-bot", &[]).await;
+    let bot = as_agent(&client, &key).await;
     let submitted = bot
         .request_elevation(&elevation(&["write:ledger:close"], 3600), None)
         .await
@@ -334,20 +312,7 @@ async fn a_role_with_only_data_rights_serves_a_migrated_database() {
     let (mut server, base) = spawn_server(&config).await;
     let client = ApiClient::new(&base).unwrap();
     let alice = client.with_token(sign_in(&client, "alice").await.access_token);
-    let agent = alice
-        .register_agent(
-            &RegisterAgent {
-                public_key: AgentKey::generate().public_key(),
-                name: "ledger-bot".into(),
-                capabilities: vec![],
-                entra_object_id: None,
-                model: None,
-                runtime: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let (_, agent) = register(&alice, "ledger-bot", &[]).await;
     assert_eq!(alice.agent(&agent.did).await.unwrap().did, agent.did);
     server.start_kill().unwrap();
     server.wait().await.unwrap();

@@ -120,22 +120,7 @@ impl TestServer {
         name: &str,
         capabilities: &[&str],
     ) -> (AgentKey, Agent) {
-        let key = AgentKey::generate();
-        let agent = sponsor
-            .register_agent(
-                &RegisterAgent {
-                    public_key: key.public_key(),
-                    name: name.to_owned(),
-                    capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
-                    entra_object_id: None,
-                    model: Some("gpt-test".into()),
-                    runtime: Some("pytest".into()),
-                },
-                None,
-            )
-            .await
-            .expect("register");
-        (key, agent)
+        register(sponsor, name, capabilities).await
     }
 
     /// A fresh client assertion for `key`, valid for a minute on the server's clock.
@@ -152,6 +137,39 @@ impl TestServer {
         use sponsor_console::clock::Clock;
         self.clock.now()
     }
+}
+
+/// Registers a fresh agent for `sponsor` with `capabilities`, on any server.
+pub async fn register(sponsor: &ApiClient, name: &str, capabilities: &[&str]) -> (AgentKey, Agent) {
+    let key = AgentKey::generate();
+    let agent = sponsor
+        .register_agent(
+            &RegisterAgent {
+                public_key: key.public_key(),
+                name: name.to_owned(),
+                capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                entra_object_id: None,
+                model: Some("gpt-test".into()),
+                runtime: Some("pytest".into()),
+            },
+            None,
+        )
+        .await
+        .expect("register");
+    (key, agent)
+}
+
+/// A client holding `key`'s agent token from `client`'s server, on a server with the real
+/// clock.
+pub async fn as_agent(client: &ApiClient, key: &AgentKey) -> ApiClient {
+    let assertion = key
+        .assertion(&client.token_endpoint(), Utc::now(), Duration::seconds(60))
+        .expect("assertion");
+    let token = client
+        .client_credentials(&assertion, None)
+        .await
+        .expect("agent token");
+    client.with_token(token.access_token)
 }
 
 /// What the browser ended on.
