@@ -5,8 +5,14 @@
 //! pending request is loaded (the status bar shows the full count and no longer says
 //! "loading"), and the console's resident memory then.
 //!
-//! Run: `cargo bench --bench console_load` (options: `-- --pending 100000 --runs 3`). Seeding
-//! 100,000 requests through the API takes a couple of minutes on a 2-core machine.
+//! The server is seeded once, through its API, by the fleet simulator (64 agents, 32
+//! submissions in flight, no delegations); each of the `--runs` runs is one start of the
+//! console against it, and the summary gives each figure's median and p99 over the runs.
+//!
+//! Run: `cargo bench --bench console_load` (options: `-- --runs 3 --pending 100000`). Seeding
+//! 100,000 requests through the API takes a couple of minutes on a 2-core machine. The
+//! console is the `sponsor-console` binary cargo builds for the bench (the `bench` profile,
+//! which is `release`'s).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -40,7 +46,7 @@ struct Start {
 
 async fn run() -> anyhow::Result<()> {
     let pending = support::arg("--pending", 100_000);
-    let runs = support::arg("--runs", 3);
+    let mut runs = support::Runs::from_args();
     let mut policy = Policy::shipped()?;
     policy.requests.fatigue_limit = u32::MAX;
     // Long enough that none expires while the benchmark runs.
@@ -87,38 +93,38 @@ async fn run() -> anyhow::Result<()> {
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(50),
         username: Some("bench".into()),
     })?;
-    let mut starts = Vec::new();
-    for _ in 0..runs {
+    for r in 1..=runs.n() {
+        runs.begin(r);
         let base = base.clone();
         let state = dir.path().to_owned();
-        starts.push(
-            tokio::task::spawn_blocking(move || start_console(&base, &state, pending)).await??,
+        let start =
+            tokio::task::spawn_blocking(move || start_console(&base, &state, pending)).await??;
+        println!(
+            "first row {:.0} ms   all {pending} loaded {:.0} ms   resident {:.0} MB",
+            start.first_row.as_secs_f64() * 1e3,
+            start.all.as_secs_f64() * 1e3,
+            start.rss as f64 / 1e6
+        );
+        runs.record(
+            "console start → first row on screen",
+            "ms",
+            0,
+            start.first_row.as_secs_f64() * 1e3,
+        );
+        runs.record(
+            &format!("console start → all {pending} loaded"),
+            "ms",
+            0,
+            start.all.as_secs_f64() * 1e3,
+        );
+        runs.record(
+            "console resident memory, all loaded",
+            "MB",
+            0,
+            start.rss as f64 / 1e6,
         );
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    println!(
-        "{:<44} median {:>9.0} ms",
-        "console start → first row on screen",
-        median(
-            starts
-                .iter()
-                .map(|s| s.first_row.as_secs_f64() * 1e3)
-                .collect()
-        )
-    );
-    println!(
-        "{:<44} median {:>9.0} ms   ({pending} pending)",
-        "console start → every request loaded",
-        median(starts.iter().map(|s| s.all.as_secs_f64() * 1e3).collect())
-    );
-    println!(
-        "{:<44} median {:>9.0} MB",
-        "console resident memory, all loaded",
-        median(starts.iter().map(|s| s.rss as f64 / 1e6).collect())
-    );
+    runs.summary();
     bench.server.shutdown().await?;
     Ok(())
 }

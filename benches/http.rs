@@ -5,9 +5,15 @@
 //! shares of `/healthz` throughput, measured in the same run with the same connections.
 //!
 //! Run: `cargo bench --bench http` (needs `wrk` on the PATH, e.g. `apt-get install wrk`;
-//! options: `-- --seconds 10 --connections 16 --threads 2 --database postgres://…`). Issuance posts pre-signed client
-//! assertions (`benches/http/issue.lua`), each once; introspection posts one agent token
-//! again and again with a sponsor's bearer token (`benches/http/introspect.lua`).
+//! options: `-- --runs 3 --seconds 10 --connections 16 --threads 2 --database postgres://…`).
+//! Issuance posts pre-signed client assertions (`benches/http/issue.lua`), each once;
+//! introspection posts one agent token again and again with a sponsor's bearer token
+//! (`benches/http/introspect.lua`).
+//!
+//! One server serves every run. Each of the `--runs` runs is one full round: fresh assertions
+//! signed, then wrk on `/healthz`, on introspection and on issuance, `--seconds` each, one after
+//! the other. The summary gives each figure's median and p99 over the runs; the shares of
+//! `/healthz` are each run's own.
 
 use std::io::Write;
 use std::process::Command;
@@ -103,6 +109,20 @@ fn wrk(
     })
 }
 
+/// wrk's latency ("4.93ms", "812.00us", "1.02s") in milliseconds.
+fn latency_ms(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
+        (v, 1e-3)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1e3)
+    } else {
+        (text, 1.0)
+    };
+    number.trim().parse::<f64>().ok().map(|v| v * scale)
+}
+
 async fn run(opts: Options) -> anyhow::Result<()> {
     let database = database();
     let bench = match &database {
@@ -137,25 +157,8 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             .await?;
         keys.push(key);
     }
-    // More assertions than the run can use at 20,000 issuances a second; each is valid for
-    // the two minutes around the run.
     let dir = tempfile::tempdir()?;
     let bodies_path = dir.path().join("assertions.txt");
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&bodies_path)?);
-        for i in 0..opts.seconds * 20_000 {
-            let key = &keys[i % keys.len()];
-            let assertion =
-                key.assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(120))?;
-            writeln!(
-                file,
-                "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
-                url::form_urlencoded::byte_serialize(ASSERTION_TYPE_JWT_BEARER.as_bytes())
-                    .collect::<String>()
-            )?;
-        }
-        file.flush()?;
-    }
     let first = keys[0].assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(60))?;
     let agent_token = api.client_credentials(&first, None).await?.access_token;
     let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/http");
@@ -178,41 +181,84 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             wrk(&opts, &url, script.as_deref(), &env)
         })
     };
-    let health = measure(format!("{base}/healthz"), None, Vec::new()).await??;
-    let introspection = measure(
-        format!("{base}/oauth2/introspect"),
-        Some(format!("{scripts}/introspect.lua")),
-        vec![
-            ("AGENT_TOKEN", agent_token.clone()),
-            ("CALLER_TOKEN", bench.sponsor_token.clone()),
-        ],
-    )
-    .await??;
-    let issuance = measure(
-        token_endpoint.clone(),
-        Some(format!("{scripts}/issue.lua")),
-        vec![("BODIES", bodies_path.display().to_string())],
-    )
-    .await??;
-    for (name, run) in [
-        ("/healthz", &health),
-        ("introspection", &introspection),
-        ("token issuance", &issuance),
-    ] {
+    let mut runs = support::Runs::from_args();
+    for r in 1..=runs.n() {
+        runs.begin(r);
+        // More assertions than the run can use at 20,000 issuances a second; each is valid for
+        // the two minutes around the run.
+        {
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&bodies_path)?);
+            for i in 0..opts.seconds * 20_000 {
+                let key = &keys[i % keys.len()];
+                let assertion =
+                    key.assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(120))?;
+                writeln!(
+                    file,
+                    "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+                    url::form_urlencoded::byte_serialize(ASSERTION_TYPE_JWT_BEARER.as_bytes())
+                        .collect::<String>()
+                )?;
+            }
+            file.flush()?;
+        }
+        let health = measure(format!("{base}/healthz"), None, Vec::new()).await??;
+        let introspection = measure(
+            format!("{base}/oauth2/introspect"),
+            Some(format!("{scripts}/introspect.lua")),
+            vec![
+                ("AGENT_TOKEN", agent_token.clone()),
+                ("CALLER_TOKEN", bench.sponsor_token.clone()),
+            ],
+        )
+        .await??;
+        let issuance = measure(
+            token_endpoint.clone(),
+            Some(format!("{scripts}/issue.lua")),
+            vec![("BODIES", bodies_path.display().to_string())],
+        )
+        .await??;
+        for (name, run) in [
+            ("/healthz", &health),
+            ("introspection", &introspection),
+            ("token issuance", &issuance),
+        ] {
+            println!(
+                "{name:<16} {:>9.0} /s   median {:>9}   {} answers not 2xx",
+                run.per_second, run.latency_median, run.failed
+            );
+        }
         println!(
-            "{name:<16} {:>9.0} /s   median {:>9}   {} answers not 2xx",
-            run.per_second, run.latency_median, run.failed
+            "ratios           introspection {:.1}%   issuance {:.2}%   (of /healthz throughput)",
+            100.0 * introspection.per_second / health.per_second,
+            100.0 * issuance.per_second / health.per_second
+        );
+        anyhow::ensure!(
+            introspection.failed == 0 && issuance.failed == 0,
+            "some answers were errors"
+        );
+        runs.record_rate("/healthz", health.per_second);
+        runs.record_rate("introspection", introspection.per_second);
+        runs.record_rate("token issuance", issuance.per_second);
+        if let Some(ms) = latency_ms(&introspection.latency_median) {
+            runs.record("introspection latency (wrk's median)", "ms", 2, ms);
+        }
+        if let Some(ms) = latency_ms(&issuance.latency_median) {
+            runs.record("issuance latency (wrk's median)", "ms", 2, ms);
+        }
+        runs.record(
+            "introspection / /healthz",
+            "%",
+            1,
+            100.0 * introspection.per_second / health.per_second,
+        );
+        runs.record(
+            "issuance / /healthz",
+            "%",
+            2,
+            100.0 * issuance.per_second / health.per_second,
         );
     }
-    println!(
-        "ratios           introspection {:.1}%   issuance {:.2}%   (of /healthz throughput)",
-        100.0 * introspection.per_second / health.per_second,
-        100.0 * issuance.per_second / health.per_second
-    );
-    anyhow::ensure!(
-        introspection.failed == 0 && issuance.failed == 0,
-        "some answers were errors"
-    );
+    runs.summary();
     bench.server.shutdown().await?;
     Ok(())
 }

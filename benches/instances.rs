@@ -11,8 +11,9 @@
 //!    decided and, where there are several, on each of the others.
 //!
 //! PostgreSQL is the server `BENCH_DATABASE_URL` names, else `TEST_DATABASE_URL`; without
-//! either, only SQLite is measured. Every setup runs `--runs` times (interleaved), and the
-//! table gives the median of the per-run figures with their range.
+//! either, only SQLite is measured. Every setup runs `--runs` times (interleaved: each run
+//! measures every setup once, each on a fresh database), and the summary gives each figure's
+//! median and p99 over the runs, with every run's value.
 //!
 //! Run: `BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench
 //! instances` (options: `-- --agents 32 --count 3000 --concurrency 32 --rate 100 --seconds 10
@@ -54,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         concurrency: support::arg("--concurrency", 32),
         rate: support::arg("--rate", 100),
         seconds: support::arg("--seconds", 10),
-        runs: support::arg("--runs", 3).max(1),
+        runs: support::Runs::from_args().n(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -96,7 +97,9 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         opts.agents, opts.count, opts.concurrency, opts.rate, opts.seconds, opts.runs
     );
     let mut results: Vec<Vec<Figures>> = vec![Vec::new(); setups.len()];
+    let mut runs = support::Runs::new(opts.runs);
     for r in 0..opts.runs {
+        runs.begin(r + 1);
         for (s, (name, backend, n)) in setups.iter().enumerate() {
             let f = measure(&opts, backend, *n, (r * 10 + s) as u64).await?;
             println!(
@@ -110,54 +113,41 @@ async fn run(opts: Options) -> anyhow::Result<()> {
                 f.missing,
                 f.errors
             );
+            let sqlite = results[0]
+                .get(r)
+                .map_or(f.submissions_per_second, |q: &Figures| {
+                    q.submissions_per_second
+                });
+            runs.record_rate(&format!("{name}: submissions"), f.submissions_per_second);
+            runs.record(
+                &format!("{name}: submissions ÷ SQLite, same run"),
+                "",
+                2,
+                f.submissions_per_second / sqlite,
+            );
+            runs.record_ms(&format!("{name}: submission p99"), f.submission_p99);
+            if let Some((p50, p99)) = f.same {
+                runs.record_ms(
+                    &format!("{name}: decision → SSE, same instance, median"),
+                    p50,
+                );
+                runs.record_ms(&format!("{name}: decision → SSE, same instance, p99"), p99);
+            }
+            if let Some((p50, p99)) = f.other {
+                runs.record_ms(
+                    &format!("{name}: decision → SSE, other instances, median"),
+                    p50,
+                );
+                runs.record_ms(
+                    &format!("{name}: decision → SSE, other instances, p99"),
+                    p99,
+                );
+            }
             results[s].push(f);
         }
     }
 
-    println!();
-    println!(
-        "medians of {} runs [min–max]; decision → SSE is median / p99 in ms",
-        opts.runs
-    );
-    println!(
-        "{:<24} | {:>17} {:>17} | {:>20} | {:>26} | {:>26}",
-        "setup",
-        "submissions/s",
-        "÷ SQLite, same run",
-        "submission p99 ms",
-        "→ SSE, same instance",
-        "→ SSE, other instances"
-    );
-    for ((name, _, _), runs) in setups.iter().zip(&results) {
-        let per_second: Vec<f64> = runs.iter().map(|f| f.submissions_per_second).collect();
-        // Each run's own ratio to SQLite in the same run: the machine's load moves both.
-        let ratios: Vec<f64> = runs
-            .iter()
-            .zip(&results[0])
-            .map(|(f, sqlite)| f.submissions_per_second / sqlite.submissions_per_second)
-            .collect();
-        let p99: Vec<f64> = runs.iter().map(|f| ms(f.submission_p99)).collect();
-        let latency = |pick: fn(&Figures) -> Option<(Duration, Duration)>| {
-            let got: Vec<(f64, f64)> = runs
-                .iter()
-                .filter_map(|f| pick(f).map(|(a, b)| (ms(a), ms(b))))
-                .collect();
-            if got.is_empty() {
-                return "—".to_owned();
-            }
-            let p50: Vec<f64> = got.iter().map(|g| g.0).collect();
-            let p99: Vec<f64> = got.iter().map(|g| g.1).collect();
-            format!("{:.1} / {}", median(p50), spread(&p99, 1))
-        };
-        println!(
-            "{name:<24} | {:>17} {:>17} | {:>20} | {:>26} | {:>26}",
-            spread(&per_second, 0),
-            spread(&ratios, 2),
-            spread(&p99, 1),
-            latency(|f| f.same),
-            latency(|f| f.other),
-        );
-    }
+    runs.summary();
     let (missing, errors): (usize, usize) = results
         .iter()
         .flatten()
@@ -178,21 +168,6 @@ fn pair(p: Option<(Duration, Duration)>) -> String {
     p.map_or_else(
         || "—".to_owned(),
         |(a, b)| format!("{:.1}/{:.1} ms", ms(a), ms(b)),
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// "median [min–max]".
-fn spread(v: &[f64], decimals: usize) -> String {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!(
-        "{:.decimals$} [{lo:.decimals$}–{hi:.decimals$}]",
-        median(v.to_vec())
     )
 }
 

@@ -2,10 +2,13 @@
 //! page a console asks for) against an in-process server holding `--pending` pending requests
 //! (5,000 by default, submitted through the API by the fleet simulator with 10% delegations to
 //! new children; a first approval is recorded on those that need two). Times the whole HTTP
-//! exchange as a client sees it, from sending the request to the last byte of the body, over
-//! `--runs` calls after a warm-up, and prints the median and p99 and the median per row.
+//! exchange as a client sees it, from sending the request to the last byte of the body. The
+//! server is seeded once; each of the `--runs` runs makes `--calls` calls after a warm-up of a
+//! tenth as many, and prints their median and p99 and the median per row; the summary gives
+//! each figure's median and p99 over the runs. (`--calls` was `--runs` before the benches
+//! shared a run count.)
 //!
-//! Run: `cargo bench --bench pending_page` (options: `-- --pending 5000 --runs 400`).
+//! Run: `cargo bench --bench pending_page` (options: `-- --runs 3 --pending 5000 --calls 400`).
 //!
 //! To compare two builds on the same data, give both `--db FILE` (seeded by the first run,
 //! only read by later ones; nothing expires for a day) and `--save-page FILE`: the saved
@@ -38,7 +41,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let pending = support::arg("--pending", 5_000);
-    let runs = support::arg("--runs", 400);
+    let calls = support::arg("--calls", 400);
+    let mut runs = support::Runs::from_args();
     let mut policy = Policy::shipped()?;
     policy.requests.fatigue_limit = u32::MAX;
     // Long enough that none expires while the benchmark runs.
@@ -109,24 +113,26 @@ async fn run() -> anyhow::Result<()> {
     if let Some(path) = support::text_arg("--save-page") {
         std::fs::write(path, &body)?;
     }
-    for _ in 0..runs / 10 {
-        page().await?;
+    for r in 1..=runs.n() {
+        runs.begin(r);
+        for _ in 0..calls / 10 {
+            page().await?;
+        }
+        let mut times: Vec<Duration> = Vec::with_capacity(calls);
+        let wall = Instant::now();
+        for _ in 0..calls {
+            times.push(page().await?.0);
+        }
+        let summary = support::summarize(times, wall.elapsed());
+        let name = format!("GET pending page ({PAGE} rows, {} KB)", bytes / 1000);
+        support::report(&name, &summary);
+        let per_row = summary.median.as_secs_f64() * 1e6 / PAGE as f64;
+        println!("{:<44} median {per_row:>9.2} µs", "per row");
+        runs.record_ms(&format!("{name}: median"), summary.median);
+        runs.record_ms(&format!("{name}: p99"), summary.p99);
+        runs.record("per row (page median / 500)", "µs", 2, per_row);
     }
-    let mut times: Vec<Duration> = Vec::with_capacity(runs);
-    let wall = Instant::now();
-    for _ in 0..runs {
-        times.push(page().await?.0);
-    }
-    let summary = support::summarize(times, wall.elapsed());
-    support::report(
-        &format!("GET pending page ({PAGE} rows, {} KB)", bytes / 1000),
-        &summary,
-    );
-    println!(
-        "{:<44} median {:>9.2} µs",
-        "per row",
-        summary.median.as_secs_f64() * 1e6 / PAGE as f64
-    );
+    runs.summary();
     bench.server.shutdown().await?;
     Ok(())
 }

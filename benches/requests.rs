@@ -3,10 +3,14 @@
 //! 1. the most submissions per second the server acknowledges (fleet unthrottled);
 //! 2. the delay from submission to the SSE event at the console while the fleet submits at a
 //!    steady 200/s (median and p99; the aim is p99 < 50 ms);
-//! 3. the state check (`audit verify --state`) over the chain the run wrote.
+//! 3. the state check (`audit verify --state`) over the chain the run wrote (median of 5).
 //!
-//! Run: `cargo bench --bench requests` (options: `-- --agents 32 --count 4000 --rate 200
-//! --seconds 10`).
+//! Each of the `--runs` runs starts a fresh server (a new SQLite file) and registers a fresh
+//! fleet, so every run measures the same thing; the summary gives each figure's median and p99
+//! over the runs.
+//!
+//! Run: `cargo bench --bench requests` (options: `-- --runs 3 --agents 32 --count 4000
+//! --rate 200 --seconds 10 --concurrency 32`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +35,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
+    let mut runs = support::Runs::from_args();
+    for r in 1..=runs.n() {
+        runs.begin(r);
+        measure(&mut runs).await?;
+    }
+    runs.summary();
+    Ok(())
+}
+
+/// One run on a fresh server.
+async fn measure(runs: &mut support::Runs) -> anyhow::Result<()> {
     let agents = support::arg("--agents", 32);
     let count = support::arg("--count", 4000);
     let rate = support::arg("--rate", 200);
@@ -78,9 +93,14 @@ async fn run() -> anyhow::Result<()> {
     let wall = started.elapsed();
     let samples = std::mem::take(&mut *latencies.lock().await);
     anyhow::ensure!(samples.len() == count, "some submissions failed");
+    let throughput = support::summarize(samples, wall);
     support::report(
         &format!("submissions, unthrottled ({concurrency} in flight)"),
-        &support::summarize(samples, wall),
+        &throughput,
+    );
+    runs.record_summary(
+        &format!("submissions, unthrottled ({concurrency} in flight)"),
+        &throughput,
     );
 
     // 2. Submission → SSE event at the console, at a steady rate.
@@ -148,6 +168,12 @@ async fn run() -> anyhow::Result<()> {
         summary.median.as_secs_f64() * 1e3,
         summary.p99.as_secs_f64() * 1e3,
     );
+    runs.record_ms(
+        &format!("submission → SSE at {rate}/s: median"),
+        summary.median,
+    );
+    runs.record_ms(&format!("submission → SSE at {rate}/s: p99"), summary.p99);
+    runs.record_rate(&format!("submission → SSE at {rate}/s: achieved"), achieved);
 
     // 3. The state check (`audit verify --state`) over the chain this run wrote: replay every
     //    event and compare with the tables.
@@ -169,6 +195,9 @@ async fn run() -> anyhow::Result<()> {
         median.as_secs_f64() * 1e3,
         head as f64 / median.as_secs_f64(),
     );
+    runs.record_ms("state check (median of 5)", median);
+    runs.record("state check: events in the chain", "", 0, head as f64);
+    runs.record_rate("state check: events", head as f64 / median.as_secs_f64());
     bench.server.shutdown().await?;
     Ok(())
 }

@@ -3,7 +3,12 @@
 //! validation every `/v1` call does, and the server's own `/healthz` with the same clients, for
 //! the ratios the performance goals are set in. Prints medians, p99 and throughput.
 //!
-//! Run: `cargo bench --bench tokens` (options: `-- --agents 32 --requests 4000 --concurrency 16`).
+//! One server and its agents serve every run; each run issues `--requests` fresh tokens,
+//! introspects them `4 × --requests` times, drives `/healthz` as often, and validates 20,000
+//! tokens in memory. The summary gives each figure's median and p99 over the `--runs`.
+//!
+//! Run: `cargo bench --bench tokens` (options: `-- --runs 3 --agents 32 --requests 4000
+//! --concurrency 16`).
 //! `-- --soak 600` then issues tokens without pause for 600 s and prints the rate of each
 //! minute, to show whether issuance stays flat as the tables grow.
 
@@ -127,107 +132,135 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         api.client_credentials(&a, None).await?;
     }
 
-    // 1. Client credentials: sign an assertion, verify it, consume its jti, store the token,
-    //    append the audit event — one transaction per token.
-    let issued = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(opts.requests)));
-    let (samples, wall) = {
-        let (api, keys, issued) = (api.clone(), keys.clone(), issued.clone());
-        load(opts.requests, opts.concurrency, move |i| {
+    let mut runs = support::Runs::from_args();
+    let mut healthz_per_second = 0.0;
+    for r in 1..=runs.n() {
+        runs.begin(r);
+        // 1. Client credentials: sign an assertion, verify it, consume its jti, store the token,
+        //    append the audit event — one transaction per token.
+        let issued = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(opts.requests)));
+        let (samples, wall) = {
             let (api, keys, issued) = (api.clone(), keys.clone(), issued.clone());
-            async move {
-                let key = &keys[i % keys.len()];
-                let assertion = key
-                    .assertion(
-                        &api.token_endpoint(),
-                        Utc::now(),
-                        chrono::Duration::seconds(60),
-                    )
-                    .unwrap_or_default();
-                match api.client_credentials(&assertion, None).await {
-                    Ok(t) => issued.lock().await.push(t.access_token),
-                    Err(e) => eprintln!("issue failed: {e}"),
+            load(opts.requests, opts.concurrency, move |i| {
+                let (api, keys, issued) = (api.clone(), keys.clone(), issued.clone());
+                async move {
+                    let key = &keys[i % keys.len()];
+                    let assertion = key
+                        .assertion(
+                            &api.token_endpoint(),
+                            Utc::now(),
+                            chrono::Duration::seconds(60),
+                        )
+                        .unwrap_or_default();
+                    match api.client_credentials(&assertion, None).await {
+                        Ok(t) => issued.lock().await.push(t.access_token),
+                        Err(e) => eprintln!("issue failed: {e}"),
+                    }
                 }
-            }
-        })
-        .await
-    };
-    let issuance = support::summarize(samples, wall);
-    support::report("token issuance (client credentials)", &issuance);
-    let tokens = Arc::new(std::mem::take(&mut *issued.lock().await));
-    anyhow::ensure!(tokens.len() == opts.requests, "some issuances failed");
+            })
+            .await
+        };
+        let issuance = support::summarize(samples, wall);
+        support::report("token issuance (client credentials)", &issuance);
+        runs.record_summary("token issuance", &issuance);
+        let tokens = Arc::new(std::mem::take(&mut *issued.lock().await));
+        anyhow::ensure!(tokens.len() == opts.requests, "some issuances failed");
 
-    // 2. Introspection: in-memory JWT check, then one primary-key lookup.
-    let introspections = opts.requests * 4;
-    let (samples, wall) = {
-        let (api, tokens) = (caller.clone(), tokens.clone());
-        load(introspections, opts.concurrency, move |i| {
-            let (api, tokens) = (api.clone(), tokens.clone());
-            async move {
-                match api.introspect(&tokens[i % tokens.len()]).await {
-                    Ok(r) if r.active => {}
-                    Ok(_) => eprintln!("introspection said inactive"),
-                    Err(e) => eprintln!("introspection failed: {e}"),
+        // 2. Introspection: in-memory JWT check, then one primary-key lookup.
+        let introspections = opts.requests * 4;
+        let (samples, wall) = {
+            let (api, tokens) = (caller.clone(), tokens.clone());
+            load(introspections, opts.concurrency, move |i| {
+                let (api, tokens) = (api.clone(), tokens.clone());
+                async move {
+                    match api.introspect(&tokens[i % tokens.len()]).await {
+                        Ok(r) if r.active => {}
+                        Ok(_) => eprintln!("introspection said inactive"),
+                        Err(e) => eprintln!("introspection failed: {e}"),
+                    }
                 }
-            }
-        })
-        .await
-    };
-    let introspection = support::summarize(samples, wall);
-    support::report("introspection (RFC 7662)", &introspection);
+            })
+            .await
+        };
+        let introspection = support::summarize(samples, wall);
+        support::report("introspection (RFC 7662)", &introspection);
+        runs.record_summary("introspection", &introspection);
 
-    // The same clients against the server's own /healthz: the machine's ceiling for one HTTP
-    // round trip through this stack, which the issue's goals are ratios of.
-    let (samples, wall) = {
-        let api = caller.clone();
-        load(introspections, opts.concurrency, move |_| {
-            let api = api.clone();
-            async move {
-                match api.raw(reqwest::Method::GET, "/healthz").send().await {
-                    Ok(r) if r.status().is_success() => {}
-                    Ok(r) => eprintln!("healthz answered {}", r.status()),
-                    Err(e) => eprintln!("healthz failed: {e}"),
+        // The same clients against the server's own /healthz: the machine's ceiling for one HTTP
+        // round trip through this stack, which the issue's goals are ratios of.
+        let (samples, wall) = {
+            let api = caller.clone();
+            load(introspections, opts.concurrency, move |_| {
+                let api = api.clone();
+                async move {
+                    match api.raw(reqwest::Method::GET, "/healthz").send().await {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => eprintln!("healthz answered {}", r.status()),
+                        Err(e) => eprintln!("healthz failed: {e}"),
+                    }
                 }
-            }
-        })
-        .await
-    };
-    let health = support::summarize(samples, wall);
-    support::report("/healthz (same clients)", &health);
-    println!(
-        "{:<44} introspection {:>5.1}%   issuance {:>5.2}%   (of /healthz throughput)",
-        "ratios",
-        100.0 * introspection.per_second / health.per_second,
-        100.0 * issuance.per_second / health.per_second,
-    );
+            })
+            .await
+        };
+        let health = support::summarize(samples, wall);
+        support::report("/healthz (same clients)", &health);
+        runs.record_rate("/healthz (same clients): rate", health.per_second);
+        runs.record(
+            "introspection / /healthz",
+            "%",
+            1,
+            100.0 * introspection.per_second / health.per_second,
+        );
+        runs.record(
+            "issuance / /healthz",
+            "%",
+            2,
+            100.0 * issuance.per_second / health.per_second,
+        );
+        println!(
+            "{:<44} introspection {:>5.1}%   issuance {:>5.2}%   (of /healthz throughput)",
+            "ratios",
+            100.0 * introspection.per_second / health.per_second,
+            100.0 * issuance.per_second / health.per_second,
+        );
 
-    // 3. In-memory JWT validation, as every /v1 call does (no database).
-    let mut samples = Vec::with_capacity(20_000);
-    let started = Instant::now();
-    for i in 0..20_000 {
-        let token = &tokens[i % tokens.len()];
-        let t = Instant::now();
-        let ok = state
-            .keys
-            .verify_access(
-                token,
-                &state.issuer,
-                &state.settings.tokens.audience,
-                Utc::now(),
-            )
-            .is_ok();
-        samples.push(t.elapsed());
-        anyhow::ensure!(ok, "validation failed");
+        // 3. In-memory JWT validation, as every /v1 call does (no database).
+        let mut samples = Vec::with_capacity(20_000);
+        let started = Instant::now();
+        for i in 0..20_000 {
+            let token = &tokens[i % tokens.len()];
+            let t = Instant::now();
+            let ok = state
+                .keys
+                .verify_access(
+                    token,
+                    &state.issuer,
+                    &state.settings.tokens.audience,
+                    Utc::now(),
+                )
+                .is_ok();
+            samples.push(t.elapsed());
+            anyhow::ensure!(ok, "validation failed");
+        }
+        let validation = support::summarize(samples, started.elapsed());
+        runs.record_us("JWT validation in memory: median", validation.median);
+        runs.record_us("JWT validation in memory: p99", validation.p99);
+        runs.record_rate(
+            "JWT validation in memory: rate (one thread)",
+            validation.per_second,
+        );
+        println!(
+            "{:<44} median {:>9.1} µs   p99 {:>9.1} µs   {:>9.0} /s (one thread)",
+            "JWT validation in memory (EdDSA)",
+            validation.median.as_secs_f64() * 1e6,
+            validation.p99.as_secs_f64() * 1e6,
+            validation.per_second
+        );
+        healthz_per_second = health.per_second;
     }
-    let validation = support::summarize(samples, started.elapsed());
-    println!(
-        "{:<44} median {:>9.1} µs   p99 {:>9.1} µs   {:>9.0} /s (one thread)",
-        "JWT validation in memory (EdDSA)",
-        validation.median.as_secs_f64() * 1e6,
-        validation.p99.as_secs_f64() * 1e6,
-        validation.per_second
-    );
+    runs.summary();
     if opts.soak > 0 {
-        soak(&api, &keys, &opts, health.per_second).await?;
+        soak(&api, &keys, &opts, healthz_per_second).await?;
     }
     bench.server.shutdown().await?;
     Ok(())

@@ -321,3 +321,164 @@ pub fn arg(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Repeated runs of a bench and the figures each run produced.
+///
+/// `--runs N` (default 3) says how many times the bench repeats its measurement. Each run
+/// records its figures by name; [`Runs::summary`] then prints, for each figure, its median over
+/// the runs and its p99 over the runs, under a header with the machine's core count, the run
+/// count and the date. The p99 over N runs is the nearest-rank 99th percentile of the N per-run
+/// values (the value at rank ⌈0.99·N⌉ in ascending order): with fewer than 100 runs, the
+/// largest. The median is the middle value (the mean of the two middle ones for even N).
+pub struct Runs {
+    n: usize,
+    started: chrono::DateTime<Utc>,
+    figures: Vec<Figure>,
+}
+
+struct Figure {
+    name: String,
+    unit: &'static str,
+    decimals: usize,
+    values: Vec<f64>,
+}
+
+impl Runs {
+    /// `--runs N` from the command line, 3 if absent (at least 1).
+    pub fn from_args() -> Self {
+        Self::new(arg("--runs", 3))
+    }
+
+    pub fn new(n: usize) -> Self {
+        Self {
+            n: n.max(1),
+            started: Utc::now(),
+            figures: Vec::new(),
+        }
+    }
+
+    /// How many runs.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Prints the line that starts run `r` (1-based).
+    pub fn begin(&self, r: usize) {
+        println!("--- run {r} of {} ---", self.n);
+    }
+
+    /// Records one run's value of a figure, in `unit`, shown with `decimals` decimals. Figures
+    /// keep the order in which they were first recorded.
+    pub fn record(&mut self, name: &str, unit: &'static str, decimals: usize, value: f64) {
+        match self.figures.iter_mut().find(|f| f.name == name) {
+            Some(f) => f.values.push(value),
+            None => self.figures.push(Figure {
+                name: name.to_owned(),
+                unit,
+                decimals,
+                values: vec![value],
+            }),
+        }
+    }
+
+    /// A duration in milliseconds.
+    pub fn record_ms(&mut self, name: &str, value: Duration) {
+        self.record(name, "ms", 3, value.as_secs_f64() * 1e3);
+    }
+
+    /// A duration in microseconds.
+    pub fn record_us(&mut self, name: &str, value: Duration) {
+        self.record(name, "µs", 1, value.as_secs_f64() * 1e6);
+    }
+
+    /// A rate per second.
+    pub fn record_rate(&mut self, name: &str, per_second: f64) {
+        self.record(name, "/s", 0, per_second);
+    }
+
+    /// A [`Summary`]'s median and p99 (in ms) and rate, as three figures.
+    pub fn record_summary(&mut self, name: &str, s: &Summary) {
+        self.record_ms(&format!("{name}: median"), s.median);
+        self.record_ms(&format!("{name}: p99"), s.p99);
+        self.record_rate(&format!("{name}: rate"), s.per_second);
+    }
+
+    /// A recorded figure's median over the runs so far.
+    pub fn median(&self, name: &str) -> Option<f64> {
+        self.figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| median_of(&f.values))
+    }
+
+    /// The header line: cores, runs, date.
+    pub fn header(&self) -> String {
+        let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+        format!(
+            "{} runs on {cores} cores (available_parallelism), started {}",
+            self.n,
+            self.started.format("%Y-%m-%d %H:%M UTC")
+        )
+    }
+
+    /// Prints the summary table: each figure's median and p99 over the runs, and every run's
+    /// value.
+    pub fn summary(&self) {
+        println!();
+        println!("== summary: {} ==", self.header());
+        println!(
+            "median and p99 over the runs; p99 is the nearest-rank 99th percentile of the {} per-run values{}",
+            self.n,
+            if self.n < 100 {
+                " (the largest, with fewer than 100 runs)"
+            } else {
+                ""
+            }
+        );
+        let width = self
+            .figures
+            .iter()
+            .map(|f| f.name.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        println!(
+            "{:<width$}  {:<4}  {:>12}  {:>12}  per run",
+            "figure", "unit", "median", "p99"
+        );
+        for f in &self.figures {
+            let d = f.decimals;
+            let runs: Vec<String> = f.values.iter().map(|v| format!("{v:.d$}")).collect();
+            let median = median_of(&f.values);
+            let p99 = nearest_rank(&f.values, 0.99);
+            println!(
+                "{:<width$}  {:<4}  {median:>12.d$}  {p99:>12.d$}  {}",
+                f.name,
+                f.unit,
+                runs.join(" ")
+            );
+        }
+    }
+}
+
+/// The middle value of `values` (the mean of the two middle ones for an even count).
+pub fn median_of(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The nearest-rank `q` quantile of `values`: the value at rank ⌈q·N⌉ in ascending order.
+pub fn nearest_rank(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
