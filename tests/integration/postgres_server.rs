@@ -12,7 +12,7 @@ use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::requests::RequestStatus;
 use sponsor_console::server::store::PgStore;
 
-use crate::common::postgres::{Database, Schema};
+use crate::common::postgres::{Database, LoginRole, Schema};
 use crate::common::{
     PASSWORD, TestServer, as_agent, elevation, query, register, settings, sign_in, spawn_server,
 };
@@ -183,21 +183,17 @@ async fn serve_once(url: &str) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_will_not_open_says_why_and_what_to_do() {
     let case = "postgres_server::a_database_that_will_not_open_says_why_and_what_to_do";
-    let (without_rights, newer) = match (Database::create().await, Database::create().await) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(why), _) | (_, Err(why)) => return crate::conformance::skipped(case, &why),
+    // The role first, so that it is dropped after the databases.
+    let role = match LoginRole::create().await {
+        Ok(role) => role,
+        Err(why) => return crate::conformance::skipped(case, &why),
     };
-    let admin = crate::common::postgres::url().unwrap();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap();
-    // A role that may log in but not create anything in the database's public schema (the
+    let (without_rights, newer) = (
+        Database::create().await.unwrap(),
+        Database::create().await.unwrap(),
+    );
+    // The role may log in but not create anything in the database's public schema (the
     // default since PostgreSQL 15, made so on older ones).
-    let role = format!("r_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
     let mut in_it = <sqlx::PgConnection as sqlx::Connection>::connect(&without_rights.url)
         .await
         .unwrap();
@@ -205,8 +201,7 @@ async fn a_database_that_will_not_open_says_why_and_what_to_do() {
         .execute(&mut in_it)
         .await
         .unwrap();
-    let mut as_role = url::Url::parse(&without_rights.url).unwrap();
-    as_role.set_username(&role).unwrap();
+    let as_role = role.url(&without_rights);
     let mut missing = url::Url::parse(&without_rights.url).unwrap();
     missing.set_path("no_such_database");
     // A database a newer release has migrated further than this one knows.
@@ -225,7 +220,7 @@ async fn a_database_that_will_not_open_says_why_and_what_to_do() {
 
     for (url, cause, remedy) in [
         (
-            as_role.to_string(),
+            as_role.clone(),
             "permission denied for schema public",
             "GRANT CREATE ON SCHEMA",
         ),
@@ -247,41 +242,37 @@ async fn a_database_that_will_not_open_says_why_and_what_to_do() {
         assert!(stderr.contains(remedy), "{url}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    // Nothing half done: the role created nothing, and the newer schema is as it was.
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tableowner = $1")
-        .bind(&role)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    // Nothing half done: no table in the database the role could not migrate, and the
+    // newer schema still holds its unknown migration.
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut in_it)
+            .await
+            .unwrap();
     assert_eq!(tables, 0);
-    drop(without_rights);
-    drop(newer);
-    sqlx::raw_sql(&format!("DROP ROLE {role}"))
-        .execute(&mut conn)
+    let mut on_newer = <sqlx::PgConnection as sqlx::Connection>::connect(&newer.url)
         .await
         .unwrap();
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&mut on_newer)
+        .await
+        .unwrap();
+    assert_eq!(versions, 2, "its own migration and the newer one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_with_only_data_rights_serves_a_migrated_database() {
-    let database = match Database::create().await {
-        Ok(database) => database,
+    // The role first, so that it is dropped after the database where it holds rights.
+    let role = match LoginRole::create().await {
+        Ok(role) => role,
         Err(why) => {
             let case = "postgres_server::a_role_with_only_data_rights_serves_a_migrated_database";
             return crate::conformance::skipped(case, &why);
         }
     };
+    let database = Database::create().await.unwrap();
     // Migrated once by the owner; then served by a role that may not change the schema.
     PgStore::connect(&database.url).await.unwrap().close().await;
-    let role = format!("r_{}", uuid::Uuid::new_v4().simple());
-    let admin = crate::common::postgres::url().unwrap();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap();
-    sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
     let mut in_it = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
         .await
         .unwrap();
@@ -289,13 +280,14 @@ async fn a_role_with_only_data_rights_serves_a_migrated_database() {
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
          GRANT USAGE ON SCHEMA public TO {role};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
-         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};",
+        role = role.name
     ))
     .execute(&mut in_it)
     .await
     .unwrap();
-    let mut url = url::Url::parse(&database.url).unwrap();
-    url.set_username(&role).unwrap();
+    drop(in_it);
+    let url = role.url(&database);
 
     let dir = tempfile::tempdir().unwrap();
     let hash = sponsor_console::server::passwords::hash_password(PASSWORD).unwrap();
@@ -316,10 +308,4 @@ async fn a_role_with_only_data_rights_serves_a_migrated_database() {
     assert_eq!(alice.agent(&agent.did).await.unwrap().did, agent.did);
     server.start_kill().unwrap();
     server.wait().await.unwrap();
-    drop(in_it);
-    drop(database);
-    sqlx::raw_sql(&format!("DROP ROLE {role}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
 }

@@ -125,3 +125,40 @@ impl Drop for Database {
         clean_up(self.admin_url.clone(), self.name.clone(), sql);
     }
 }
+
+/// A role that may log in and nothing else, for a test that needs a user without rights,
+/// dropped when this is dropped (after the databases where it was granted anything, so make
+/// it first).
+pub struct LoginRole {
+    admin_url: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl LoginRole {
+    /// Creates one on the test server; `Err` says why it was skipped.
+    pub async fn create() -> Result<Self, String> {
+        let admin_url = url()?;
+        let name = fresh_name();
+        run(&admin_url, &format!("CREATE ROLE {name} LOGIN"))
+            .await
+            .unwrap_or_else(|e| panic!("{VARIABLE} is set but PostgreSQL refused: {e}"));
+        Ok(Self { admin_url, name })
+    }
+
+    /// `database`'s URL, signing in as this role.
+    pub fn url(&self, database: &Database) -> String {
+        let mut url = url::Url::parse(&database.url)
+            .unwrap_or_else(|e| panic!("{VARIABLE} does not parse: {e}"));
+        url.set_username(&self.name)
+            .unwrap_or_else(|()| panic!("{} has no user part", database.url));
+        url.to_string()
+    }
+}
+
+impl Drop for LoginRole {
+    fn drop(&mut self) {
+        let sql = format!("DROP ROLE IF EXISTS {}", self.name);
+        clean_up(self.admin_url.clone(), self.name.clone(), sql);
+    }
+}
