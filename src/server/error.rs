@@ -9,6 +9,9 @@ use super::store::{Outage, StoreError};
 use crate::domain::{Invalid, Refusal};
 use crate::protocol::error::ErrorBody;
 
+/// The protection space of every bearer challenge.
+const REALM: &str = "Bearer realm=\"governance\"";
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -16,6 +19,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait before trying again (`Retry-After`), for outages.
     pub retry_after: Option<u32>,
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3), for a missing, invalid or too narrow
+    /// token.
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +31,7 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -55,12 +62,27 @@ impl ApiError {
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
+    /// A token was presented and is not valid (RFC 6750 §3.1: `error="invalid_token"`).
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "a valid bearer access token is required",
-        )
+        Self {
+            challenge: Some(format!("{REALM}, error=\"invalid_token\"")),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "a valid bearer access token is required",
+            )
+        }
+    }
+    /// No token at all: RFC 6750 §3.1 says the challenge then carries no error code.
+    pub fn no_token() -> Self {
+        Self {
+            challenge: Some(REALM.to_owned()),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "a bearer access token is required (Authorization: Bearer …)",
+            )
+        }
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
@@ -123,11 +145,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"governance\", error=\"invalid_token\""),
-            );
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(seconds) = self.retry_after {
             response
@@ -158,6 +179,26 @@ impl OAuthFailure {
             status,
             error,
             description: description.into(),
+        }
+    }
+}
+
+impl OAuthFailure {
+    /// A caller refused by the bearer-token check, in OAuth's shape: the client is not
+    /// authenticated (401 `invalid_client`), its token's scope is too narrow (403
+    /// `insufficient_scope`), or the server cannot check now (503).
+    pub fn from_caller(e: ApiError) -> Self {
+        match e.status {
+            StatusCode::UNAUTHORIZED => Self::new("invalid_client", e.message),
+            StatusCode::FORBIDDEN => Self {
+                status: StatusCode::FORBIDDEN,
+                error: "insufficient_scope",
+                description: e.message,
+            },
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => {
+                Self::new("temporarily_unavailable", e.message)
+            }
+            _ => Self::new("server_error", e.message),
         }
     }
 }

@@ -201,11 +201,16 @@ pub fn has_scope(scope: &str, wanted: &str) -> bool {
 
 /// RFC 6750 §3.1: the token is good, its scope is not enough.
 pub fn insufficient_scope(wanted: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "insufficient_scope",
-        format!("this token's scope does not include {wanted}; sign in again asking for it"),
-    )
+    ApiError {
+        challenge: Some(format!(
+            "Bearer realm=\"governance\", error=\"insufficient_scope\", scope=\"{wanted}\""
+        )),
+        ..ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this token's scope does not include {wanted}; sign in again asking for it"),
+        )
+    }
 }
 
 /// Extracts the bearer token string.
@@ -225,7 +230,7 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let token = bearer(parts).ok_or_else(ApiError::no_token)?;
         // A token from a trusted external issuer (Entra) is checked against that issuer's
         // keys and rules and becomes a sponsor's claims; every other token must be ours.
         let claims = match state.trusted.route(token) {

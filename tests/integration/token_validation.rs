@@ -30,7 +30,10 @@ async fn refused(t: &TestServer, token: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token}");
-    assert!(response.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"governance\", error=\"invalid_token\""
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_token");
 }
@@ -133,10 +136,84 @@ async fn introspection_needs_an_authenticated_caller() {
     let t = TestServer::start().await;
     let token = t.sign_in("alice").await.access_token;
     let anonymous = t.client.introspect(&token).await;
-    assert_eq!(code_of(anonymous), "invalid_token");
+    // RFC 7662 §2.3 and RFC 6749 §5.2: the caller is the client that failed to authenticate.
+    assert_eq!(code_of(anonymous), "invalid_client");
     let bob = t.as_user("bob").await;
     let seen = bob.introspect(&token).await.unwrap();
     assert!(seen.active);
     assert_eq!(seen.username.as_deref(), Some("alice"));
     assert!(!bob.introspect("garbage").await.unwrap().active);
+}
+
+/// RFC 6750 §3.1: no token, no error code in the challenge; a bad one, `invalid_token`; a
+/// token whose scope is too narrow, 403 and `insufficient_scope` with the scope it needs.
+#[tokio::test]
+async fn challenges_say_what_rfc_6750_says() {
+    let t = TestServer::start().await;
+    let anonymous = t
+        .client
+        .raw(reqwest::Method::GET, "/v1/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"governance\""
+    );
+    let narrow = sponsor_console::client::ApiClient::new(&t.server.base_url())
+        .unwrap()
+        .device_authorization(crate::common::CLIENT_ID, Some("openid"))
+        .await
+        .unwrap();
+    let outcome = crate::common::browser(
+        &t.client,
+        &narrow.user_code,
+        "alice",
+        crate::common::PASSWORD,
+        "approve",
+    )
+    .await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    let token = t
+        .client
+        .poll_device(crate::common::CLIENT_ID, &narrow.device_code)
+        .await
+        .unwrap()
+        .access_token;
+    let scoped = t
+        .client
+        .raw(reqwest::Method::GET, "/v1/me")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scoped.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        scoped.headers()["www-authenticate"],
+        "Bearer realm=\"governance\", error=\"insufficient_scope\", scope=\"governance\""
+    );
+}
+
+/// Introspection is an OAuth endpoint: a caller it cannot authenticate gets RFC 6749 §5.2's
+/// `{"error": "invalid_client", …}` (what OAuth libraries parse), not `/v1`'s error body.
+#[tokio::test]
+async fn introspection_refuses_callers_in_oauths_shape() {
+    let t = TestServer::start().await;
+    for bearer in [None, Some("not-a-token")] {
+        let mut call = t
+            .client
+            .raw(reqwest::Method::POST, "/oauth2/introspect")
+            .form(&[("token", "whatever")]);
+        if let Some(bearer) = bearer {
+            call = call.bearer_auth(bearer);
+        }
+        let response = call.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert!(response.headers().contains_key("www-authenticate"));
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{body}");
+        assert!(body["error_description"].is_string(), "{body}");
+    }
 }

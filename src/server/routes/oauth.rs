@@ -57,13 +57,16 @@ pub async fn token(
     Ok(no_store(oauth::token(&state, &form).await?))
 }
 
-/// RFC 7662 §2.1: the caller authenticates with its own bearer token.
+/// RFC 7662 §2.1: the caller authenticates with its own bearer token. A caller that cannot
+/// is answered in OAuth's error shape (RFC 6749 §5.2), as OAuth libraries expect from an
+/// authorization server's endpoint, not `/v1`'s.
 #[tracing::instrument(skip_all)]
 pub async fn introspect(
     State(state): State<AppState>,
-    caller: Principal,
+    caller: Result<Principal, ApiError>,
     form: OAuthForm,
 ) -> Result<Response, OAuthFailure> {
+    let caller = caller.map_err(OAuthFailure::from_caller)?;
     let token = form.require("token")?;
     Ok(no_store(
         oauth::introspect(&state, &caller.claims, token).await?,
