@@ -34,6 +34,50 @@ async fn discovery_describes_this_server() {
     assert!(!k.kid.is_empty());
 }
 
+/// RFC 8414 §2: an endpoint that lists a JWT-based client authentication method must list
+/// the signing algorithms it accepts, and never `none`. Checked on the document as served,
+/// at both well-known addresses, so a field that goes missing fails here.
+#[tokio::test]
+async fn jwt_client_authentication_names_its_algorithms() {
+    let t = TestServer::start().await;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let doc: serde_json::Value = t
+            .client
+            .raw(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for endpoint in [
+            "token_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+        ] {
+            let methods = doc[format!("{endpoint}_auth_methods_supported")]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: {endpoint}_auth_methods_supported"));
+            let jwt = methods
+                .iter()
+                .any(|m| m == "private_key_jwt" || m == "client_secret_jwt");
+            if !jwt {
+                continue;
+            }
+            let algs = doc[format!("{endpoint}_auth_signing_alg_values_supported")]
+                .as_array()
+                .unwrap_or_else(|| {
+                    panic!("{path}: {endpoint}_auth_signing_alg_values_supported is missing")
+                });
+            assert!(!algs.is_empty(), "{path}: {endpoint}");
+            assert!(!algs.iter().any(|a| a == "none"), "{path}: {endpoint}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn rotation_keeps_the_old_key_until_its_tokens_expire() {
     let t = TestServer::start().await;

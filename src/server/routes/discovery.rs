@@ -33,6 +33,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discove
         token_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
         introspection_endpoint_auth_methods_supported: strings(&["bearer"]),
         revocation_endpoint_auth_methods_supported: strings(&["none", "private_key_jwt"]),
+        revocation_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
         scopes_supported: strings(SPONSOR_SCOPES),
         claims_supported: strings(&[
             "iss",
