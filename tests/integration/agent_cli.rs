@@ -205,14 +205,19 @@ async fn fleet_reuses_its_agents_run_after_run() {
         first.contains("10 agents: 0 reused, 10 registered"),
         "{first}"
     );
-    let mut dids: Vec<String> = alice
-        .agents(false)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.did)
-        .collect();
-    dids.sort();
+    // Alice's agents, in DID order.
+    let registered = || async {
+        let mut dids: Vec<String> = alice
+            .agents(false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.did)
+            .collect();
+        dids.sort();
+        dids
+    };
+    let dids = registered().await;
     for _ in 0..2 {
         let again = fleet().await;
         assert!(
@@ -220,14 +225,7 @@ async fn fleet_reuses_its_agents_run_after_run() {
             "{again}"
         );
     }
-    let mut now: Vec<String> = alice
-        .agents(false)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.did)
-        .collect();
-    now.sort();
+    let now = registered().await;
     assert_eq!(now, dids, "the same ten agents");
 
     // One suspended is not reused: a replacement is registered beside the nine.

@@ -8,8 +8,18 @@ use sponsor_console::client::session::STATE_DIR_ENV;
 
 use crate::common::{as_agent, elevation, register, settings, sign_in, start_real_clock};
 
-#[tokio::test]
-async fn scripted_commands_and_exit_codes() {
+/// A server on the real clock, with alice signed in and her console session saved in
+/// `state_dir`, as `sponsor-console login` would leave it.
+struct Alice {
+    server: sponsor_console::server::RunningServer,
+    dir: tempfile::TempDir,
+    base: String,
+    client: ApiClient,
+    alice: ApiClient,
+    state_dir: std::path::PathBuf,
+}
+
+async fn alice_signed_in() -> Alice {
     let (server, dir) = start_real_clock(settings()).await;
     let base = server.base_url();
     let client = ApiClient::new(&base).unwrap();
@@ -17,11 +27,31 @@ async fn scripted_commands_and_exit_codes() {
     let state_dir = dir.path().join("state");
     crate::common::save_session(&state_dir, &base, &tokens, "alice");
     let alice = client.with_token(&tokens.access_token);
-    let key = AgentKey::generate();
-    let agent = alice
+    Alice {
+        server,
+        dir,
+        base,
+        client,
+        alice,
+        state_dir,
+    }
+}
+
+#[tokio::test]
+async fn scripted_commands_and_exit_codes() {
+    let Alice {
+        server,
+        dir: _dir,
+        base,
+        client,
+        alice,
+        state_dir,
+    } = alice_signed_in().await;
+    // Control characters in names are refused at the door; register a clean one.
+    let refused = alice
         .register_agent(
             &sponsor_console::protocol::agents::RegisterAgent {
-                public_key: key.public_key(),
+                public_key: AgentKey::generate().public_key(),
                 name: "ledger\u{1b}[31m-bot".into(),
                 capabilities: vec![],
                 entra_object_id: None,
@@ -31,36 +61,9 @@ async fn scripted_commands_and_exit_codes() {
             None,
         )
         .await;
-    // Control characters in names are refused at the door; register a clean one.
-    assert!(agent.is_err());
-    let agent = alice
-        .register_agent(
-            &sponsor_console::protocol::agents::RegisterAgent {
-                public_key: key.public_key(),
-                name: "ledger-bot".into(),
-                capabilities: vec![],
-                entra_object_id: None,
-                model: None,
-                runtime: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let assertion = key
-        .assertion(
-            &client.token_endpoint(),
-            chrono::Utc::now(),
-            chrono::Duration::seconds(60),
-        )
-        .unwrap();
-    let bot = client.with_token(
-        client
-            .client_credentials(&assertion, None)
-            .await
-            .unwrap()
-            .access_token,
-    );
+    assert!(refused.is_err());
+    let (key, agent) = register(&alice, "ledger-bot", &[]).await;
+    let bot = as_agent(&client, &key).await;
     let first = bot
         .request_elevation(&elevation(&["write:crm:x"], 3600), None)
         .await
@@ -174,13 +177,14 @@ async fn scripted_commands_and_exit_codes() {
 /// console.toml) refuses the commands that act, with exit code 4 and nothing changed.
 #[tokio::test]
 async fn console_toml_names_the_server_and_read_only_refuses_what_acts() {
-    let (server, dir) = start_real_clock(settings()).await;
-    let base = server.base_url();
-    let client = ApiClient::new(&base).unwrap();
-    let tokens = sign_in(&client, "alice").await;
-    let state_dir = dir.path().join("state");
-    crate::common::save_session(&state_dir, &base, &tokens, "alice");
-    let alice = client.with_token(&tokens.access_token);
+    let Alice {
+        server: _server,
+        dir,
+        base,
+        client,
+        alice,
+        state_dir,
+    } = alice_signed_in().await;
     let (key, _) = register(&alice, "ledger-bot", &[]).await;
     let bot = as_agent(&client, &key).await;
     let request = bot
