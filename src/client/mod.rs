@@ -19,6 +19,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::protocol::actions::{Action, ActionDecisionBody, ActionList, ActionQuery};
 use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
 use crate::protocol::audit::{AuditEvent, AuditPage, StateReport, VerifyReport};
 use crate::protocol::entra::{EntraDecisionBody, EntraDecisionRecorded};
@@ -349,6 +350,35 @@ impl ApiClient {
                 .timeout(Duration::from_secs(timeout_seconds + 30)),
         )
         .await
+    }
+
+    // Action requests (AGT approvals).
+    /// One page of the action requests visible to the caller.
+    pub async fn action_page(&self, query: &ActionQuery) -> ClientResult<ActionList> {
+        Self::api(self.request(Method::GET, "/v1/actions").query(query)).await
+    }
+
+    /// Every action request `query` selects, following the `next` cursor page by page.
+    pub async fn all_actions(&self, mut query: ActionQuery) -> ClientResult<Vec<Action>> {
+        let mut out = Vec::new();
+        loop {
+            let list = self.action_page(&query).await?;
+            out.extend(list.actions);
+            match list.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn get_action(&self, id: &str) -> ClientResult<Action> {
+        Self::api(self.request(Method::GET, &format!("/v1/actions/{}", urlencode(id)))).await
+    }
+
+    /// Approves or denies an action request; the held webhook call is answered.
+    pub async fn decide_action(&self, id: &str, body: &ActionDecisionBody) -> ClientResult<Action> {
+        let path = format!("/v1/actions/{}/decision", urlencode(id));
+        Self::api(self.request(Method::POST, &path).json(body)).await
     }
 
     // Grants.

@@ -1,6 +1,7 @@
 //! Wire types only (serde): API bodies, OAuth messages, the error body, audit events. Shared by
 //! the server, the client and the tests so both ends agree by construction.
 
+pub mod actions;
 pub mod agents;
 pub mod audit;
 pub mod entra;
