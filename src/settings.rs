@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod agt;
 mod database;
 mod trusted_issuers;
+pub use agt::{AgtIntegration, AgtSettings, CREDENTIAL_PREFIX, new_credential};
 pub use database::{Database, PostgresSettings};
 pub use trusted_issuers::TrustedIssuerSettings;
 
@@ -91,6 +93,8 @@ pub struct ServerSettings {
     pub rate_limits: RateLimits,
     pub audit: AuditSettings,
     pub postgres: PostgresSettings,
+    /// The AGT approval webhook.
+    pub agt: AgtSettings,
     pub clients: Vec<ClientSettings>,
     pub sponsors: Vec<SponsorSettings>,
     /// External issuers (Microsoft Entra) whose tokens act as sponsors.
@@ -252,6 +256,7 @@ impl Default for ServerSettings {
             rate_limits: RateLimits::default(),
             audit: AuditSettings::default(),
             postgres: PostgresSettings::default(),
+            agt: AgtSettings::default(),
             clients: vec![ClientSettings {
                 client_id: "sponsor-console".into(),
                 name: "Sponsor Console".into(),
@@ -396,6 +401,7 @@ impl ServerSettings {
         }
         self.audit.checkpoint_interval()?;
         self.postgres.validate()?;
+        self.agt.validate()?;
         if self.clients.is_empty() {
             return Err(SettingsError::Invalid(
                 "at least one [[clients]] entry is required".into(),

@@ -62,6 +62,26 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The AGT approval webhook.
+    Agt {
+        #[command(subcommand)]
+        command: AgtCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgtCommand {
+    /// Make a credential for an integration that calls the webhook without an agent's token:
+    /// prints the credential once (give it to the AGT deployment as
+    /// `Authorization: Bearer …`) and the `[[agt.integrations]]` entry, which holds only its
+    /// SHA-256, to add to the settings file.
+    Credential {
+        /// The integration's name (letters, digits, '-', '_', '.').
+        name: String,
+        /// The username of the sponsor who answers for it.
+        #[arg(long)]
+        sponsor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +180,12 @@ pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
             print!("{}", show_policy(&load_settings(&cli)?)?);
             Ok(())
         }
+        Some(Command::Agt {
+            command: AgtCommand::Credential { name, sponsor },
+        }) => {
+            print!("{}", agt_credential(name, sponsor)?);
+            Ok(())
+        }
         Some(Command::Sponsors { command }) => match command {
             SponsorsCommand::HashPassword { password_stdin } => {
                 let password = read_password(*password_stdin, true)?;
@@ -222,6 +248,34 @@ fn show_policy(settings: &ServerSettings) -> Result<String, ServerCliError> {
     let text = crate::domain::policy::to_toml_text(&file.table)
         .map_err(|e| SettingsError::Invalid(format!("printing the policy: {e}")))?;
     Ok(format!("# The policy in force: {origin}.\n\n{text}"))
+}
+
+/// `agt credential`: a new credential and the settings entry with its hash, checked as the
+/// server will check it.
+fn agt_credential(name: &str, sponsor: &str) -> Result<String, ServerCliError> {
+    use sha2::{Digest, Sha256};
+    let credential = settings::new_credential();
+    let entry = settings::AgtIntegration {
+        name: name.to_owned(),
+        sponsor: sponsor.to_owned(),
+        credential_sha256: hex::encode(Sha256::digest(credential.as_bytes())),
+    };
+    settings::AgtSettings {
+        integrations: vec![entry.clone()],
+        ..settings::AgtSettings::default()
+    }
+    .validate()?;
+    let toml = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    Ok(format!(
+        "# The credential, shown this once (the server keeps only its SHA-256):\n\
+         #   {credential}\n\
+         # The AGT deployment sends it as the header Authorization: Bearer <credential>.\n\
+         # Add this to the server's settings file and restart the server:\n\
+         [[agt.integrations]]\nname = {}\nsponsor = {}\ncredential_sha256 = \"{}\"\n",
+        toml(&entry.name),
+        toml(&entry.sponsor),
+        entry.credential_sha256,
+    ))
 }
 
 fn database(cli: &Cli, settings: &ServerSettings) -> Database {

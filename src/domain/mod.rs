@@ -2,6 +2,7 @@
 //! the facts a rule needs, calls it, and writes what it decided; a refusal is a [`Refusal`],
 //! mapped to HTTP in one place (`server::error`).
 
+pub mod action;
 pub mod agt;
 pub mod audit;
 pub mod capability;

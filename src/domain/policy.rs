@@ -106,7 +106,16 @@ pub struct TrustRules {
 pub struct Policy {
     pub requests: RequestRules,
     pub trust: TrustRules,
+    pub actions: ActionRules,
     pub capabilities: Vec<CapabilityRule>,
+}
+
+/// Action requests (AGT approvals through the webhook): who decides besides the agent's
+/// sponsors and the integration's sponsor.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRules {
+    pub approver_roles: Vec<Role>,
 }
 
 /// What policy demands of one request (all its capabilities together: the strictest rule of

@@ -167,7 +167,12 @@ impl Replay {
             | AuditAction::RequestExpired(_)
             | AuditAction::RequestCancelled(_)
             | AuditAction::StateMismatch(_)
-            | AuditAction::EntraDecided(_) => {}
+            | AuditAction::EntraDecided(_)
+            | AuditAction::ActionSubmitted(_)
+            | AuditAction::ActionApproved(_)
+            | AuditAction::ActionDenied(_)
+            | AuditAction::ActionExpired(_)
+            | AuditAction::ActionRedelivered(_) => {}
         }
     }
 

@@ -38,7 +38,8 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+/// A request's body, at most [`MAX_BODY_BYTES`], refused in the API's error shape.
+pub async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(

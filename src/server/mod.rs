@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod error;
 pub mod extract;
+pub mod held;
 pub mod idempotency;
 pub mod leader;
 pub mod oauth;
@@ -126,6 +127,7 @@ pub async fn build_state(
         ),
         record: record::RecordWatch::default(),
         stopping: Arc::new(tokio::sync::watch::channel(false).0),
+        held: held::HeldCalls::default(),
         revocations,
         trusted,
         policy: Arc::new(policy),
@@ -267,6 +269,8 @@ pub async fn start_with_store(
     };
     // Changes made by other processes and instances reach the revocation index.
     let follower = revocations::spawn_follower(state.clone());
+    // Held webhook calls are woken by the decisions and expiries the chain records.
+    let held = held::spawn_follower(state.held.clone(), state.store.clone());
     // The tables agree with the audit chain: checked now and on a schedule.
     let record_check = record::spawn(state.clone(), state_check_every, leadership.clone());
     // Signed checkpoints of the audit head, to sinks outside the database, when it changed.
@@ -303,6 +307,7 @@ pub async fn start_with_store(
         sweeper.abort();
         record_check.abort();
         follower.abort();
+        held.abort();
         if let Some(c) = checkpoints {
             c.abort();
         }
@@ -352,6 +357,8 @@ pub async fn sweep(state: &AppState) -> Result<Vec<String>, StoreError> {
         .expire_requests(now, state.policy.trust.expired)
         .await?;
     state.store.expire_grants(now).await?;
+    // Action requests whose webhook call is gone (a held call expires its own).
+    state.store.expire_actions(now).await?;
     state.store.forget_expired_assertions(now).await?;
     Ok(expired)
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     /// Set once the server stops: open event streams end, so a graceful shutdown does not
     /// wait for subscribers that never hang up.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Webhook calls waiting for a sponsor's decision.
+    pub held: super::held::HeldCalls,
 }
 
 impl AppState {

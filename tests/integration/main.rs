@@ -6,6 +6,7 @@ mod common;
 
 mod agent_cli;
 mod agents;
+mod agt;
 mod audit_chain;
 mod audit_checkpoints;
 mod audit_fixture;

@@ -40,6 +40,10 @@ const V1: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("get", "/v1/policy"),
     ("post", "/v1/entra/decisions"),
+    ("get", "/v1/actions"),
+    ("get", "/v1/actions/{id}"),
+    ("post", "/v1/actions/{id}/decision"),
+    ("post", "/v1/agt/approvals"),
 ];
 
 #[tokio::test]
@@ -262,6 +266,8 @@ async fn every_event_frame_is_what_the_document_says() {
         })
         .await
         .unwrap();
+    // And what the AGT webhook's action requests write.
+    crate::agt::every_action_event(&t).await;
     let head = t.server.state.store.audit_head().await.unwrap();
     let doc = served_document(&t).await;
     let listed = &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];

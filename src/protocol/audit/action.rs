@@ -60,6 +60,16 @@ pub enum AuditAction {
     StateMismatch(StateMismatch),
     #[serde(rename = "entra.decided")]
     EntraDecided(EntraDecided),
+    #[serde(rename = "action.submitted")]
+    ActionSubmitted(ActionSubmitted),
+    #[serde(rename = "action.approved")]
+    ActionApproved(ActionDecided),
+    #[serde(rename = "action.denied")]
+    ActionDenied(ActionDecided),
+    #[serde(rename = "action.expired")]
+    ActionExpired(ActionEnded),
+    #[serde(rename = "action.redelivered")]
+    ActionRedelivered(ActionRedelivered),
 }
 
 /// Why an action could not be split into its wire parts or read back from them.
@@ -380,4 +390,46 @@ impl From<crate::protocol::entra::EntraDecisionBody> for EntraDecided {
             requester_upn: b.requester_upn,
         }
     }
+}
+
+/// An action request arrived through the AGT webhook. The subject is the local agent, or the
+/// integration's sponsor when `agent_id` names no agent we know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSubmitted {
+    pub approval_request_id: String,
+    pub agent_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<String>,
+    pub operation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resource: Option<String>,
+    pub action_digest: String,
+    pub input_digest: String,
+    #[serde(with = "crate::protocol::time")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A sponsor approved or denied an action request (one execution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDecided {
+    pub approval_request_id: String,
+    pub justification: String,
+}
+
+/// An action request reached `expires_at` undecided: answered as a deny.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionEnded {
+    pub approval_request_id: String,
+}
+
+/// The same approval request was delivered again (the same body); `status` is what it was
+/// then, and what the caller was answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRedelivered {
+    pub approval_request_id: String,
+    pub status: crate::protocol::actions::ActionStatus,
 }

@@ -1,6 +1,8 @@
 //! The router: every route of the governance server, one module per area.
 
+mod actions;
 mod agents;
+mod agt;
 mod audit;
 mod device_page;
 mod discovery;
@@ -44,7 +46,7 @@ use crate::protocol::requests::{PolicyRuleView, PolicyView};
     tags(
         (name = "identity"), (name = "agents"), (name = "requests"), (name = "grants"),
         (name = "kill switch"), (name = "audit"), (name = "events"), (name = "policy"),
-        (name = "entra")
+        (name = "entra"), (name = "actions")
     )
 )]
 struct ApiDoc;
@@ -95,16 +97,41 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::events))
         .routes(routes!(policy))
         .routes(routes!(entra::record))
+        .routes(routes!(actions::list))
+        .routes(routes!(actions::read))
+        .routes(routes!(actions::decide))
         .split_for_parts()
+}
+
+/// The AGT webhook's route and its description, at the configured path (`[agt] path`).
+fn agt_webhook(
+    router: Router<AppState>,
+    doc: &mut utoipa::openapi::OpenApi,
+    path: &str,
+) -> Router<AppState> {
+    #[derive(OpenApi)]
+    #[openapi(paths(agt::webhook))]
+    struct WebhookDoc;
+    for (_, item) in WebhookDoc::openapi().paths.paths {
+        doc.paths.paths.insert(path.to_owned(), item);
+    }
+    router.route(path, post(agt::webhook))
 }
 
 /// The OpenAPI document of the `/v1` API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+    let (router, mut doc) = api();
+    let _ = agt_webhook(
+        router,
+        &mut doc,
+        crate::settings::AgtSettings::default().path.as_str(),
+    );
+    doc
 }
 
 pub fn router(state: AppState) -> Router {
-    let (v1, doc) = api();
+    let (v1, mut doc) = api();
+    let v1 = agt_webhook(v1, &mut doc, &state.settings.agt.path);
     let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(health))

@@ -1,11 +1,12 @@
 //! The store boundary: everything the server persists goes through these traits, one per area
 //! ([`AgentStore`], [`SignInStore`], [`TokenStore`], [`RequestStore`], [`GrantStore`],
-//! [`AuditStore`]), with
+//! [`AuditStore`], [`ActionStore`]), with
 //! [`Store`] for code that needs them all. Handlers never see SQL. Each method that changes
 //! state loads the facts a rule of `domain` needs, calls the rule and writes its outcome and the
 //! audit event that records it in one transaction. `tests/integration/conformance` checks any
 //! implementation against the same suite.
 
+mod actions;
 mod agents;
 mod audit;
 mod grants;
@@ -17,6 +18,7 @@ mod sign_in;
 mod sqlite;
 mod tokens;
 
+pub use actions::{ActionDecisionInput, ActionFilter, ActionStore, Arrival, NewAction};
 pub use agents::{
     AgentCredential, AgentStore, ExternalSponsor, NewAgent, Registered, SponsorRecord,
     SponsorUpsert,
@@ -177,6 +179,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the server stores, for code that needs all of it (the server's state).
 pub trait Store:
     AgentStore
+    + ActionStore
     + SignInStore
     + TokenStore
     + RequestStore
@@ -189,6 +192,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: AgentStore
+        + ActionStore
         + SignInStore
         + TokenStore
         + RequestStore

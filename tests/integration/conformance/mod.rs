@@ -3,6 +3,7 @@
 //! are below (SQLite in a fresh file, PostgreSQL in a fresh schema), each backend running the
 //! same cases through one `conformance_suite!` line.
 
+mod actions;
 mod agents;
 mod audit;
 mod grants;
@@ -103,6 +104,9 @@ macro_rules! conformance_suite {
                 audit::the_chain_links_pages_and_scopes,
                 audit::a_fresh_store_is_ready_for_writes,
                 audit::the_tables_agree_with_the_chain_and_revocations_are_read_back,
+                actions::actions_arrive_once_and_redeliver,
+                actions::actions_are_decided_once_by_who_may,
+                actions::actions_list_page_and_expire,
             );
         }
     };

@@ -5,6 +5,7 @@
 //! commit order. One module per area implements that area's trait, as for SQLite. `live.rs`
 //! is what instances share beyond the tables: wake-ups by `LISTEN/NOTIFY` and the leader's lock.
 
+mod actions;
 mod agents;
 mod approval;
 mod audit;

@@ -2,6 +2,7 @@
 //! writer connection so transactions that extend the audit chain never race each other. One
 //! module per area implements that area's trait; `rows` reads rows back into records.
 
+mod actions;
 mod agents;
 mod approval;
 mod audit;
