@@ -7,6 +7,7 @@ mod common;
 mod agent_cli;
 mod agents;
 mod agt;
+mod agt_held;
 mod audit_chain;
 mod audit_checkpoints;
 mod audit_fixture;
