@@ -107,7 +107,11 @@ async fn a_thousand_held_calls_cost_a_task_each_and_one_decision_releases_one() 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(answered, [id.clone()], "exactly the decided call is answered");
+    assert_eq!(
+        answered,
+        std::slice::from_ref(id),
+        "exactly the decided call is answered"
+    );
     assert!(call.is_finished());
     assert_eq!(server.server.state.held.len(), HELD - 1);
     for (_, call) in &calls {
@@ -134,7 +138,10 @@ async fn a_held_call_is_answered_at_its_own_expiry_on_the_real_clock() {
     .await
     .expect("answered at the expiry");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1000), "held until then: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "held until then: {waited:?}"
+    );
     assert_eq!(response.status(), StatusCode::OK);
     let answer: WebhookAnswer = response.json().await.expect("JSON");
     assert!(!answer.approved);

@@ -8,6 +8,7 @@ mod agent_cli;
 mod agents;
 mod agt;
 mod agt_held;
+mod agt_python;
 mod audit_chain;
 mod audit_checkpoints;
 mod audit_fixture;
