@@ -107,7 +107,11 @@ pub fn answer(action: &Action) -> Option<WebhookAnswer> {
         ActionStatus::Approved | ActionStatus::Denied => (
             action.status == ActionStatus::Approved,
             action.justification.clone().unwrap_or_default(),
-            action.approver_username.clone().unwrap_or_default(),
+            // A denial nobody made: the kill switch reached the agent.
+            action
+                .approver_username
+                .clone()
+                .unwrap_or_else(|| "governance-server".into()),
         ),
         ActionStatus::Expired => (false, EXPIRED_REASON.to_owned(), "governance-server".into()),
     };

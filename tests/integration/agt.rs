@@ -516,3 +516,43 @@ pub async fn every_action_event(t: &TestServer) {
         .await
         .expect("expired");
 }
+
+/// The kill switch reaches a held call: suspending the agent denies its pending action at
+/// once, and the call is answered with the reason; nobody can approve it afterwards.
+#[tokio::test]
+async fn suspending_the_agent_answers_its_held_call_with_a_denial() {
+    let server = TestServer::start().await;
+    let alice = server.as_user("alice").await;
+    let (key, agent) = server.agent(&alice, "ledger-bot", &["read:ledger"]).await;
+    let token = server
+        .client
+        .client_credentials(&server.assertion(&key), None)
+        .await
+        .expect("an agent token")
+        .access_token;
+    let base = server.client.base().to_owned();
+    let id = field(DEFAULTS_BODY, "approval_request_id");
+    let held = tokio::spawn({
+        let base = base.clone();
+        async move { deliver(&base, Some(&token), DEFAULTS_BODY.as_bytes()).await }
+    });
+    pending(&alice, &id).await;
+    alice
+        .suspend(&agent.did, "leaking secrets", false)
+        .await
+        .expect("suspended");
+    let answer: WebhookAnswer = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("answered by the kill switch")
+        .expect("task")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(!answer.approved);
+    assert_eq!(answer.reason, "the agent was taken down: leaking secrets");
+    assert_eq!(answer.approver, "governance-server");
+    let late = alice
+        .decide_action(&id, &decision(Decision::Approve, "fine"))
+        .await;
+    assert_eq!(late.unwrap_err().code(), Some("already_decided"));
+}

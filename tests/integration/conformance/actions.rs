@@ -114,6 +114,8 @@ pub async fn actions_arrive_once_and_redeliver(store: Arc<dyn Store>) {
         "integration_sponsor_unknown"
     );
     let did = agent(s, 3, &alice.id, &[]).await;
+    let held = through_integration(request(4, &did, 300), Some(did.clone()));
+    s.receive_action(held, at(2)).await.expect("stored");
     s.suspend(
         SuspendTarget::Agent(did.clone()),
         "incident",
@@ -131,9 +133,26 @@ pub async fn actions_arrive_once_and_redeliver(store: Arc<dyn Store>) {
         "agent_inactive"
     );
     assert_eq!(s.audit_head().await.expect("head"), head_after_suspend);
+    // The take-down denied the agent's pending action, as no one.
+    let denied = s
+        .action(&request(4, "", 0).approval_request_id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(denied.status, ActionStatus::Denied);
+    assert_eq!(denied.approver_id, None);
+    assert_eq!(
+        denied.justification.as_deref(),
+        Some("the agent was taken down: incident")
+    );
     assert_eq!(
         actions_in_chain(s).await,
-        ["action.submitted", "action.redelivered"]
+        [
+            "action.submitted",
+            "action.redelivered",
+            "action.submitted",
+            "action.denied"
+        ]
     );
     assert!(
         s.action(&request(2, "*", 0).approval_request_id)

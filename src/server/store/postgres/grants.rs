@@ -204,6 +204,8 @@ async fn take_down(
             let why = Some(take_down.reason_code());
             end_request(tx, id, RequestStatus::Cancelled, why, None, now, now).await?;
         }
+        let why = format!("the agent was taken down: {reason}");
+        super::actions::deny_pending_of(tx, &did, &why, actor, now).await?;
         let held: Vec<(String,)> = sqlx::query_as(
             "UPDATE access_tokens SET revoked_at = $1
              WHERE subject = $2 AND revoked_at IS NULL AND expires_at > $3 RETURNING jti",

@@ -73,6 +73,45 @@ async fn expire_in(
     Ok(())
 }
 
+/// The kill switch reaches held actions too: an agent taken down has its pending action
+/// requests denied at once (approver none, the reason said), so the held calls are answered
+/// and none can be approved while it is out of service.
+pub(super) async fn deny_pending_of(
+    tx: &mut Tx<'_>,
+    did: &str,
+    why: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "UPDATE action_requests SET status = 'denied', decided_at = ?, justification = ?
+         WHERE agent_did = ? AND status = 'pending' RETURNING id",
+    )
+    .bind(ms(now))
+    .bind(why)
+    .bind(did)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    for id in ids {
+        append(
+            tx,
+            NewAuditEvent::new(
+                actor.clone(),
+                did.to_owned(),
+                AuditAction::ActionDenied(detail::ActionDecided {
+                    approval_request_id: id,
+                    justification: why.to_owned(),
+                }),
+            ),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn reread(tx: &mut Tx<'_>, id: &str) -> StoreResult<Action> {
     Ok(action_in(tx, id)
         .await?
