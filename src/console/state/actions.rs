@@ -139,6 +139,15 @@ impl ActionInbox {
         }
     }
 
+    /// Takes a row out without an outcome (gone, or not mine to see).
+    fn forget(&mut self, id: &str) {
+        if let Some(i) = self.position(id) {
+            self.rows.swap_remove(i);
+            self.search.swap_remove(i);
+        }
+        self.deciding.remove(id);
+    }
+
     /// Takes a row out as `status` (the event stream said so, or its time passed).
     fn remove_as(&mut self, id: &str, status: ActionStatus) -> bool {
         let Some(i) = self.position(id) else {
@@ -214,9 +223,7 @@ impl State {
         match result {
             Ok(action) => self.actions.upsert(action),
             // Gone, or not mine to see: it is not in my inbox.
-            Err(e) if matches!(status(&e), Some(403 | 404)) => {
-                self.actions.remove_as(id, ActionStatus::Expired);
-            }
+            Err(e) if matches!(status(&e), Some(403 | 404)) => self.actions.forget(id),
             Err(e) => {
                 self.flash(format!("reading action request {id}: {e}"), true, now);
                 return;
@@ -379,5 +386,83 @@ impl State {
             self.actions.remove_as(&id, ActionStatus::Expired);
         }
         self.refresh_inbox(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn action(n: usize, status: ActionStatus) -> ActionRequest {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        ActionRequest {
+            id: format!("ar_{n:032x}"),
+            agent_id: "*".into(),
+            agent_did: None,
+            agent_name: None,
+            integration: Some("agt".into()),
+            subject_id: None,
+            operation: "deploy".into(),
+            target_resource: None,
+            policy_decision_id: "pd".into(),
+            policy_version: "v1".into(),
+            approval_chain_id: "c".into(),
+            approval_chain_version: "1".into(),
+            action_digest: "d".into(),
+            input_digest: "i".into(),
+            status,
+            created_at: at,
+            expires_at: at,
+            decided_at: None,
+            approver_id: None,
+            approver_username: None,
+            justification: None,
+        }
+    }
+
+    #[test]
+    fn rows_hold_only_pending_ones_and_settled_ones_are_kept_a_while() {
+        let mut inbox = ActionInbox::default();
+        inbox.replace(vec![
+            action(1, ActionStatus::Pending),
+            action(2, ActionStatus::Approved),
+        ]);
+        assert_eq!(inbox.rows.len(), 1);
+        assert_eq!(inbox.search.len(), 1);
+        assert!(inbox.search[0].contains("action") && inbox.search[0].contains("agt"));
+        inbox.deciding.insert(action(1, ActionStatus::Pending).id);
+        inbox.upsert(action(1, ActionStatus::Denied));
+        assert!(inbox.rows.is_empty() && inbox.deciding.is_empty());
+        assert_eq!(
+            inbox
+                .get(&action(1, ActionStatus::Denied).id)
+                .map(|a| a.status),
+            Some(ActionStatus::Denied)
+        );
+        // An answer about one never pending here is kept for its detail, not shown as a row.
+        inbox.upsert(action(3, ActionStatus::Expired));
+        assert!(inbox.rows.is_empty());
+        for n in 10..(10 + SETTLED) {
+            inbox.upsert(action(n, ActionStatus::Approved));
+        }
+        assert_eq!(inbox.settled.len(), SETTLED);
+        assert!(
+            inbox.get(&action(1, ActionStatus::Denied).id).is_none(),
+            "the oldest went"
+        );
+    }
+
+    #[test]
+    fn who_and_what_say_the_name_or_the_agent_id_as_sent() {
+        let mut a = action(1, ActionStatus::Pending);
+        assert_eq!(action_who(&a), "* via agt");
+        assert_eq!(action_what(&a), "deploy");
+        a.agent_name = Some("deployer".into());
+        a.integration = None;
+        a.target_resource = Some("prod".into());
+        assert_eq!(action_who(&a), "deployer");
+        assert_eq!(action_what(&a), "deploy @ prod");
     }
 }
