@@ -702,3 +702,31 @@ fn the_decide_dialog_requires_a_justification() {
         Err("a justification is required".to_owned())
     );
 }
+
+#[test]
+fn beside_entra_rows_an_action_row_names_its_source() {
+    let mut s = fixture();
+    s.enable_entra("me", std::time::Duration::from_secs(30), now());
+    let mut terminal = Terminal::new(TestBackend::new(120, 12)).unwrap();
+    terminal
+        .draw(|f| {
+            view::render(
+                f,
+                &s,
+                Frame2 {
+                    now: now(),
+                    offset: FixedOffset::east_opt(0).unwrap(),
+                    theme: &Theme::default_theme(),
+                },
+            )
+        })
+        .unwrap();
+    let text = terminal.backend().to_string();
+    for needle in [
+        "SOURCE     KIND   WHO",
+        "AGT        action payments-agent",
+        "local      elev   invoice-reconciler",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
+}
