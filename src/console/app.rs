@@ -2,7 +2,6 @@
 //! drawn after each batch. The UI never waits on the network: every request runs in a task and
 //! comes back as an `Action`; the event stream reconnects on its own with `Last-Event-ID`.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,6 +11,8 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
+use super::alert::alert;
+pub use super::alert::{Alerts, passthrough};
 use super::state::{
     Action, Connection, Effect, EffectError, EntraDecided, PollFailure, RequestsPage, State,
 };
@@ -25,6 +26,7 @@ use crate::client::login::{self, LoginError};
 use crate::client::session::{Session, SessionStore};
 use crate::clock::SharedClock;
 use crate::domain::entra::{EntraApproval, EntraSource};
+use crate::protocol::actions::ActionQuery;
 use crate::protocol::query::RequestQuery;
 
 /// Keeps the access token fresh: the server's own session, refreshed (and, when it came from
@@ -103,76 +105,6 @@ impl Keeper {
                 .await
                 .unwrap_or_else(|| self.clock.now()),
         }
-    }
-}
-
-/// How new requests are announced.
-#[derive(Debug, Clone, Copy)]
-pub struct Alerts {
-    pub bell: bool,
-    pub osc: bool,
-    pub desktop: bool,
-}
-
-/// Strips everything but printable text from a notification (it is agent-controlled).
-fn notification_text(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() && !crate::domain::text::is_bidi_control(*c) && *c != ';')
-        .take(200)
-        .collect()
-}
-
-fn alert(alerts: Alerts, title: &str, body: &str) {
-    let mut out = std::io::stdout();
-    if alerts.bell {
-        let _ = out.write_all(b"\x07");
-    }
-    if alerts.osc {
-        let (t, b) = (notification_text(title), notification_text(body));
-        for seq in [
-            format!("\x1b]9;{t}: {b}\x07"),
-            format!("\x1b]777;notify;{t};{b}\x07"),
-        ] {
-            let _ = out.write_all(passthrough(&seq, in_tmux()).as_bytes());
-        }
-    }
-    let _ = out.flush();
-    if alerts.desktop && desktop_session() {
-        let (t, b) = (notification_text(title), notification_text(body));
-        // notify-rust blocks and fails without a session bus: its own thread, errors logged.
-        std::thread::spawn(move || {
-            if let Err(e) = notify_rust::Notification::new()
-                .appname("sponsor-console")
-                .summary(&t)
-                .body(&b)
-                .show()
-            {
-                tracing::debug!(error = %e, "desktop notification not shown");
-            }
-        });
-    }
-}
-
-fn in_tmux() -> bool {
-    std::env::var_os("TMUX").is_some_and(|v| !v.is_empty())
-}
-
-/// Inside tmux an OSC sequence reaches the outer terminal only wrapped in tmux's DCS
-/// passthrough (with `allow-passthrough on`), every ESC doubled.
-pub fn passthrough(seq: &str, tmux: bool) -> String {
-    if tmux {
-        format!("\x1bPtmux;{}\x1b\\", seq.replace('\x1b', "\x1b\x1b"))
-    } else {
-        seq.to_owned()
-    }
-}
-
-/// Whether a desktop notification can be shown at all (no session bus over SSH or in CI).
-fn desktop_session() -> bool {
-    if cfg!(target_os = "linux") {
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty())
-    } else {
-        true
     }
 }
 
@@ -361,7 +293,15 @@ fn run_effect(
         let client = match keeper.client().await {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Action::Requests(Err(EffectError::Session(e))));
+                let error = EffectError::Session(e);
+                // A decision under way must hear that it was not sent.
+                let _ = tx.send(match effect {
+                    Effect::DecideAction { id, .. } => Action::ActionDecided {
+                        id,
+                        result: Err(error),
+                    },
+                    _ => Action::Requests(Err(error)),
+                });
                 return;
             }
         };
@@ -396,6 +336,24 @@ fn run_effect(
             },
             Effect::Decide { id, body } => {
                 Action::Decided(client.decide(&id, &body).await.map_err(EffectError::from))
+            }
+            // Every pending action request, soonest to expire first, following `next`.
+            Effect::LoadActions => Action::ActionRequests(
+                client
+                    .all_actions(ActionQuery::pending(PENDING_PAGE, None))
+                    .await
+                    .map_err(EffectError::from),
+            ),
+            Effect::LoadAction(id) => {
+                let result = client.get_action(&id).await.map_err(EffectError::from);
+                Action::ActionRequest { id, result }
+            }
+            Effect::DecideAction { id, body } => {
+                let result = client
+                    .decide_action(&id, &body)
+                    .await
+                    .map_err(EffectError::from);
+                Action::ActionDecided { id, result }
             }
             Effect::Suspend {
                 did,
@@ -571,19 +529,4 @@ pub async fn run(
     ticker.abort();
     ratatui::restore();
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notifications_carry_no_control_sequences_and_pass_through_tmux() {
-        assert_eq!(notification_text("a\x1b]0;x\x07b;c\u{202e}d"), "a]0xbcd");
-        assert_eq!(passthrough("\x1b]9;hi\x07", false), "\x1b]9;hi\x07");
-        assert_eq!(
-            passthrough("\x1b]9;hi\x07", true),
-            "\x1bPtmux;\x1b\x1b]9;hi\x07\x1b\\"
-        );
-    }
 }

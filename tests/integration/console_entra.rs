@@ -571,6 +571,7 @@ fn rows_that_tie_keep_their_places_from_poll_to_poll() {
             .iter()
             .map(|item| match *item {
                 Item::Local(i) => s.requests[i].id.clone(),
+                Item::Action(i) => s.actions.rows[i].id.clone(),
                 Item::Entra(i) => s.entra.as_ref().unwrap().rows[i].key(),
             })
             .collect()

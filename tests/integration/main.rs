@@ -16,6 +16,7 @@ mod bad_input;
 mod client_credentials;
 mod conformance;
 mod console;
+mod console_actions;
 mod console_entra;
 mod delegation;
 mod device_flow;

@@ -46,8 +46,14 @@ impl State {
 
     pub(super) fn open_suspend(&mut self) {
         let did = match (self.screen, self.modals.last()) {
-            (_, Some(Modal::Detail { id, .. })) => self.request(id).map(|r| r.agent_did.clone()),
-            (Screen::Inbox, _) => self.selected_request().map(|r| r.agent_did.clone()),
+            (_, Some(Modal::Detail { id, .. })) => self
+                .request(id)
+                .map(|r| r.agent_did.clone())
+                .or_else(|| self.action_request(id).and_then(|a| a.agent_did.clone())),
+            (Screen::Inbox, _) => self
+                .selected_request()
+                .map(|r| r.agent_did.clone())
+                .or_else(|| self.selected_action().and_then(|a| a.agent_did.clone())),
             (Screen::Agents, _) => self.selected_agent().map(|a| a.did.clone()),
             _ => None,
         };

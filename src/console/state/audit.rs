@@ -55,6 +55,7 @@ impl State {
                 }
             }
             "grant.revoked" | "grant.expired" => effects.push(Effect::LoadGrants),
+            a if a.starts_with("action.") => effects.extend(self.on_action_event(&event)),
             _ => {}
         }
         if action == "request.submitted" {

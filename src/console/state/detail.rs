@@ -1,5 +1,6 @@
 //! The request detail, and deciding requests: the decide dialog for one request, the deny
-//! dialog for one or the marked ones, and what the server answered.
+//! dialog for one or the marked ones, and what the server answered. Action requests and Entra
+//! rows open their own detail and dialogs through the same keys.
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +14,10 @@ impl State {
     pub(super) fn open_detail(&mut self) -> Vec<Effect> {
         if let Some(key) = self.selected_entra().map(EntraApproval::key) {
             self.modals.push(Modal::Detail { id: key, scroll: 0 });
+            return Vec::new();
+        }
+        if let Some(id) = self.selected_action().map(|a| a.id.clone()) {
+            self.modals.push(Modal::Detail { id, scroll: 0 });
             return Vec::new();
         }
         let Some(r) = self.selected_request() else {
@@ -59,15 +64,21 @@ impl State {
         if let Some(row) = self.target_entra().cloned() {
             return self.open_entra_approve(row, now);
         }
+        if let Some(action) = self.target_action().cloned() {
+            return self.open_action_decide(&action, Decision::Approve, now);
+        }
         if let Some(dialog) = self.target_request().map(decide_dialog) {
             self.modals.push(Modal::Dialog(dialog));
         }
     }
 
-    pub(super) fn open_deny(&mut self) {
+    pub(super) fn open_deny(&mut self, now: DateTime<Utc>) {
         let marked = !self.in_detail() && !self.marks.is_empty();
         if let Some(row) = self.target_entra().cloned().filter(|_| !marked) {
             return self.open_entra_decide(row, Decision::Deny);
+        }
+        if let Some(action) = self.target_action().cloned().filter(|_| !marked) {
+            return self.open_action_decide(&action, Decision::Deny, now);
         }
         let request_ids: Vec<String> = if !self.in_detail() && !self.marks.is_empty() {
             self.marks.iter().cloned().collect()

@@ -144,7 +144,7 @@ impl State {
     pub fn selected_entra(&self) -> Option<&EntraApproval> {
         match self.selected_item()? {
             Item::Entra(i) => self.entra.as_ref().and_then(|e| e.rows.get(i)),
-            Item::Local(_) => None,
+            Item::Local(_) | Item::Action(_) => None,
         }
     }
 

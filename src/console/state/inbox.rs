@@ -1,6 +1,6 @@
-//! The inbox: every pending request, the governance server's and (with `[entra]`) Microsoft
-//! Entra's approvals waiting on me, filtered, sorted and marked, with the risk flags each
-//! shows; and approving the marked ones together.
+//! The inbox: every pending request, the governance server's, its action requests and (with
+//! `[entra]`) Microsoft Entra's approvals waiting on me, filtered, sorted and marked, with the
+//! risk flags each shows; and approving the marked ones together.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -12,6 +12,7 @@ use crate::console::safe_text::one_line;
 use crate::domain::entra::EntraApproval;
 use crate::domain::policy::Sensitivity;
 use crate::domain::trust::Tier;
+use crate::protocol::actions::Action as ActionRequest;
 use crate::protocol::requests::{Request, RequestKind, RequestStatus};
 
 /// Inbox sort orders, cycled with the sort key.
@@ -122,15 +123,18 @@ fn search_text(r: &Request) -> String {
     s.to_lowercase()
 }
 
-/// One inbox row: an index into the governance server's requests or into Entra's rows.
+/// One inbox row: an index into the governance server's requests, its action requests, or
+/// Entra's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
     Local(usize),
+    Action(usize),
     Entra(usize),
 }
 
-/// What sorting compares of a row, whatever its source. Entra rows have no trust score and
-/// sort after every agent on trust; their time left is the approvers' 24 hours.
+/// What sorting compares of a row, whatever its source. Action requests and Entra rows have no
+/// trust score and sort after every request on trust; an Entra row's time left is the
+/// approvers' 24 hours.
 struct SortKey<'a> {
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
@@ -155,6 +159,17 @@ impl<'a> SortKey<'a> {
         }
     }
 
+    fn action(a: &'a ActionRequest) -> Self {
+        Self {
+            expires_at: a.expires_at,
+            created_at: a.created_at,
+            name: a.agent_name.as_deref().unwrap_or(&a.agent_id),
+            trust: i64::MAX,
+            rank: 0,
+            tie: (1, &a.id),
+        }
+    }
+
     fn entra(r: &'a EntraApproval) -> Self {
         Self {
             expires_at: r.decide_by().unwrap_or(DateTime::<Utc>::MAX_UTC),
@@ -162,33 +177,37 @@ impl<'a> SortKey<'a> {
             name: r.requester.label(),
             trust: i64::MAX,
             rank: 0,
-            tie: (1 + r.source as u8, &r.id),
+            tie: (2 + r.source as u8, &r.id),
         }
     }
 }
 
 impl State {
-    /// Every row before the filter: the requests and Entra's rows.
+    /// Every row before the filter: the requests, action requests and Entra's rows.
     pub fn row_count(&self) -> usize {
-        self.requests.len() + self.entra.as_ref().map_or(0, |e| e.rows.len())
+        self.requests.len()
+            + self.actions.rows.len()
+            + self.entra.as_ref().map_or(0, |e| e.rows.len())
     }
 
     pub fn selected_item(&self) -> Option<Item> {
         self.inbox.get(self.inbox_selected).copied()
     }
 
-    /// The governance server's request selected in the inbox (none on an Entra row).
+    /// The governance server's request selected in the inbox (none on another kind of row).
     pub fn selected_request(&self) -> Option<&Request> {
         match self.selected_item()? {
             Item::Local(i) => self.requests.get(i),
-            Item::Entra(_) => None,
+            Item::Action(_) | Item::Entra(_) => None,
         }
     }
 
-    /// The selected row's id: a request's id, or an Entra row's key (`role:<id>`).
+    /// The selected row's id: a request's or action request's id, or an Entra row's key
+    /// (`role:<id>`).
     pub fn selected_key(&self) -> Option<String> {
         match self.selected_item()? {
             Item::Local(i) => self.requests.get(i).map(|r| r.id.clone()),
+            Item::Action(i) => self.actions.rows.get(i).map(|a| a.id.clone()),
             Item::Entra(i) => self
                 .entra
                 .as_ref()
@@ -201,6 +220,7 @@ impl State {
     fn is_row(&self, item: Item, key: &str) -> bool {
         match item {
             Item::Local(i) => self.requests[i].id == key,
+            Item::Action(i) => self.actions.rows[i].id == key,
             Item::Entra(i) => self.entra.as_ref().is_some_and(|e| {
                 let r = &e.rows[i];
                 key.strip_prefix(r.source.short())
@@ -325,9 +345,10 @@ impl State {
             }
             self.refresh_inbox(keep);
         }
+        self.drop_expired_actions(now);
     }
 
-    /// Re-applies filter and sort to both sources' rows. Linear in the number of rows plus
+    /// Re-applies filter and sort to every source's rows. Linear in the number of rows plus
     /// the sort.
     pub fn refresh_inbox(&mut self, keep: Option<String>) {
         let needle = self.filter.to_lowercase();
@@ -339,6 +360,12 @@ impl State {
             .filter(|i| matches(&self.search[*i]))
             .map(|i| (SortKey::local(&self.requests[i], with_rank), Item::Local(i)))
             .collect();
+        let actions = &self.actions;
+        keyed.extend(
+            (0..actions.rows.len())
+                .filter(|i| matches(&actions.search[*i]))
+                .map(|i| (SortKey::action(&actions.rows[i]), Item::Action(i))),
+        );
         if let Some(entra) = &self.entra {
             keyed.extend(
                 (0..entra.rows.len())
@@ -369,9 +396,14 @@ impl State {
     }
 
     pub(super) fn toggle_mark(&mut self, now: DateTime<Utc>) {
-        if self.selected_entra().is_some() {
+        if self.selected_entra().is_some() || self.selected_action().is_some() {
+            let which = if self.selected_action().is_some() {
+                "Action requests"
+            } else {
+                "Entra approvals"
+            };
             self.flash(
-                "Entra approvals are decided one at a time: open it, or press approve or deny",
+                format!("{which} are decided one at a time: open it, or press approve or deny"),
                 true,
                 now,
             );

@@ -44,11 +44,17 @@ impl State {
                     self.marks.clear();
                 }
                 let effects = dialog.effects();
-                if let Some(entra) = self.entra.as_mut() {
-                    for effect in &effects {
-                        if let Effect::DecideEntra { approval, .. } = effect {
-                            entra.deciding.insert(approval.key());
+                for effect in &effects {
+                    match effect {
+                        Effect::DecideEntra { approval, .. } => {
+                            if let Some(entra) = self.entra.as_mut() {
+                                entra.deciding.insert(approval.key());
+                            }
                         }
+                        Effect::DecideAction { id, .. } => {
+                            self.actions.deciding.insert(id.clone());
+                        }
+                        _ => {}
                     }
                 }
                 effects
@@ -99,7 +105,7 @@ impl State {
             Command::ClearMarks => self.marks.clear(),
             Command::Sort => self.cycle_sort(now),
             Command::Approve => self.open_approve(now),
-            Command::Deny => self.open_deny(),
+            Command::Deny => self.open_deny(now),
             Command::Suspend => self.open_suspend(),
             Command::SuspendAll => self.open_suspend_all(),
             Command::Reactivate => self.open_reactivate(now),

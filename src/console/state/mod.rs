@@ -4,6 +4,7 @@
 //! Cancel, and only confirming submits. Each screen's part lives in its own file; this one
 //! holds what they share and the dispatch of actions, keys and commands.
 
+mod actions;
 mod agents;
 mod audit;
 mod detail;
@@ -25,9 +26,11 @@ use crate::client::ClientError;
 use crate::client::checkpoint::{AuditVerdict, CheckpointError};
 use crate::client::login::LoginError;
 use crate::domain::entra::{EntraApproval, EntraSource};
+use crate::protocol::actions::{Action as ActionRequest, ActionDecisionBody};
 use crate::protocol::agents::Agent;
 use crate::protocol::audit::{AuditEvent, StateReport};
 use crate::protocol::requests::{DecisionBody, Grant, Request, Suspension, TrustReport};
+pub use actions::{ActionInbox, action_what, action_who};
 pub use dialog::{Dialog, Focus, PRESETS};
 pub use entra::{EntraDecided, EntraInbox, PollFailure};
 pub use inbox::{Item, Risk, Sort};
@@ -121,6 +124,15 @@ pub enum Effect {
     LoadRecord,
     /// Has the server check its tables against the chain now.
     CheckRecord,
+    /// Every pending action request (AGT's approvals).
+    LoadActions,
+    /// One action request, read again.
+    LoadAction(String),
+    /// Approves or denies one action request, for one execution.
+    DecideAction {
+        id: String,
+        body: ActionDecisionBody,
+    },
     Decide {
         id: String,
         body: DecisionBody,
@@ -181,6 +193,18 @@ pub enum Action {
     Verified(Result<AuditVerdict, EffectError>),
     /// A check of the tables against the chain.
     Record(Result<StateReport, EffectError>),
+    /// Every pending action request, or why not.
+    ActionRequests(Result<Vec<ActionRequest>, EffectError>),
+    /// One action request read again (by id).
+    ActionRequest {
+        id: String,
+        result: Result<ActionRequest, EffectError>,
+    },
+    /// The server's answer to a decision on an action request (by id).
+    ActionDecided {
+        id: String,
+        result: Result<ActionRequest, EffectError>,
+    },
     TokenExpiry(DateTime<Utc>),
     /// One Entra source's poll: its rows, or why not; `jitter` in `[0, 1)` spreads the next.
     EntraPolled {
@@ -245,7 +269,9 @@ pub struct State {
     search: Vec<String>,
     /// Microsoft Entra's approvals waiting on me, when `[entra]` is set.
     pub entra: Option<EntraInbox>,
-    /// The rows shown (requests and Entra rows) after filter and sort.
+    /// Action requests (AGT's approvals) waiting on me.
+    pub actions: ActionInbox,
+    /// The rows shown (requests, action requests and Entra rows) after filter and sort.
     pub inbox: Vec<Item>,
     pub inbox_selected: usize,
     pub filter: String,
@@ -306,6 +332,7 @@ impl State {
             requests: Vec::new(),
             search: Vec::new(),
             entra: None,
+            actions: ActionInbox::default(),
             inbox: Vec::new(),
             inbox_selected: 0,
             filter: String::new(),
@@ -335,6 +362,7 @@ impl State {
     pub fn start(&self) -> Vec<Effect> {
         vec![
             Effect::LoadRequests,
+            Effect::LoadActions,
             Effect::LoadAgents,
             Effect::LoadGrants,
             Effect::LoadAudit,
@@ -425,7 +453,12 @@ impl State {
                 if was_down && matches!(self.connection, Connection::Live) {
                     // Back after a gap: the stream resumed from the last seq, but lists may
                     // have been loaded before it started.
-                    return vec![Effect::LoadRequests, Effect::LoadAgents, Effect::LoadGrants];
+                    return vec![
+                        Effect::LoadRequests,
+                        Effect::LoadActions,
+                        Effect::LoadAgents,
+                        Effect::LoadGrants,
+                    ];
                 }
                 Vec::new()
             }
@@ -449,6 +482,15 @@ impl State {
                 );
                 Vec::new()
             }
+            Action::ActionRequests(result) => {
+                self.on_action_requests(result, now);
+                Vec::new()
+            }
+            Action::ActionRequest { id, result } => {
+                self.on_action_request(&id, result, now);
+                Vec::new()
+            }
+            Action::ActionDecided { id, result } => self.on_action_decided(&id, result, now),
             Action::TokenExpiry(at) => {
                 self.token_expires_at = Some(at);
                 Vec::new()

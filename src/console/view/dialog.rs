@@ -22,7 +22,7 @@ fn size(action: &Confirm) -> (u16, u16) {
         Confirm::ApproveMarked { .. } => (96, 2),
         Confirm::Deny { .. } | Confirm::Reactivate { .. } | Confirm::RevokeGrant { .. } => (80, 3),
         Confirm::Suspend { .. } | Confirm::SuspendAll { .. } => (90, 3),
-        Confirm::DecideEntra { .. } => (96, 3),
+        Confirm::DecideEntra { .. } | Confirm::DecideAction { .. } => (96, 3),
     }
 }
 

@@ -1,17 +1,21 @@
-//! The inbox: one row per pending request, only the rows on screen built, critical and high
-//! rows coloured and flagged in words.
+//! The inbox: one row per pending request (the governance server's, its action requests and
+//! Entra's), only the rows on screen built, critical and high rows coloured and flagged in
+//! words.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Frame2, kind_label, loading, safe, window};
 use crate::console::keymap::Command;
-use crate::console::state::{EntraInbox, Item, Risk, State, human_duration};
+use crate::console::state::{
+    EntraInbox, Item, Risk, State, action_what, action_who, human_duration,
+};
 use crate::domain::entra::{EntraApproval, Expiration};
 use crate::domain::trust::Tier;
+use crate::protocol::actions::Action as ActionRequest;
 use crate::protocol::requests::Request;
 
 /// While the rest of the pending requests are still coming: how many of how many.
@@ -26,7 +30,7 @@ fn loading_note(state: &State) -> String {
 }
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
-    let block = Block::default().borders(Borders::TOP).title(Span::styled(
+    let mut title = vec![Span::styled(
         format!(
             " pending {}{}{}  sorted by {}{} ",
             state.inbox.len(),
@@ -48,7 +52,20 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
             }
         ),
         ctx.theme.accent,
-    ));
+    )];
+    // The rows kept from the last good load stay; this says they may be stale.
+    if state.actions.error.is_some() {
+        title.push(Span::styled(
+            format!(
+                " action requests could not be loaded ({} retries) ",
+                state.keymap.first_key(Command::Refresh)
+            ),
+            ctx.theme.error,
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if loading(frame, inner, state, &state.requests_load, "requests", ctx) {
@@ -73,6 +90,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
     let height = inner.height.saturating_sub(1) as usize;
     let (start, end) = window(state.inbox_selected, state.inbox.len(), height);
     let with_source = state.entra.is_some();
+    let with_actions = !state.actions.rows.is_empty();
     let rows: Vec<Row> = state.inbox[start..end]
         .iter()
         .enumerate()
@@ -80,6 +98,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
             let selected = start + offset == state.inbox_selected;
             match *item {
                 Item::Local(i) => local_row(state, &state.requests[i], selected, with_source, ctx),
+                Item::Action(i) => {
+                    action_row(state, &state.actions.rows[i], selected, with_source, ctx)
+                }
                 Item::Entra(i) => match &state.entra {
                     Some(entra) => entra_row(entra, &entra.rows[i], selected, ctx),
                     None => Row::default(),
@@ -109,6 +130,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         Constraint::Length(7),
         Constraint::Length(14),
     ];
+    if with_actions {
+        // Requests and action requests share the columns; `action` needs one more for its
+        // kind, which the name gives up.
+        header[2] = "WHO";
+        header[3] = "WHAT";
+        widths[1] = Constraint::Length(6);
+        widths[2] = Constraint::Length(23);
+    }
     if with_source {
         // Agents' requests and people's approvals share the columns.
         header[2] = "WHO";
@@ -116,7 +145,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>
         header.insert(1, "SOURCE");
         widths.insert(1, Constraint::Length(10));
         // Room for a person's name and UPN.
-        widths[3] = Constraint::Length(32);
+        widths[3] = Constraint::Length(if with_actions { 31 } else { 32 });
     }
     let header = Row::new(header).style(ctx.theme.dim.add_modifier(Modifier::BOLD));
     let table = Table::new(rows, widths).header(header);
@@ -161,6 +190,43 @@ fn local_row<'a>(
     ];
     if with_source {
         cells.insert(1, Cell::from("local"));
+    }
+    Row::new(cells).style(style)
+}
+
+/// An action request in the same columns: who asks (and through which integration), the
+/// operation and its target, asked for once, its time left.
+fn action_row<'a>(
+    state: &State,
+    a: &ActionRequest,
+    selected: bool,
+    with_source: bool,
+    ctx: Frame2<'_>,
+) -> Row<'a> {
+    let age = (ctx.now - a.created_at).num_seconds();
+    let left = (a.expires_at - ctx.now).num_seconds();
+    let flags = if state.actions.deciding.contains(&a.id) {
+        "deciding…"
+    } else {
+        ""
+    };
+    let mut style = ctx.theme.base;
+    if selected {
+        style = style.patch(ctx.theme.selected);
+    }
+    let mut cells = vec![
+        Cell::from(" "),
+        Cell::from("action"),
+        Cell::from(safe(&action_who(a))),
+        Cell::from(safe(&action_what(a))),
+        Cell::from("once"),
+        Cell::from("—"),
+        Cell::from(human_duration(age)),
+        Cell::from(human_duration(left)),
+        Cell::from(flags),
+    ];
+    if with_source {
+        cells.insert(1, Cell::from("AGT"));
     }
     Row::new(cells).style(style)
 }

@@ -3,6 +3,7 @@
 //! passes through `safe_text` first. One file per screen; this one lays them out and draws
 //! what they share (tabs, hints, status bar, prompts).
 
+mod actions;
 mod agents;
 mod audit;
 mod detail;
@@ -89,10 +90,15 @@ pub fn render(frame: &mut Frame, state: &State, ctx: Frame2<'_>) {
     for modal in &state.modals {
         match modal {
             Modal::Help => help::draw(frame, area, state, ctx),
-            Modal::Detail { id, scroll } => match state.entra.as_ref().zip(state.entra_row(id)) {
-                Some((inbox, row)) => entra::draw(frame, rows[1], state, inbox, row, *scroll, ctx),
-                None => detail::draw(frame, rows[1], state, id, *scroll, ctx),
-            },
+            Modal::Detail { id, scroll } => {
+                if let Some((inbox, row)) = state.entra.as_ref().zip(state.entra_row(id)) {
+                    entra::draw(frame, rows[1], state, inbox, row, *scroll, ctx);
+                } else if let Some(action) = state.action_request(id) {
+                    actions::draw(frame, rows[1], state, action, *scroll, ctx);
+                } else {
+                    detail::draw(frame, rows[1], state, id, *scroll, ctx);
+                }
+            }
             Modal::Dialog(d) => dialog::draw(frame, area, d, &state.keymap, ctx),
             Modal::Filter(text) => input_line(frame, rows[2], "/", text, ctx),
             Modal::CommandLine(text) => input_line(frame, rows[2], ":", text, ctx),
@@ -312,13 +318,19 @@ fn status(frame: &mut Frame, area: Rect, state: &State, ctx: Frame2<'_>) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The pending count of the status bar: while a load is still bringing them in, of how many.
+/// The pending count of the status bar: while a load is still bringing them in, of how many;
+/// and the action requests beside them.
 fn pending_count(state: &State) -> String {
-    match state.pending_total {
+    let requests = match state.pending_total {
         Some(total) if state.pending_paging => {
             format!("{} of {total} pending, loading", state.requests.len())
         }
         _ => format!("{} pending", state.requests.len()),
+    };
+    match state.actions.rows.len() {
+        0 => requests,
+        1 => format!("{requests} · 1 action"),
+        n => format!("{requests} · {n} actions"),
     }
 }
 

@@ -12,6 +12,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::Effect;
 use crate::console::keymap::{Command, Context, Keymap};
 use crate::domain::entra::{EntraApproval, RequestedWindow};
+use crate::protocol::actions::ActionDecisionBody;
 use crate::protocol::requests::{Decision, DecisionBody};
 use fields::CUSTOM_LIMIT;
 pub use fields::{
@@ -48,6 +49,11 @@ pub enum Confirm {
     /// An Entra approval, decided in Graph for the window it asked for.
     DecideEntra {
         approval: Box<EntraApproval>,
+        decision: Decision,
+    },
+    /// An action request, for one execution: no duration, nothing to narrow.
+    DecideAction {
+        id: String,
         decision: Decision,
     },
 }
@@ -410,6 +416,13 @@ impl Dialog {
                 approval: approval.clone(),
                 decision: *decision,
                 justification: self.text(FieldId::Justification).to_owned(),
+            }],
+            Confirm::DecideAction { id, decision } => vec![Effect::DecideAction {
+                id: id.clone(),
+                body: ActionDecisionBody {
+                    decision: *decision,
+                    justification: self.text(FieldId::Justification).to_owned(),
+                },
             }],
         }
     }
