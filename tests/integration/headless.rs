@@ -269,3 +269,104 @@ async fn console_toml_names_the_server_and_read_only_refuses_what_acts() {
         String::from_utf8_lossy(&approved.stderr)
     );
 }
+
+/// Action requests (AGT's approvals) headless: listed with `--source agt`, approved for one
+/// execution by their `ar_` id (no `--for`), which releases the held webhook call.
+#[tokio::test]
+async fn action_requests_are_listed_and_decided_by_their_ar_id() {
+    let Alice {
+        server,
+        dir: _dir,
+        base,
+        client,
+        alice,
+        state_dir,
+    } = alice_signed_in().await;
+    let (key, _) = register(&alice, "ledger-bot", &[]).await;
+    let token = client
+        .client_credentials(
+            &key.assertion(
+                &client.token_endpoint(),
+                chrono::Utc::now(),
+                chrono::Duration::seconds(60),
+            )
+            .unwrap(),
+            None,
+        )
+        .await
+        .unwrap()
+        .access_token;
+    let expires = (chrono::Utc::now() + chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    let body = crate::agt::resealed(
+        crate::agt::DEFAULTS_BODY,
+        serde_json::json!({"expires_at": expires}),
+    );
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held = tokio::spawn({
+        let base = base.clone();
+        async move { crate::agt::deliver(&base, Some(&token), &body).await }
+    });
+    crate::agt::pending(&alice, &id).await;
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
+        cmd.args(args)
+            .args(["--server", base.as_str()])
+            .env(STATE_DIR_ENV, &state_dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let listed = run(&["requests", "ls", "--source", "agt"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(listed.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        table.contains(&id) && table.contains("ledger-bot") && table.contains("tool.invoke"),
+        "{table}"
+    );
+    let with_window = run(&["approve", &id, "--for", "1h", "--reason", "ok"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_window.status.code(),
+        Some(2),
+        "no window for one execution"
+    );
+    let approved = run(&["approve", &id, "--reason", "checked the ledger"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        approved.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(String::from_utf8_lossy(&approved.stdout).starts_with(&format!("approved {id}")));
+    let answer: sponsor_console::protocol::actions::WebhookAnswer =
+        tokio::time::timeout(std::time::Duration::from_secs(5), held)
+            .await
+            .unwrap()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(answer.approved);
+    let again = run(&["deny", &id, "--reason", "too late"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(5),
+        "already decided is a conflict"
+    );
+    drop(server);
+}

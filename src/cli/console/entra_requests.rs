@@ -20,7 +20,7 @@ use crate::domain::entra::{EntraSource, Expiration, RequestedWindow};
 
 /// Whether `id` names one of the governance server's own requests (`req_…`).
 pub fn is_local_id(id: &str) -> bool {
-    id.starts_with("req_")
+    id.starts_with("req_") || super::actions::is_action_id(id)
 }
 
 fn at(t: DateTime<Utc>) -> String {

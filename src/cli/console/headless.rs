@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::actions;
 use super::entra::EntraCli;
 use super::entra_requests::is_local_id;
 use super::{
@@ -231,6 +232,30 @@ async fn scripted(
 ) -> Result<u8, HeadlessError> {
     let now = chrono::Utc::now();
     match command {
+        Command::Requests {
+            command:
+                RequestsCommand::Ls {
+                    json,
+                    all,
+                    source: RequestSource::Agt,
+                },
+        } => return actions::list(api, json, all).await,
+        Command::Approve {
+            id,
+            duration,
+            capabilities,
+            reason,
+        } if actions::is_action_id(&id) => {
+            if duration.is_some() || capabilities.is_some() {
+                return Err(HeadlessError::Usage(
+                    "an action request is approved for one execution: leave out --for and --capabilities".into(),
+                ));
+            }
+            return actions::decide(api, &id, Decision::Approve, reason).await;
+        }
+        Command::Deny { id, reason } if actions::is_action_id(&id) => {
+            return actions::decide(api, &id, Decision::Deny, reason).await;
+        }
         Command::Requests {
             command: RequestsCommand::Ls { json, all, .. },
         } => {
@@ -478,6 +503,6 @@ async fn audit_verify(
     Ok(exit::SUCCESS)
 }
 
-fn header(titles: &[&str]) -> Vec<String> {
+pub(super) fn header(titles: &[&str]) -> Vec<String> {
     titles.iter().map(|t| (*t).to_owned()).collect()
 }

@@ -1,6 +1,7 @@
 //! `sponsor-console`: its arguments, and the split between the terminal console (no
 //! sub-command) and the headless sub-commands (sign-in, and one call each for scripts).
 
+mod actions;
 mod entra;
 mod entra_requests;
 mod headless;
@@ -60,7 +61,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RequestsCommand,
     },
-    /// Approve a request for a bounded time. An Entra id (`role:<id>`, `group:<id>`,
+    /// Approve a request for a bounded time. An action request (`ar_…`) is approved for one
+    /// execution, with no `--for`. An Entra id (`role:<id>`, `group:<id>`,
     /// `package:<id>`, or a bare id from `requests ls --source entra`) is approved for the
     /// window it asked for: Entra does not let an approver change it, so there is no `--for`.
     Approve {
@@ -76,7 +78,7 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Deny a request (the governance server's, or an Entra id).
+    /// Deny a request (the governance server's, an action request's, or an Entra id).
     Deny {
         id: String,
         #[arg(long)]
@@ -157,8 +159,9 @@ pub enum RequestsCommand {
         /// Everything, not only mine (security leads and admins; the governance server's).
         #[arg(long)]
         all: bool,
-        /// Whose requests: the governance server's (`local`) or Microsoft Entra's PIM
-        /// approvals waiting on you (`entra`: directory roles, PIM for Groups, access packages).
+        /// Whose requests: the governance server's (`local`), Microsoft Entra's PIM approvals
+        /// waiting on you (`entra`: directory roles, PIM for Groups, access packages), or the
+        /// action requests AGT-governed agents wait on (`agt`, ids `ar_…`).
         #[arg(long, value_enum, default_value_t = RequestSource::Local)]
         source: RequestSource,
     },
@@ -169,6 +172,8 @@ pub enum RequestsCommand {
 pub enum RequestSource {
     Local,
     Entra,
+    /// Action requests: AGT's approvals, held by the webhook until decided.
+    Agt,
 }
 
 #[derive(Debug, Subcommand)]
