@@ -1,9 +1,10 @@
 //! The state the audit chain records, and its comparison with the tables: `audit verify
 //! --state`. Replaying every event from the first rebuilds who is suspended, what each agent
 //! holds standing, who sponsors it and who its parent is, every grant, every revoked token and
-//! refresh-token family, and each sponsor's roles. A direct edit of a table that bypassed the
-//! server (an agent un-suspended, a grant extended, a token un-revoked, capabilities widened, a
-//! role given) then shows as a difference, because no event records it.
+//! refresh-token family, each sponsor's roles, and each action request's status. A direct edit
+//! of a table that bypassed the server (an agent un-suspended, a grant extended, a token
+//! un-revoked, capabilities widened, a role given, an action approved) then shows as a
+//! difference, because no event records it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +47,9 @@ pub struct StateSnapshot {
     pub revoked_tokens: BTreeSet<String>,
     /// Refresh-token families revoked.
     pub revoked_families: BTreeSet<String>,
+    /// Action requests (AGT approvals) by id: their status (`pending`, `approved`, `denied`,
+    /// `expired`), so an approval written into the table without a sponsor's decision shows.
+    pub actions: BTreeMap<String, String>,
 }
 
 /// Replays the chain, one event at a time, oldest first.
@@ -168,11 +172,25 @@ impl Replay {
             | AuditAction::RequestCancelled(_)
             | AuditAction::StateMismatch(_)
             | AuditAction::EntraDecided(_)
-            | AuditAction::ActionSubmitted(_)
-            | AuditAction::ActionApproved(_)
-            | AuditAction::ActionDenied(_)
-            | AuditAction::ActionExpired(_)
             | AuditAction::ActionRedelivered(_) => {}
+            AuditAction::ActionSubmitted(a) => {
+                state
+                    .actions
+                    .insert(a.approval_request_id, "pending".into());
+            }
+            AuditAction::ActionApproved(a) => {
+                state
+                    .actions
+                    .insert(a.approval_request_id, "approved".into());
+            }
+            AuditAction::ActionDenied(a) => {
+                state.actions.insert(a.approval_request_id, "denied".into());
+            }
+            AuditAction::ActionExpired(a) => {
+                state
+                    .actions
+                    .insert(a.approval_request_id, "expired".into());
+            }
         }
     }
 
@@ -228,6 +246,17 @@ impl Replay {
         for (family, r, t) in symmetric(&record.revoked_families, &tables.revoked_families) {
             out.push(difference("refresh_family", family, "revoked", r, t));
         }
+        compare_maps(
+            "action",
+            &record.actions,
+            &tables.actions,
+            |id, r, t, out| {
+                if r != t {
+                    out.push(difference("action", id, "status", r, t));
+                }
+            },
+            &mut out,
+        );
         let note = self.unnamed_revocations.then(|| {
             "some token revocations on the record predate naming their tokens: only tokens \
              the record revoked are checked, not tokens revoked beyond it"

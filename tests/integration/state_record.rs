@@ -226,3 +226,31 @@ async fn the_server_checks_at_start_and_the_headless_command_exits_7() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// An action request approved in the table, without a sponsor's decision on the record, is a
+/// difference (a redelivery would otherwise get a signed approval for it).
+#[tokio::test]
+async fn an_action_approved_in_the_table_is_a_difference() {
+    let (settings, _) = crate::agt::with_integration();
+    let t = TestServer::start_with(settings).await;
+    let sam = t.as_user("sam").await;
+    // Three actions on the record: approved, denied, expired.
+    crate::agt::every_action_event(&t).await;
+    let clean = sam.check_audit_state().await.unwrap();
+    assert!(clean.ok, "{:?}", clean.differences);
+    let mut db = attacker(&t.db).await;
+    let id = format!("ar_{:032x}", 2);
+    edit(
+        &mut db,
+        "UPDATE action_requests SET status = 'approved' WHERE id = ?",
+        &id,
+    )
+    .await;
+    let report = sam.check_audit_state().await.unwrap();
+    assert!(!report.ok);
+    let expected: BTreeSet<(String, String, String)> =
+        [("action".to_owned(), id.clone(), "status".to_owned())].into();
+    assert_eq!(found(&report), expected);
+    assert_eq!(report.differences[0].record, "denied");
+    assert_eq!(report.differences[0].table, "approved");
+}

@@ -137,6 +137,7 @@ fn tables() -> StateSnapshot {
         )]),
         revoked_tokens: set(&["jti-1"]),
         revoked_families: BTreeSet::new(),
+        actions: BTreeMap::new(),
     }
 }
 

@@ -100,6 +100,10 @@ pub(super) async fn snapshot(reader: &SqlitePool) -> StoreResult<(i64, StateSnap
     .fetch_all(&mut *tx)
     .await?;
     state.revoked_families = families.into_iter().map(|(f,)| f).collect();
+    let actions: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM action_requests")
+        .fetch_all(&mut *tx)
+        .await?;
+    state.actions = actions.into_iter().collect();
     tx.rollback().await?;
     Ok((head, state))
 }
