@@ -153,3 +153,53 @@ async fn a_held_call_is_answered_at_its_own_expiry_on_the_real_clock() {
         sponsor_console::protocol::actions::ActionStatus::Expired
     );
 }
+
+/// A graceful shutdown does not wait for held calls: they are answered 503 with `Retry-After`
+/// (AGT denies on it), and the request stays pending for a redelivery elsewhere.
+#[tokio::test]
+async fn a_shutdown_answers_held_calls_503_and_keeps_the_request() {
+    let (settings, credential) = with_integration();
+    let (server, dir) = start_real_clock(settings.clone()).await;
+    let base = server.base_url();
+    let client = ApiClient::new(&base).expect("client");
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let id =
+        serde_json::from_str::<serde_json::Value>(DEFAULTS_BODY).unwrap()["approval_request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let body = resealed(
+        DEFAULTS_BODY,
+        json!({"expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}),
+    );
+    let held = tokio::spawn({
+        let (base, credential, body) = (base.clone(), credential.clone(), body.clone());
+        async move { deliver(&base, Some(&credential), &body).await }
+    });
+    crate::agt::pending(&alice, &id).await;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("the shutdown does not wait for the held call")
+        .expect("shut down");
+    let response = held.await.expect("task");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    // The same database, served again: the request is still pending.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let again = sponsor_console::server::start(
+        settings,
+        &dir.path().join("governance.db"),
+        listener,
+        std::sync::Arc::new(sponsor_console::clock::SystemClock),
+    )
+    .await
+    .expect("restart");
+    let client = ApiClient::new(&again.base_url()).expect("client");
+    let alice = client.with_token(sign_in(&client, "alice").await.access_token);
+    let stored = alice.get_action(&id).await.expect("read");
+    assert_eq!(
+        stored.status,
+        sponsor_console::protocol::actions::ActionStatus::Pending
+    );
+}
