@@ -67,6 +67,28 @@ pub enum Command {
         #[command(subcommand)]
         command: AgtCommand,
     },
+    /// Resource servers, registered as confidential OAuth clients that may introspect tokens.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a resource server. Without --public-key it authenticates with a secret
+    /// (client_secret_basic), printed once and stored only as its SHA-256; with one, with client
+    /// assertions signed by that Ed25519 key (private_key_jwt).
+    Add {
+        name: String,
+        /// The Ed25519 public key (the `x` of its JWK, base64url) for private_key_jwt.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// List the registered resource servers.
+    List,
+    /// Remove one: its credential stops working at once.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<(), ServerCliError> {
             print!("{}", agt_credential(name, sponsor)?);
             Ok(())
         }
+        Some(Command::Clients { command }) => clients(&cli, command).await,
         Some(Command::Sponsors { command }) => match command {
             SponsorsCommand::HashPassword { password_stdin } => {
                 let password = read_password(*password_stdin, true)?;
@@ -416,6 +439,90 @@ async fn add_sponsor(cli: &Cli, sponsor: SponsorUpsert) -> Result<(), ServerCliE
         .upsert_sponsor(&sponsor, Actor::system(), chrono::Utc::now())
         .await?;
     println!("sponsor {} saved (id {})", record.username, record.id);
+    store.close().await;
+    Ok(())
+}
+
+/// `clients add|list|remove`.
+async fn clients(cli: &Cli, command: &ClientsCommand) -> Result<(), ServerCliError> {
+    use crate::server::store::{ClientAuth, ResourceClient};
+    let settings = load_settings(cli)?;
+    let store = open_store(&database(cli, &settings), &settings).await?;
+    let now = chrono::Utc::now();
+    match command {
+        ClientsCommand::Add { name, public_key } => {
+            crate::domain::text::name("name", name)?;
+            let client_id = format!(
+                "{}{}",
+                crate::server::oauth::CLIENT_ID_PREFIX,
+                hex::encode(rand::random::<[u8; 16]>())
+            );
+            let (auth, secret) = match public_key {
+                Some(key) => {
+                    jsonwebtoken::DecodingKey::from_ed_components(key)
+                        .ok()
+                        .filter(|_| key.len() == 43)
+                        .ok_or_else(|| {
+                            Invalid::new(
+                                "invalid_key",
+                                "--public-key must be an Ed25519 key, base64url",
+                            )
+                        })?;
+                    let key = key.clone();
+                    (ClientAuth::PrivateKeyJwt { public_key: key }, None)
+                }
+                None => {
+                    let secret = crate::server::tokens::new_secret();
+                    let secret_sha256 = crate::server::tokens::secret_hash(&secret);
+                    (ClientAuth::SecretBasic { secret_sha256 }, Some(secret))
+                }
+            };
+            let client = ResourceClient {
+                client_id: client_id.clone(),
+                name: name.clone(),
+                auth,
+                created_at: now,
+            };
+            match store
+                .store()
+                .add_resource_client(&client, Actor::system(), now)
+                .await
+            {
+                Err(StoreError::Duplicate) => {
+                    return Err(
+                        Invalid::new("duplicate", format!("a client named {name} exists")).into(),
+                    );
+                }
+                other => other?,
+            }
+            println!("client_id {client_id}");
+            if let Some(secret) = secret {
+                println!("client_secret {secret}");
+                println!("(shown this once; the server keeps only its SHA-256)");
+            }
+        }
+        ClientsCommand::List => {
+            for c in store.store().resource_clients().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.client_id,
+                    c.name,
+                    c.auth.method(),
+                    c.created_at.to_rfc3339()
+                );
+            }
+        }
+        ClientsCommand::Remove { name } => {
+            if !store
+                .store()
+                .remove_resource_client(name, Actor::system(), now)
+                .await?
+            {
+                return Err(Invalid::new("not_found", format!("no client named {name}")).into());
+            }
+            println!("removed {name}");
+        }
+    }
     store.close().await;
     Ok(())
 }

@@ -172,7 +172,9 @@ impl Replay {
             | AuditAction::RequestCancelled(_)
             | AuditAction::StateMismatch(_)
             | AuditAction::EntraDecided(_)
-            | AuditAction::ActionRedelivered(_) => {}
+            | AuditAction::ActionRedelivered(_)
+            | AuditAction::ClientAdded(_)
+            | AuditAction::ClientRemoved(_) => {}
             AuditAction::ActionSubmitted(a) => {
                 state
                     .actions

@@ -139,6 +139,9 @@ pub struct Discovery {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2: required once `private_key_jwt` is among the introspection methods.
+    #[serde(default)]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 8414 §2: required once `private_key_jwt` is among the revocation methods.
     #[serde(default)]

@@ -165,6 +165,9 @@ pub struct OAuthFailure {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
+    /// A client that tried HTTP Basic is challenged with `Basic` (RFC 6749 §5.2), others
+    /// with `Bearer`.
+    pub basic_challenge: bool,
 }
 
 impl OAuthFailure {
@@ -179,6 +182,7 @@ impl OAuthFailure {
             status,
             error,
             description: description.into(),
+            basic_challenge: false,
         }
     }
 }
@@ -192,8 +196,7 @@ impl OAuthFailure {
             StatusCode::UNAUTHORIZED => Self::new("invalid_client", e.message),
             StatusCode::FORBIDDEN => Self {
                 status: StatusCode::FORBIDDEN,
-                error: "insufficient_scope",
-                description: e.message,
+                ..Self::new("insufficient_scope", e.message)
             },
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => {
                 Self::new("temporarily_unavailable", e.message)
@@ -232,7 +235,11 @@ impl IntoResponse for OAuthFailure {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"governance\""),
+                HeaderValue::from_static(if self.basic_challenge {
+                    "Basic realm=\"governance\""
+                } else {
+                    "Bearer realm=\"governance\""
+                }),
             );
         }
         response

@@ -47,6 +47,7 @@ mod refresh;
 mod reliability;
 mod request_ids;
 mod requests;
+mod resource_clients;
 mod revocation;
 mod rules;
 mod server_cli;

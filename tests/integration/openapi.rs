@@ -268,6 +268,27 @@ async fn every_event_frame_is_what_the_document_says() {
         .unwrap();
     // And what the AGT webhook's action requests write.
     crate::agt::every_action_event(&t).await;
+    // And a resource server registered and removed.
+    let rs = sponsor_console::server::store::ResourceClient {
+        client_id: format!("rs_{:032x}", 1),
+        name: "ledger-api".into(),
+        auth: sponsor_console::server::store::ClientAuth::SecretBasic {
+            secret_sha256: "ab".repeat(32),
+        },
+        created_at: t.clock_now(),
+    };
+    let store = &t.server.state.store;
+    let system = sponsor_console::protocol::audit::Actor::system;
+    store
+        .add_resource_client(&rs, system(), t.clock_now())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .remove_resource_client("ledger-api", system(), t.clock_now())
+            .await
+            .unwrap()
+    );
     let head = t.server.state.store.audit_head().await.unwrap();
     let doc = served_document(&t).await;
     let listed = &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];

@@ -70,6 +70,10 @@ pub enum AuditAction {
     ActionExpired(ActionEnded),
     #[serde(rename = "action.redelivered")]
     ActionRedelivered(ActionRedelivered),
+    #[serde(rename = "client.added")]
+    ClientAdded(ClientChanged),
+    #[serde(rename = "client.removed")]
+    ClientRemoved(ClientChanged),
 }
 
 /// Why an action could not be split into its wire parts or read back from them.
@@ -432,4 +436,14 @@ pub struct ActionEnded {
 pub struct ActionRedelivered {
     pub approval_request_id: String,
     pub status: crate::protocol::actions::ActionStatus,
+}
+
+/// A resource server registered as a confidential client, or removed (its credential then
+/// stops working at once). The subject is its `client_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChanged {
+    pub name: String,
+    /// `client_secret_basic` or `private_key_jwt`.
+    pub auth_method: String,
 }

@@ -147,7 +147,7 @@ mod tests {
             ["actor", "at", "hash", "prev_hash", "seq", "subject"]
         );
         let names = action_names();
-        assert_eq!(names.len(), 28, "{names:?}");
+        assert_eq!(names.len(), 30, "{names:?}");
         assert!(names.iter().any(|n| n == "request.submitted"));
     }
 }

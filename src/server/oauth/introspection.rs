@@ -6,7 +6,7 @@ use super::agent::unverified_claims;
 use super::authenticate_agent;
 use super::{known_client, seconds};
 use crate::protocol::audit::Actor;
-use crate::protocol::oauth::{AccessClaims, Introspection, SubjectKind};
+use crate::protocol::oauth::{Introspection, SubjectKind};
 use crate::server::error::OAuthFailure;
 use crate::server::extract::OAuthForm;
 use crate::server::state::AppState;
@@ -15,10 +15,11 @@ use crate::server::tokens::secret_hash;
 /// RFC 7662, answered from memory: the JWT checks (a token seen before skips its signature
 /// check), then the revocation index, which knows every revoked `jti`, inactive agent and
 /// sponsor's roles, exactly as `/v1` checks a bearer token; the two always agree. No database
-/// round trip. Agents may introspect only their own tokens; anything else reads as inactive.
+/// round trip. An agent (`only`, its DID) may introspect only its own tokens; anything else
+/// reads as inactive to it. Sponsors and registered resource clients see every token.
 pub async fn introspect(
     state: &AppState,
-    caller: &AccessClaims,
+    only: Option<&str>,
     token: &str,
 ) -> Result<Introspection, OAuthFailure> {
     let now = state.clock.now();
@@ -29,7 +30,7 @@ pub async fn introspect(
     else {
         return Ok(Introspection::default());
     };
-    if caller.kind == SubjectKind::Agent && claims.sub != caller.sub {
+    if only.is_some_and(|sub| claims.sub != sub) {
         return Ok(Introspection::default());
     }
     // What `/v1` refuses, introspection calls inactive.

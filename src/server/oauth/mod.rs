@@ -5,10 +5,12 @@
 //! here; `agent` has client credentials, `introspection` introspection and revocation.
 
 mod agent;
+mod clients;
 mod introspection;
 
 use agent::client_credentials_grant;
 pub use agent::{AuthenticatedAgent, authenticate_agent};
+pub use clients::{CLIENT_ID_PREFIX, authenticate_resource_client};
 pub use introspection::{introspect, revoke};
 
 use chrono::{DateTime, Duration, Utc};

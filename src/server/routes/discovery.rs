@@ -31,7 +31,13 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discove
         id_token_signing_alg_values_supported: strings(&["EdDSA"]),
         token_endpoint_auth_methods_supported: strings(&["none", "private_key_jwt"]),
         token_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
-        introspection_endpoint_auth_methods_supported: strings(&["bearer"]),
+        // Registered resource servers (`governance-server clients add`); sponsors and agents
+        // may also call with their own bearer token, which has no registered method name.
+        introspection_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "private_key_jwt",
+        ]),
+        introspection_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
         revocation_endpoint_auth_methods_supported: strings(&["none", "private_key_jwt"]),
         revocation_endpoint_auth_signing_alg_values_supported: strings(&["EdDSA"]),
         scopes_supported: strings(SPONSOR_SCOPES),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -57,19 +57,27 @@ pub async fn token(
     Ok(no_store(oauth::token(&state, &form).await?))
 }
 
-/// RFC 7662 §2.1: the caller authenticates with its own bearer token. A caller that cannot
-/// is answered in OAuth's error shape (RFC 6749 §5.2), as OAuth libraries expect from an
-/// authorization server's endpoint, not `/v1`'s.
+/// RFC 7662 §2.1: the caller authenticates as a registered resource server (HTTP Basic with
+/// its secret, or a client assertion signed with its key), or with its own bearer token. A
+/// caller that cannot is answered in OAuth's error shape (RFC 6749 §5.2), as OAuth libraries
+/// expect from an authorization server's endpoint, not `/v1`'s.
 #[tracing::instrument(skip_all)]
 pub async fn introspect(
     State(state): State<AppState>,
+    headers: HeaderMap,
     caller: Result<Principal, ApiError>,
     form: OAuthForm,
 ) -> Result<Response, OAuthFailure> {
-    let caller = caller.map_err(OAuthFailure::from_caller)?;
     let token = form.require("token")?;
+    let only = match oauth::authenticate_resource_client(&state, &headers, &form).await? {
+        Some(_client) => None,
+        None => {
+            let caller = caller.map_err(OAuthFailure::from_caller)?;
+            (caller.claims.kind == SubjectKind::Agent).then_some(caller.claims.sub)
+        }
+    };
     Ok(no_store(
-        oauth::introspect(&state, &caller.claims, token).await?,
+        oauth::introspect(&state, only.as_deref(), token).await?,
     ))
 }
 

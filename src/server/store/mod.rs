@@ -1,6 +1,6 @@
 //! The store boundary: everything the server persists goes through these traits, one per area
 //! ([`AgentStore`], [`SignInStore`], [`TokenStore`], [`RequestStore`], [`GrantStore`],
-//! [`AuditStore`], [`ActionStore`]), with
+//! [`AuditStore`], [`ActionStore`], [`ClientStore`]), with
 //! [`Store`] for code that needs them all. Handlers never see SQL. Each method that changes
 //! state loads the facts a rule of `domain` needs, calls the rule and writes its outcome and the
 //! audit event that records it in one transaction. `tests/integration/conformance` checks any
@@ -9,6 +9,7 @@
 mod actions;
 mod agents;
 mod audit;
+mod clients;
 mod grants;
 mod health;
 mod postgres;
@@ -24,6 +25,7 @@ pub use agents::{
     SponsorUpsert,
 };
 pub use audit::{AuditScope, AuditStore, NewAuditEvent, RevocationSnapshot};
+pub use clients::{ClientAuth, ClientStore, ResourceClient};
 pub use grants::{GrantFilter, GrantStore, SuspendTarget};
 pub use health::HealthStore;
 pub use postgres::{PgStore, PoolSize};
@@ -180,6 +182,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store:
     AgentStore
     + ActionStore
+    + ClientStore
     + SignInStore
     + TokenStore
     + RequestStore
@@ -193,6 +196,7 @@ pub trait Store:
 impl<T> Store for T where
     T: AgentStore
         + ActionStore
+        + ClientStore
         + SignInStore
         + TokenStore
         + RequestStore

@@ -6,6 +6,7 @@
 mod actions;
 mod agents;
 mod audit;
+mod clients;
 mod grants;
 mod request_reads;
 mod requests;
@@ -107,6 +108,7 @@ macro_rules! conformance_suite {
                 actions::actions_arrive_once_and_redeliver,
                 actions::actions_are_decided_once_by_who_may,
                 actions::actions_list_page_and_expire,
+                clients::resource_clients_are_added_read_and_removed,
             );
         }
     };

@@ -9,6 +9,7 @@ mod actions;
 mod agents;
 mod approval;
 mod audit;
+mod clients;
 mod grants;
 mod live;
 mod requests;

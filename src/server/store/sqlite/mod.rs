@@ -6,6 +6,7 @@ mod actions;
 mod agents;
 mod approval;
 mod audit;
+mod clients;
 mod grants;
 mod group;
 mod issuance;
