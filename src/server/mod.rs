@@ -34,7 +34,7 @@ use crate::settings::{Database, ServerSettings};
 use ratelimit::FailureLimiter;
 use state::AppState;
 use store::{PgStore, PoolSize, SqliteStore, Store, StoreError};
-use tokens::{KeyError, KeyRing};
+use tokens::{AgentKeys, KeyError, KeyRing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -103,6 +103,7 @@ pub async fn build_state(
     Ok(AppState {
         store,
         keys,
+        agent_keys: AgentKeys::default(),
         clock,
         issuer,
         user_code_failures: FailureLimiter::new(

@@ -7,7 +7,7 @@ use super::ratelimit::FailureLimiter;
 use super::record::RecordWatch;
 use super::revocations::Revocations;
 use super::store::Store;
-use super::tokens::KeyRing;
+use super::tokens::{AgentKeys, KeyRing};
 use super::trusted::TrustedIssuers;
 use crate::clock::SharedClock;
 use crate::domain::policy::Policy;
@@ -17,6 +17,8 @@ use crate::settings::ServerSettings;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: KeyRing,
+    /// Agents' public keys, parsed once (client assertions are verified against them).
+    pub agent_keys: AgentKeys,
     pub clock: SharedClock,
     pub settings: Arc<ServerSettings>,
     pub policy: Arc<Policy>,

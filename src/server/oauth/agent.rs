@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 
 use super::{bearer_response, seconds, sign};
 use crate::domain::capability::{self, Capability};
@@ -80,12 +79,14 @@ fn verify_assertion(
     credential: &AgentCredential,
 ) -> Result<AuthenticatedAgent, OAuthFailure> {
     let bad = |why: &str| OAuthFailure::new("invalid_client", why.to_owned());
-    let key = DecodingKey::from_ed_components(&credential.public_key)
+    let key = state
+        .agent_keys
+        .get(&credential.public_key)
         .map_err(|_| bad("the agent's key is unusable"))?;
     let endpoint = state.token_endpoint();
     let claims: ClientAssertionClaims = verify_eddsa(
         assertion,
-        &key,
+        key.as_ref(),
         Some(&agent_did),
         &[endpoint.as_str(), state.issuer.as_str()],
     )

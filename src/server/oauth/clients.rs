@@ -6,7 +6,6 @@
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::DecodingKey;
 use subtle::ConstantTimeEq;
 
 use super::agent::unverified_claims;
@@ -122,13 +121,15 @@ async fn private_key_jwt(
     let ClientAuth::PrivateKeyJwt { public_key } = &client.auth else {
         return Err(refused("this client authenticates with its secret"));
     };
-    let key = DecodingKey::from_ed_components(public_key)
+    let key = state
+        .agent_keys
+        .get(public_key)
         .map_err(|_| refused("the client's key is unusable"))?;
     let introspection = format!("{}/oauth2/introspect", state.issuer);
     let token = state.token_endpoint();
     let claims: ClientAssertionClaims = verify_eddsa(
         assertion,
-        &key,
+        key.as_ref(),
         Some(client_id),
         &[
             introspection.as_str(),

@@ -1,24 +1,25 @@
 //! Group commit: writes that arrive while the writer is busy share its next transaction, so
 //! one `synchronous=FULL` fsync makes a whole batch durable instead of one write each.
 //!
-//! A batch runs as one unit first ([`Batch::run`] over all of its writes: multi-row
-//! statements, a few round trips to SQLite for the whole batch). A write the rules refuse is
-//! refused inside that run and writes nothing. If the run fails (a full disk, a constraint),
-//! nobody's write is kept: the transaction is rolled back and the batch runs again one write
-//! at a time, where a write that fails on its own rolls its pass back and is answered with its
-//! own error while the others run again without it. Nobody hears an answer before the batch's
-//! `COMMIT` has returned: a commit that fails is every write's failure, so no caller is ever
-//! told that a write is stored when it is not. There is no waiting for a batch to fill: the
+//! A batch runs as one unit first ([`Batch::run_committed`] over all of its writes: multi-row
+//! statements, a few round trips to SQLite for the whole batch, its transaction's `BEGIN` and
+//! `COMMIT` included). A write the rules refuse is refused inside that run and writes nothing.
+//! If the run fails (a full disk, a constraint, its `COMMIT`), nobody's write is kept: the
+//! connection is closed, which rolls back whatever is open, and the batch runs again one write
+//! at a time on a fresh one, where a write that fails on its own rolls its pass back and is
+//! answered with its own error while the others run again without it. Nobody hears an answer
+//! before the `COMMIT` that carried their write has returned: there, a commit that fails is
+//! every write's failure, so no caller is ever told that a write is stored when it is not. There is no waiting for a batch to fill: the
 //! first write starts a batch at once, and whatever queued up behind the previous commit joins
 //! it, so a lone write costs what it did before and a busy writer amortizes its fsync.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use sqlx::SqlitePool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Tx;
 use super::audit::ChainHead;
 use crate::server::store::{Outage, StoreError, StoreResult};
 
@@ -31,16 +32,36 @@ pub(super) trait Batch: Send + Sync + 'static {
     type Write: Send + Sync + 'static;
     /// What that caller is told once the batch is committed.
     type Answer: Send + 'static;
-    /// Runs `writes` in order inside `tx`, whose audit chain ends at `head` (read when `None`,
-    /// left at the last event written). `Ok` holds one answer per write: an `Err` among them
-    /// is a refusal, and that write changed nothing. An `Err` of the whole run means the
-    /// transaction must not be committed; the writes may be run again, one at a time, in a new
-    /// one, so `run` must do nothing but database work in `tx`.
+    /// Runs `writes` in order on `tx`, inside a transaction, whose audit chain ends at `head`
+    /// (read when `None`, left at the last event written). `Ok` holds one answer per write: an
+    /// `Err` among them is a refusal, and that write changed nothing. An `Err` of the whole run
+    /// means the transaction must not be committed; the writes may be run again, one at a time,
+    /// in a new one, so `run` must do nothing but database work in `tx`.
     fn run<'c>(
-        tx: &'c mut Tx<'static>,
+        tx: &'c mut SqliteConnection,
         head: &'c mut ChainHead,
         writes: &'c [Self::Write],
     ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<Self::Answer>>>>;
+
+    /// Runs `writes` as [`Batch::run`] does, in a transaction of its own on `conn`: begun with
+    /// `BEGIN IMMEDIATE` and ended with `COMMIT`, each sent with the batch's own statements
+    /// where it can, to spare a round trip to SQLite's thread. `Ok` means `COMMIT` returned,
+    /// with one answer per write. `Err` means nothing was committed; the transaction may still
+    /// be open, and the connection must not be used again.
+    fn run_committed<'c>(
+        conn: &'c mut SqliteConnection,
+        writes: &'c [Self::Write],
+    ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<Self::Answer>>>> {
+        Box::pin(async move {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let answers = Self::run(&mut tx, &mut None, writes).await?;
+            if answers.len() != writes.len() {
+                return Err(unanswered());
+            }
+            tx.commit().await?;
+            Ok(answers)
+        })
+    }
 }
 
 /// A write waiting for a batch, and where its answer goes.
@@ -139,25 +160,53 @@ async fn run_batch<B: Batch>(
     writer: &SqlitePool,
     writes: &[B::Write],
 ) -> (Vec<Settled<B::Answer>>, StoreResult<()>) {
-    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
+    let mut conn = match writer.acquire().await {
+        Ok(conn) => Owned(Some(conn)),
         Err(e) => return (carried_failures(writes.len(), &e.into()), Ok(())),
     };
-    let together = B::run(&mut tx, &mut None, writes).await;
-    match together {
-        Ok(answers) if answers.len() == writes.len() => {
-            let committed = tx.commit().await.map_err(StoreError::from);
-            (
-                answers.into_iter().map(Settled::Carried).collect(),
-                committed,
-            )
+    let Some(raw) = conn.0.as_deref_mut() else {
+        return (carried_failures(writes.len(), &unanswered()), Ok(()));
+    };
+    match B::run_committed(raw, writes).await {
+        Ok(answers) => {
+            // Committed: the connection is clean and goes back to the pool.
+            drop(conn.0.take());
+            let mut answers = answers.into_iter();
+            let settled = writes
+                .iter()
+                .map(|_| {
+                    answers
+                        .next()
+                        .map_or(Settled::Alone(unanswered()), Settled::Carried)
+                })
+                .collect();
+            (settled, Ok(()))
         }
-        failed => {
-            if let Err(e) = &failed {
-                tracing::debug!(error = %e, writes = writes.len(), "a batch failed; one at a time");
+        Err(e) => {
+            // Nothing was committed (a failed write, or a failed `COMMIT`, which SQLite leaves
+            // undone). The transaction may still be open: the connection is closed with it, and
+            // the writes run again one at a time on a fresh one.
+            tracing::debug!(error = %e, writes = writes.len(), "a batch failed; one at a time");
+            if let Some(failed) = conn.0.take() {
+                // Closed before the next transaction begins: closing rolls back and frees the
+                // write lock.
+                let _ = sqlx::Connection::close(failed.detach()).await;
             }
-            let _ = tx.rollback().await;
             one_at_a_time::<B>(writer, writes).await
+        }
+    }
+}
+
+/// The writer connection a batch's own transaction runs on. sqlx does not know of that
+/// transaction (its `BEGIN` and `COMMIT` travel with the batch's statements), so a connection
+/// not taken back after its commit, by a failure or a cancelled batch, is closed rather than
+/// handed out again inside a transaction that may still be open.
+struct Owned(Option<PoolConnection<Sqlite>>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
         }
     }
 }
@@ -251,7 +300,7 @@ mod tests {
         type Answer = i64;
 
         fn run<'c>(
-            tx: &'c mut Tx<'static>,
+            tx: &'c mut SqliteConnection,
             _head: &'c mut ChainHead,
             writes: &'c [Note],
         ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<i64>>>> {
@@ -267,7 +316,7 @@ mod tests {
                      SELECT value->>0, zeroblob(value->>1) FROM json_each(?)",
                 )
                 .bind(rows)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 if writes.iter().any(|n| n.fail) {
                     return Err(StoreError::Corrupt("failed on purpose".into()));

@@ -5,15 +5,20 @@
 //!
 //! Rows go in as one JSON array bound to `json_each`, so a statement's text is the same for
 //! every batch size and stays prepared.
+//!
+//! The group commit's first pass ([`Batch::run_committed`]) folds the transaction's ends into
+//! the same two round trips: `BEGIN IMMEDIATE` goes with the read and `COMMIT` with the
+//! writes, instead of a round trip each.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use sqlx::SqliteConnection;
 
 use super::audit::{ChainHead, seal_all_after};
 use super::group::Batch;
-use super::{Tx, ms};
+use super::ms;
 use crate::domain::effective;
 use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
@@ -37,12 +42,27 @@ impl Batch for Issuances {
     type Answer = bool;
 
     fn run<'c>(
-        tx: &'c mut Tx<'static>,
+        tx: &'c mut SqliteConnection,
         head: &'c mut ChainHead,
         writes: &'c [Issuance],
     ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<bool>>>> {
-        Box::pin(issue_all(tx, head, writes))
+        Box::pin(issue_all(tx, head, writes, Ends::Inside))
     }
+
+    fn run_committed<'c>(
+        conn: &'c mut SqliteConnection,
+        writes: &'c [Issuance],
+    ) -> BoxFuture<'c, StoreResult<Vec<StoreResult<bool>>>> {
+        Box::pin(async move { issue_all(conn, &mut None, writes, Ends::Own).await })
+    }
+}
+
+/// Whether a batch runs inside a transaction begun for it, or begins and commits its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Inside,
+    /// `BEGIN IMMEDIATE` before the read, `COMMIT` after the writes, in the same round trips.
+    Own,
 }
 
 /// Issues `writes` in order inside `tx`. A refused or replayed issuance writes nothing; the
@@ -50,14 +70,15 @@ impl Batch for Issuances {
 /// order. Two round trips to SQLite's thread: one read of every fact the rules need, one
 /// write of everything.
 async fn issue_all(
-    tx: &mut Tx<'_>,
+    conn: &mut SqliteConnection,
     head: &mut ChainHead,
     writes: &[Issuance],
+    ends: Ends,
 ) -> StoreResult<Vec<StoreResult<bool>>> {
     // Re-checked inside the writer transaction: a suspension or grant revocation that
     // committed after the caller looked wins, and no token is issued. Nothing changes between
     // this read and the writes below: the transaction holds the only write lock.
-    let facts = Facts::read(tx, writes).await?;
+    let facts = Facts::read(conn, writes, ends).await?;
     let mut answers = Vec::with_capacity(writes.len());
     let mut issuing = Vec::with_capacity(writes.len());
     let mut consumed = HashSet::new();
@@ -91,7 +112,10 @@ async fn issue_all(
         }
     }
     if !issuing.is_empty() {
-        write_issued(tx, head, facts.head, &issuing).await?;
+        write_issued(conn, head, facts.head, &issuing, ends).await?;
+    } else if ends == Ends::Own {
+        // Nothing to write (every issuance refused or replayed): the read's transaction ends.
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
     }
     Ok(answers)
 }
@@ -106,15 +130,24 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
 
 /// What the rules need to know about a batch, read in one statement. Each part comes back as
 /// one JSON value: one row crosses from SQLite's thread instead of one per agent or grant.
-const BATCH_FACTS: &str = "SELECT
+/// Plain `?`s, bound in order: the statement is also the second of a list (see
+/// [`write_issued`]).
+macro_rules! batch_facts {
+    () => {
+        "SELECT
     (SELECT json_group_object(did, status) FROM agents
-      WHERE did IN (SELECT value FROM json_each(?1))),
+      WHERE did IN (SELECT value FROM json_each(?))),
     (SELECT json_group_object(id, json_array(agent_did, not_after)) FROM grants
-      WHERE id IN (SELECT value FROM json_each(?2)) AND revoked_at IS NULL),
+      WHERE id IN (SELECT value FROM json_each(?)) AND revoked_at IS NULL),
     (SELECT json_group_array(json_array(c.issuer, c.jti))
-       FROM json_each(?3) AS a
+       FROM json_each(?) AS a
        JOIN client_assertions AS c ON c.issuer = a.value->>0 AND c.jti = a.value->>1),
-    (SELECT json_array(seq, hash) FROM audit_events ORDER BY seq DESC LIMIT 1)";
+    (SELECT json_array(seq, hash) FROM audit_events ORDER BY seq DESC LIMIT 1)"
+    };
+}
+const BATCH_FACTS: &str = batch_facts!();
+/// The same, as the first statement of the batch's own transaction.
+const BEGIN_WITH_FACTS: &str = concat!("BEGIN IMMEDIATE;\n", batch_facts!());
 
 /// The facts of [`BATCH_FACTS`].
 struct Facts {
@@ -129,7 +162,11 @@ struct Facts {
 }
 
 impl Facts {
-    async fn read(tx: &mut Tx<'_>, writes: &[Issuance]) -> StoreResult<Self> {
+    async fn read(
+        conn: &mut SqliteConnection,
+        writes: &[Issuance],
+        ends: Ends,
+    ) -> StoreResult<Self> {
         let dids: HashSet<&str> = writes.iter().map(|w| w.access.subject.as_str()).collect();
         let grants: HashSet<&str> = writes
             .iter()
@@ -139,12 +176,16 @@ impl Facts {
             .iter()
             .map(|w| (w.access.subject.as_str(), w.assertion_jti.as_str()))
             .collect();
+        let sql = match ends {
+            Ends::Inside => BATCH_FACTS,
+            Ends::Own => BEGIN_WITH_FACTS,
+        };
         let (statuses, live_grants, used, head): (String, String, String, Option<String>) =
-            sqlx::query_as(BATCH_FACTS)
+            sqlx::query_as(sql)
                 .bind(json(&dids)?)
                 .bind(json(&grants)?)
                 .bind(json(&assertions)?)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *conn)
                 .await?;
         Ok(Self {
             statuses: from_json(&statuses)?,
@@ -157,15 +198,16 @@ impl Facts {
 
 /// Consumes the assertions, stores the tokens and the grants they carry, and appends their
 /// audit events after `head` (or after `read_head`, the head the facts read, when `head` is
-/// not known yet): one statement list, one round trip. A plain `INSERT` for the assertions:
-/// were one used after all, the batch fails rather than issue on it twice. Each statement
-/// takes one plain `?`, bound in order (sqlx numbers `?NNN` wrongly past the first statement
-/// of a list).
+/// not known yet): one statement list, one round trip, which ends with `COMMIT` when the batch
+/// owns its transaction. A plain `INSERT` for the assertions: were one used after all, the
+/// batch fails rather than issue on it twice. Each statement takes one plain `?`, bound in
+/// order (sqlx numbers `?NNN` wrongly past the first statement of a list).
 async fn write_issued(
-    tx: &mut Tx<'_>,
+    conn: &mut SqliteConnection,
     head: &mut ChainHead,
     read_head: ChainHead,
     issuing: &[&Issuance],
+    ends: Ends,
 ) -> StoreResult<()> {
     let assertions: Vec<(&str, &str, i64)> = issuing
         .iter()
@@ -202,7 +244,23 @@ async fn write_issued(
     }
     let events = issuing.iter().map(|w| (issued_event(w), w.now)).collect();
     let events = seal_all_after(head, events)?;
-    sqlx::query(
+    let sql = match ends {
+        Ends::Inside => WRITE_ISSUED,
+        Ends::Own => WRITE_ISSUED_AND_COMMIT,
+    };
+    sqlx::query(sql)
+        .bind(json(&assertions)?)
+        .bind(json(&tokens)?)
+        .bind(json(&carried)?)
+        .bind(events)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The writes of [`write_issued`]: the assertions, the tokens, their grants, their events.
+macro_rules! write_issued {
+    () => {
         "INSERT INTO client_assertions (issuer, jti, expires_at)
          SELECT value->>0, value->>1, value->>2 FROM json_each(?);
          INSERT INTO access_tokens (jti, subject_kind, subject, client_id, family_id, scope,
@@ -215,16 +273,12 @@ async fn write_issued(
                                    prev_hash, hash)
          SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
                 value->>7, value->>8
-         FROM json_each(?);",
-    )
-    .bind(json(&assertions)?)
-    .bind(json(&tokens)?)
-    .bind(json(&carried)?)
-    .bind(events)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+         FROM json_each(?);"
+    };
 }
+const WRITE_ISSUED: &str = write_issued!();
+/// The same, and the batch's own transaction committed.
+const WRITE_ISSUED_AND_COMMIT: &str = concat!(write_issued!(), "\n         COMMIT;");
 
 fn issued_event(w: &Issuance) -> NewAuditEvent {
     let access = &w.access;
@@ -244,6 +298,7 @@ fn issued_event(w: &Issuance) -> NewAuditEvent {
 mod tests {
     use chrono::TimeZone;
 
+    use super::super::group::GroupCommit;
     use super::*;
     use crate::domain::role::Role;
     use crate::protocol::oauth::SubjectKind;
@@ -455,6 +510,36 @@ mod tests {
             .expect("events");
         let issued = events.iter().filter(|e| e.event.action == "token.issued");
         assert_eq!(issued.count(), 21, "one event per token");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_commits_nothing_and_then_runs_one_write_at_a_time() {
+        let (_dir, store) = store().await;
+        let did = &agents(&store, 1).await[0];
+        assert_eq!(
+            one_batch(&store, &[issuance(did, "a0", "taken", &[])]).await,
+            ["true"]
+        );
+        // A token id already stored: the batch's writes fail as a whole, after its `BEGIN`.
+        let writes = || ["t1", "taken", "t3"].map(|t| issuance(did, &format!("a-{t}"), t, &[]));
+        let mut conn = store.writer.acquire().await.expect("the writer");
+        assert!(
+            Issuances::run_committed(&mut conn, &writes())
+                .await
+                .is_err()
+        );
+        let _ = sqlx::Connection::close(conn.detach()).await;
+        assert_eq!(stored_tokens(&store).await, ["taken"]);
+        // Through the group commit: together first, then each alone on a fresh connection.
+        let group = GroupCommit::<Issuances>::start(store.writer.clone(), store.changes.clone());
+        let answers = futures::future::join_all(writes().map(|w| group.run(w))).await;
+        assert!(
+            matches!(answers[..], [Ok(true), Err(_), Ok(true)]),
+            "{answers:?}"
+        );
+        assert_eq!(stored_tokens(&store).await, ["t1", "t3", "taken"]);
+        let report = verify_chain(&store, None).await.expect("verified");
+        assert!(report.ok, "{report:?}");
     }
 
     #[tokio::test]

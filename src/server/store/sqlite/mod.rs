@@ -6,6 +6,7 @@ mod actions;
 mod agents;
 mod approval;
 mod audit;
+mod checkpoint;
 mod clients;
 mod grants;
 mod group;
@@ -42,12 +43,17 @@ use super::records::{from_ms, ms, opt_from_ms};
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
+/// Run on every writer connection: see `open`. The second is `checkpoint`'s backstop.
+const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The connection that checkpoints the WAL, off the writer's path (see `checkpoint`).
+    checkpoints: SqlitePool,
     /// Bumped after every committed write, so live readers (SSE, long polls) wake up.
     changes: Arc<watch::Sender<u64>>,
     /// The most pages the database may grow to (0: no limit), applied to every writer
@@ -101,8 +107,10 @@ impl SqliteStore {
                 let pages = limit.load(Ordering::Acquire);
                 Box::pin(async move {
                     // Statement journals (a multi-row statement's undo, never needed after a
-                    // crash) stay in memory instead of spilling to a temporary file.
-                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    // crash) stay in memory instead of spilling to a temporary file. The WAL is
+                    // checkpointed in the background (`checkpoint`); a commit checkpoints only
+                    // once the WAL is past 4,000 pages, which bounds it.
+                    conn.execute(WRITER_PRAGMAS).await?;
                     if pages > 0 {
                         conn.execute(format!("PRAGMA max_page_count = {pages}").as_str())
                             .await?;
@@ -134,13 +142,15 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
         let changes = Arc::new(watch::channel(0).0);
+        let checkpoints = checkpoint::start(options, changes.subscribe()).await?;
         Ok(Self {
             issuances: group::GroupCommit::start(writer.clone(), changes.clone()),
             writer,
             reader,
+            checkpoints,
             changes,
             max_pages,
         })
@@ -173,8 +183,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Closes both pools (flushing the WAL).
+    /// Closes the pools (flushing the WAL).
     pub async fn close(&self) {
+        self.checkpoints.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }
