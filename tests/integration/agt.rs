@@ -53,6 +53,20 @@ pub async fn deliver(base: &str, token: Option<&str>, body: &[u8]) -> reqwest::R
     post.send().await.expect("the webhook answers")
 }
 
+/// A delivery left running: the call the server holds.
+pub fn hold(base: &str, token: &str, body: &[u8]) -> tokio::task::JoinHandle<reqwest::Response> {
+    let (base, token, body) = (base.to_owned(), token.to_owned(), body.to_vec());
+    tokio::spawn(async move { deliver(&base, Some(&token), &body).await })
+}
+
+/// The held call's answer, which must come within five seconds.
+pub async fn answered(call: tokio::task::JoinHandle<reqwest::Response>) -> reqwest::Response {
+    tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the held call is answered")
+        .expect("the delivering task")
+}
+
 /// A body with `changes` applied and its `input_digest` made right again, as the client would
 /// compute it (SHA-256 over the JCS of the eleven presented fields).
 pub fn resealed(body: &str, changes: Value) -> Vec<u8> {
@@ -134,10 +148,7 @@ async fn a_held_request_is_released_by_the_sponsors_approval_with_a_signed_asser
     let base = server.client.base().to_owned();
     let id = field(DID_BODY, "approval_request_id");
 
-    let held = tokio::spawn({
-        let (base, credential) = (base.clone(), credential.clone());
-        async move { deliver(&base, Some(&credential), DID_BODY.as_bytes()).await }
-    });
+    let held = hold(&base, &credential, DID_BODY.as_bytes());
     pending(&alice, &id).await;
     let shown = alice.get_action(&id).await.expect("alice sees it");
     assert_eq!(shown.agent_id, field(DID_BODY, "agent_id"));
@@ -160,10 +171,7 @@ async fn a_held_request_is_released_by_the_sponsors_approval_with_a_signed_asser
         .await
         .expect("decided");
     assert_eq!(decided.status, ActionStatus::Approved);
-    let response = tokio::time::timeout(Duration::from_secs(5), held)
-        .await
-        .expect("answered after the decision")
-        .expect("the task");
+    let response = answered(held).await;
     assert_eq!(response.status(), StatusCode::OK);
     let answer: WebhookAnswer = response.json().await.expect("JSON");
     assert!(answer.approved);
@@ -246,10 +254,7 @@ async fn an_agent_asks_with_its_own_token_and_its_sponsor_denies() {
         deliver(&base, Some(&token), &other).await.status(),
         StatusCode::FORBIDDEN
     );
-    let held = tokio::spawn({
-        let (base, token) = (base.clone(), token.clone());
-        async move { deliver(&base, Some(&token), DEFAULTS_BODY.as_bytes()).await }
-    });
+    let held = hold(&base, &token, DEFAULTS_BODY.as_bytes());
     pending(&alice, &id).await;
     let shown = alice
         .get_action(&id)
@@ -273,10 +278,7 @@ async fn an_agent_asks_with_its_own_token_and_its_sponsor_denies() {
         .decide_action(&id, &decision(Decision::Deny, "not during the close"))
         .await
         .expect("denied");
-    let response = tokio::time::timeout(Duration::from_secs(5), held)
-        .await
-        .expect("answered")
-        .expect("task");
+    let response = answered(held).await;
     assert_eq!(response.status(), StatusCode::OK);
     let answer: WebhookAnswer = response.json().await.expect("JSON");
     assert!(!answer.approved);
@@ -297,10 +299,7 @@ async fn an_undecided_request_is_answered_expired_and_never_approved() {
     let alice = server.as_user("alice").await;
     let base = server.client.base().to_owned();
     let id = field(NON_ASCII_BODY, "approval_request_id");
-    let held = tokio::spawn({
-        let (base, credential) = (base.clone(), credential.clone());
-        async move { deliver(&base, Some(&credential), NON_ASCII_BODY.as_bytes()).await }
-    });
+    let held = hold(&base, &credential, NON_ASCII_BODY.as_bytes());
     pending(&alice, &id).await;
     let shown = alice.get_action(&id).await.expect("read");
     let expires_at = shown.expires_at;
@@ -315,10 +314,7 @@ async fn an_undecided_request_is_answered_expired_and_never_approved() {
     // The server's clock passes expires_at; the sweep (every second) expires it.
     server.advance((expires_at - server.clock_now()).num_seconds() + 1);
     server.sweep().await;
-    let response = tokio::time::timeout(Duration::from_secs(5), held)
-        .await
-        .expect("answered at expiry")
-        .expect("task");
+    let response = answered(held).await;
     let answer: WebhookAnswer = response.json().await.expect("JSON");
     assert!(!answer.approved);
     assert_eq!(answer.decision, "deny");
@@ -439,10 +435,7 @@ async fn a_request_outlives_a_client_that_gave_up() {
     assert!(gave_up.is_err(), "held, so the client timed out");
     pending(&alice, &id).await;
     assert_eq!(server.server.state.held.len(), 0, "the dropped call let go");
-    let held = tokio::spawn({
-        let (base, credential) = (base.clone(), credential.clone());
-        async move { deliver(&base, Some(&credential), DID_BODY.as_bytes()).await }
-    });
+    let held = hold(&base, &credential, DID_BODY.as_bytes());
     for _ in 0..500 {
         if server.server.state.held.len() == 1 {
             break;
@@ -453,13 +446,7 @@ async fn a_request_outlives_a_client_that_gave_up() {
         .decide_action(&id, &decision(Decision::Approve, "fine"))
         .await
         .expect("decided");
-    let answer: WebhookAnswer = tokio::time::timeout(Duration::from_secs(5), held)
-        .await
-        .expect("answered")
-        .expect("task")
-        .json()
-        .await
-        .expect("JSON");
+    let answer: WebhookAnswer = answered(held).await.json().await.expect("JSON");
     assert!(answer.approved);
 }
 
@@ -532,22 +519,13 @@ async fn suspending_the_agent_answers_its_held_call_with_a_denial() {
         .access_token;
     let base = server.client.base().to_owned();
     let id = field(DEFAULTS_BODY, "approval_request_id");
-    let held = tokio::spawn({
-        let base = base.clone();
-        async move { deliver(&base, Some(&token), DEFAULTS_BODY.as_bytes()).await }
-    });
+    let held = hold(&base, &token, DEFAULTS_BODY.as_bytes());
     pending(&alice, &id).await;
     alice
         .suspend(&agent.did, "leaking secrets", false)
         .await
         .expect("suspended");
-    let answer: WebhookAnswer = tokio::time::timeout(Duration::from_secs(5), held)
-        .await
-        .expect("answered by the kill switch")
-        .expect("task")
-        .json()
-        .await
-        .expect("JSON");
+    let answer: WebhookAnswer = answered(held).await.json().await.expect("JSON");
     assert!(!answer.approved);
     assert_eq!(answer.reason, "the agent was taken down: leaking secrets");
     assert_eq!(answer.approver, "governance-server");

@@ -173,10 +173,7 @@ async fn a_shutdown_answers_held_calls_503_and_keeps_the_request() {
         DEFAULTS_BODY,
         json!({"expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}),
     );
-    let held = tokio::spawn({
-        let (base, credential, body) = (base.clone(), credential.clone(), body.clone());
-        async move { deliver(&base, Some(&credential), &body).await }
-    });
+    let held = crate::agt::hold(&base, &credential, &body);
     crate::agt::pending(&alice, &id).await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await

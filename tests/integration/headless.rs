@@ -37,6 +37,17 @@ async fn alice_signed_in() -> Alice {
     }
 }
 
+/// `sponsor-console ARGS --server BASE` with the session kept in `state_dir`.
+fn console(base: &str, state_dir: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
+    cmd.args(args)
+        .args(["--server", base])
+        .env(STATE_DIR_ENV, state_dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
 #[tokio::test]
 async fn scripted_commands_and_exit_codes() {
     let Alice {
@@ -73,15 +84,7 @@ async fn scripted_commands_and_exit_codes() {
         .await
         .unwrap();
 
-    let run = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
-        cmd.args(args)
-            .args(["--server", base.as_str()])
-            .env(STATE_DIR_ENV, &state_dir)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    };
+    let run = |args: &[&str]| console(&base, &state_dir, args);
     let out = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
 
     let listed = run(&["requests", "ls", "--json"]).output().await.unwrap();
@@ -306,20 +309,9 @@ async fn action_requests_are_listed_and_decided_by_their_ar_id() {
         .as_str()
         .unwrap()
         .to_owned();
-    let held = tokio::spawn({
-        let base = base.clone();
-        async move { crate::agt::deliver(&base, Some(&token), &body).await }
-    });
+    let held = crate::agt::hold(&base, &token, &body);
     crate::agt::pending(&alice, &id).await;
-    let run = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sponsor-console"));
-        cmd.args(args)
-            .args(["--server", base.as_str()])
-            .env(STATE_DIR_ENV, &state_dir)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    };
+    let run = |args: &[&str]| console(&base, &state_dir, args);
     let listed = run(&["requests", "ls", "--source", "agt"])
         .output()
         .await
@@ -351,13 +343,7 @@ async fn action_requests_are_listed_and_decided_by_their_ar_id() {
     );
     assert!(String::from_utf8_lossy(&approved.stdout).starts_with(&format!("approved {id}")));
     let answer: sponsor_console::protocol::actions::WebhookAnswer =
-        tokio::time::timeout(std::time::Duration::from_secs(5), held)
-            .await
-            .unwrap()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        crate::agt::answered(held).await.json().await.unwrap();
     assert!(answer.approved);
     let again = run(&["deny", &id, "--reason", "too late"])
         .output()

@@ -33,20 +33,6 @@ fn check_id(raw: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A page cursor: `<expires_at ms>.<action id>`.
-fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
-    let bad =
-        || ApiError::bad_request("invalid_query", "after must be the next of a previous page");
-    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
-    let at = ms
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .ok_or_else(bad)?;
-    check_id(id).map_err(|_| bad())?;
-    Ok((at, id.to_owned()))
-}
-
 /// Whether the caller may see (and so try to decide) this action: its agent's or its
 /// integration's sponsor, a reader of everything, or a role policy lets decide actions.
 async fn visible(state: &AppState, caller: &Principal, action: &Action) -> Result<bool, ApiError> {
@@ -104,7 +90,7 @@ pub async fn list(
                 "after pages pending lists (status=pending)",
             ));
         }
-        Some(raw) => Some(parse_cursor(raw)?),
+        Some(raw) => Some(super::parse_cursor(raw, check_id)?),
     };
     let filter = ActionFilter {
         sponsor_id: caller.list_scope(query.scope, "action")?,

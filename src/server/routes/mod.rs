@@ -118,6 +118,23 @@ fn agt_webhook(
     router.route(path, post(agt::webhook))
 }
 
+/// A pending list's page cursor, `<expires_at ms>.<id>`, whose id `check_id` accepts.
+fn parse_cursor(
+    raw: &str,
+    check_id: fn(&str) -> Result<(), ApiError>,
+) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
+    let bad =
+        || ApiError::bad_request("invalid_query", "after must be the next of a previous page");
+    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+    let at = ms
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .ok_or_else(bad)?;
+    check_id(id).map_err(|_| bad())?;
+    Ok((at, id.to_owned()))
+}
+
 /// The OpenAPI document of the `/v1` API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (router, mut doc) = api();

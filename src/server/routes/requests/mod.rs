@@ -31,20 +31,6 @@ fn require_agent(caller: &Principal) -> Result<(), ApiError> {
     }
 }
 
-/// A page cursor: `<expires_at ms>.<request id>`.
-fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
-    let bad =
-        || ApiError::bad_request("invalid_query", "after must be the next of a previous page");
-    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
-    let at = ms
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .ok_or_else(bad)?;
-    check_id(id).map_err(|_| bad())?;
-    Ok((at, id.to_owned()))
-}
-
 /// `GET /v1/requests`: a sponsor's agents' requests (or all, for readers of everything); an
 /// agent's own.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", params(RequestQuery),
@@ -72,7 +58,7 @@ pub async fn list(
                 "after pages pending lists (status=pending)",
             ));
         }
-        Some(raw) => Some(parse_cursor(raw)?),
+        Some(raw) => Some(super::parse_cursor(raw, check_id)?),
     };
     let mut filter = RequestFilter {
         sponsor_id: None,
