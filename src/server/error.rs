@@ -165,9 +165,10 @@ pub struct OAuthFailure {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
-    /// A client that tried HTTP Basic is challenged with `Basic` (RFC 6749 §5.2), others
-    /// with `Bearer`.
-    pub basic_challenge: bool,
+    /// The `WWW-Authenticate` challenge: a client that tried HTTP Basic is challenged with
+    /// `Basic` (RFC 6749 §5.2), a bearer token's refusal as RFC 6750 §3 says; `None` gives a
+    /// 401 the plain `Bearer` challenge.
+    pub challenge: Option<String>,
 }
 
 impl OAuthFailure {
@@ -182,7 +183,7 @@ impl OAuthFailure {
             status,
             error,
             description: description.into(),
-            basic_challenge: false,
+            challenge: None,
         }
     }
 }
@@ -202,6 +203,34 @@ impl OAuthFailure {
                 Self::new("temporarily_unavailable", e.message)
             }
             _ => Self::new("server_error", e.message),
+        }
+    }
+}
+
+impl OAuthFailure {
+    /// A bearer token refused at an OAuth-protected resource (UserInfo), in OAuth's shape with
+    /// RFC 6750 §3's challenge: `invalid_token`, `insufficient_scope`, or unavailable.
+    pub fn bearer(e: ApiError) -> Self {
+        let error = match e.status {
+            StatusCode::UNAUTHORIZED => "invalid_token",
+            StatusCode::FORBIDDEN => "insufficient_scope",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => {
+                "temporarily_unavailable"
+            }
+            _ => "server_error",
+        };
+        Self {
+            status: e.status,
+            challenge: e.challenge,
+            ..Self::new(error, e.message)
+        }
+    }
+
+    /// A 404 or 405 under `/oauth2`, in OAuth's shape.
+    pub fn route(status: StatusCode, description: &str) -> Self {
+        Self {
+            status,
+            ..Self::new("invalid_request", description)
         }
     }
 }
@@ -232,15 +261,13 @@ impl IntoResponse for OAuthFailure {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(if self.basic_challenge {
-                    "Basic realm=\"governance\""
-                } else {
-                    "Bearer realm=\"governance\""
-                }),
-            );
+        let challenge = match self.challenge {
+            Some(c) => HeaderValue::from_str(&c).ok(),
+            None => (self.status == StatusCode::UNAUTHORIZED)
+                .then(|| HeaderValue::from_static("Bearer realm=\"governance\"")),
+        };
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -217,3 +217,114 @@ async fn introspection_refuses_callers_in_oauths_shape() {
         assert!(body["error_description"].is_string(), "{body}");
     }
 }
+
+/// Every error under `/oauth2` is OAuth's shape (RFC 6749 §5.2: `error`, `error_description`),
+/// wrong methods and unknown endpoints included; `/v1` keeps its own. UserInfo's refusals carry
+/// RFC 6750 §3's challenge.
+#[tokio::test]
+async fn every_oauth2_error_is_in_oauths_shape() {
+    let t = TestServer::start().await;
+    let http = t.client.http().clone();
+    let url = |path: &str| t.client.url(path);
+    let form = |path: &str, fields: &[(&str, &str)]| http.post(url(path)).form(fields);
+    // An agent's token has no openid scope: UserInfo is not for it.
+    let alice = t.as_user("alice").await;
+    let (key, _) = t.agent(&alice, "reader", &[]).await;
+    let agent = t
+        .client
+        .client_credentials(&t.assertion(&key), None)
+        .await
+        .unwrap()
+        .access_token;
+    let cases = [
+        (
+            form("/oauth2/token", &[("grant_type", "foo")]),
+            400,
+            "unsupported_grant_type",
+            None,
+        ),
+        (
+            form("/oauth2/token", &[("x", "1")]),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            http.post(url("/oauth2/token")).json(&serde_json::json!({})),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            form("/oauth2/device_authorization", &[("client_id", "nope")]),
+            401,
+            "invalid_client",
+            None,
+        ),
+        (
+            form(
+                "/oauth2/token",
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", "sponsor-console"),
+                    ("device_code", "zzz"),
+                ],
+            ),
+            400,
+            "invalid_grant",
+            None,
+        ),
+        (
+            form("/oauth2/revoke", &[("client_id", "sponsor-console")]),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            form("/oauth2/introspect", &[("token", "x")]),
+            401,
+            "invalid_client",
+            None,
+        ),
+        (http.get(url("/oauth2/token")), 405, "invalid_request", None),
+        (
+            http.get(url("/oauth2/nothing-here")),
+            404,
+            "invalid_request",
+            None,
+        ),
+        (
+            http.get(url("/oauth2/userinfo")),
+            401,
+            "invalid_token",
+            Some("Bearer realm=\"governance\""),
+        ),
+        (
+            http.get(url("/oauth2/userinfo")).bearer_auth("not-a-token"),
+            401,
+            "invalid_token",
+            Some("Bearer realm=\"governance\", error=\"invalid_token\""),
+        ),
+        (
+            http.get(url("/oauth2/userinfo")).bearer_auth(&agent),
+            403,
+            "insufficient_scope",
+            Some("Bearer realm=\"governance\", error=\"insufficient_scope\", scope=\"openid\""),
+        ),
+    ];
+    for (request, status, error, challenge) in cases {
+        let response = request.send().await.unwrap();
+        let path = response.url().path().to_owned();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        if let Some(expected) = challenge {
+            assert_eq!(response.headers()["www-authenticate"], expected, "{path}");
+        }
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], error, "{path}: {body}");
+        assert!(body["error_description"].is_string(), "{path}: {body}");
+    }
+    // `/v1` keeps its own shape.
+    let v1 = http.get(url("/v1/nothing-here")).send().await.unwrap();
+    let body: serde_json::Value = v1.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -46,7 +46,7 @@ pub async fn authenticate_resource_client(
 
 fn refused(why: &str) -> OAuthFailure {
     OAuthFailure {
-        basic_challenge: true,
+        challenge: Some("Basic realm=\"governance\"".into()),
         ..OAuthFailure::new("invalid_client", why.to_owned())
     }
 }

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, OAuthFailure};
 use super::extract::{MAX_BODY_BYTES, Principal};
 use super::state::AppState;
 use crate::protocol::error::ErrorBody;
@@ -258,16 +258,32 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "status": "ready" })))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+/// Under `/oauth2` an error is OAuth's (RFC 6749 §5.2), elsewhere the API's.
+fn oauth_path(uri: &axum::http::Uri) -> bool {
+    uri.path().starts_with("/oauth2/")
 }
 
-async fn method_not_allowed() -> ApiError {
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if oauth_path(&uri) {
+        return OAuthFailure::route(StatusCode::NOT_FOUND, "no such OAuth endpoint")
+            .into_response();
+    }
+    ApiError::not_found("route").into_response()
+}
+
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let message = "this route does not accept that method";
+    if oauth_path(&uri) {
+        return OAuthFailure::route(StatusCode::METHOD_NOT_ALLOWED, message).into_response();
+    }
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this route does not accept that method",
+        message,
     )
+    .into_response()
 }
 
 /// `GET /v1/policy`: the policy in force (what the console shows beside a decision).

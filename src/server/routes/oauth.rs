@@ -90,23 +90,24 @@ pub async fn revoke(
     Ok(no_store(json!({})))
 }
 
-/// OIDC UserInfo for sponsor tokens.
+/// OIDC UserInfo for sponsor tokens. Errors are OAuth's, with RFC 6750 §3's challenge (OIDC
+/// Core §5.3.3).
 #[tracing::instrument(skip_all)]
 pub async fn userinfo(
     State(state): State<AppState>,
-    caller: Principal,
-) -> Result<Response, ApiError> {
-    if caller.claims.kind != SubjectKind::Sponsor {
-        return Err(ApiError::forbidden("userinfo is for human sponsors"));
-    }
-    if !has_scope(&caller.claims.scope, "openid") {
-        return Err(insufficient_scope("openid"));
+    caller: Result<Principal, ApiError>,
+) -> Result<Response, OAuthFailure> {
+    let caller = caller.map_err(OAuthFailure::bearer)?;
+    if caller.claims.kind != SubjectKind::Sponsor || !has_scope(&caller.claims.scope, "openid") {
+        let mut refusal = insufficient_scope("openid");
+        refusal.message = "userinfo needs a sponsor's token with the openid scope".into();
+        return Err(OAuthFailure::bearer(refusal));
     }
     let sponsor = state
         .store
         .sponsor_by_id(caller.sub())
         .await?
-        .ok_or_else(ApiError::unauthorized)?;
+        .ok_or_else(|| OAuthFailure::bearer(ApiError::unauthorized()))?;
     Ok(no_store(json!({
         "sub": sponsor.id,
         "preferred_username": sponsor.username,
