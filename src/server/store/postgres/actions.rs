@@ -18,17 +18,28 @@ use crate::server::store::{
     StoreResult,
 };
 
-async fn action_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<(Action, Option<String>)>> {
-    let row: Option<ActionRow> =
+/// One action's row, read through `executor` (the reader, or a write transaction).
+async fn action_row<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    executor: E,
+    id: &str,
+) -> StoreResult<Option<ActionRow>> {
+    Ok(
         sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} WHERE a.id = $1"))
             .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    row.map(|r| {
-        let sponsor = r.sponsor_id.clone();
-        r.into_action().map(|a| (a, sponsor))
-    })
-    .transpose()
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// An action and its integration's sponsor, as `tx` sees them.
+async fn action_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<(Action, Option<String>)>> {
+    action_row(&mut **tx, id)
+        .await?
+        .map(|r| {
+            let sponsor = r.sponsor_id.clone();
+            r.into_action().map(|a| (a, sponsor))
+        })
+        .transpose()
 }
 
 /// The `WHERE` of a filter (not its page), shared by listing and counting.
@@ -211,12 +222,10 @@ impl ActionStore for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn action(&self, id: &str) -> StoreResult<Option<Action>> {
-        let row: Option<ActionRow> =
-            sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} WHERE a.id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(ActionRow::into_action).transpose()
+        action_row(&self.pool, id)
+            .await?
+            .map(ActionRow::into_action)
+            .transpose()
     }
 
     #[tracing::instrument(skip_all)]

@@ -17,16 +17,28 @@ use crate::server::store::{
     StoreResult,
 };
 
+/// One action's row, read through `executor` (the reader, or a write transaction).
+async fn action_row<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+    id: &str,
+) -> StoreResult<Option<ActionRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} WHERE a.id = ?"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// An action and its integration's sponsor, as `tx` sees them.
 async fn action_in(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<(Action, Option<String>)>> {
-    let row: Option<ActionRow> = sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} WHERE a.id = ?"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| {
-        let sponsor = r.sponsor_id.clone();
-        r.into_action().map(|a| (a, sponsor))
-    })
-    .transpose()
+    action_row(&mut **tx, id)
+        .await?
+        .map(|r| {
+            let sponsor = r.sponsor_id.clone();
+            r.into_action().map(|a| (a, sponsor))
+        })
+        .transpose()
 }
 
 /// The `WHERE` of a filter (not its page), shared by listing and counting.
@@ -209,12 +221,10 @@ impl ActionStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn action(&self, id: &str) -> StoreResult<Option<Action>> {
-        let row: Option<ActionRow> =
-            sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} WHERE a.id = ?"))
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
-        row.map(ActionRow::into_action).transpose()
+        action_row(&self.reader, id)
+            .await?
+            .map(ActionRow::into_action)
+            .transpose()
     }
 
     #[tracing::instrument(skip_all)]
