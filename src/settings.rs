@@ -224,6 +224,11 @@ fn interval(key: &str, text: &str) -> Result<std::time::Duration, SettingsError>
 pub struct ClientSettings {
     pub client_id: String,
     pub name: String,
+    /// Where the authorization endpoint may send this client's browser back (authorization
+    /// code with PKCE). Empty: the client signs in with the device flow only. A loopback
+    /// `http://127.0.0.1/…` URI accepts any port (RFC 8252 §7.3).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -260,6 +265,7 @@ impl Default for ServerSettings {
             clients: vec![ClientSettings {
                 client_id: "sponsor-console".into(),
                 name: "Sponsor Console".into(),
+                redirect_uris: Vec::new(),
             }],
             sponsors: Vec::new(),
             trusted_issuers: Vec::new(),
@@ -406,6 +412,16 @@ impl ServerSettings {
             return Err(SettingsError::Invalid(
                 "at least one [[clients]] entry is required".into(),
             ));
+        }
+        for client in &self.clients {
+            for uri in &client.redirect_uris {
+                crate::domain::authorize::registrable(uri).map_err(|e| {
+                    SettingsError::Invalid(format!(
+                        "clients {}: redirect_uris: {e}",
+                        client.client_id
+                    ))
+                })?;
+            }
         }
         for s in &self.sponsors {
             if crate::domain::external::is_reserved_username(&s.username) {

@@ -54,11 +54,17 @@ impl AgentKey {
             .map_err(|e| KeyFileError::Format(format!("not an Ed25519 PKCS#8 PEM key: {e}")))
     }
 
+    /// PKCS#8 v1 (RFC 8410 §7: the private key alone), as OpenSSL writes it. The v2 form with
+    /// the public key attached, `ed25519-dalek`'s default, is refused by Python's
+    /// `cryptography` ("extra data"), so agents written in Python could not read the file.
     pub fn to_pem(&self) -> Result<Zeroizing<String>, KeyFileError> {
-        self.signing
-            .to_pkcs8_pem(Default::default())
-            .map(|pem| Zeroizing::new(pem.to_string()))
-            .map_err(|e| KeyFileError::Format(e.to_string()))
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.signing.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(Default::default())
+        .map(|pem| Zeroizing::new(pem.to_string()))
+        .map_err(|e| KeyFileError::Format(e.to_string()))
     }
 
     /// Reads a key file, refusing one that others can read.

@@ -158,6 +158,8 @@ mod tests {
             kty: "OKP".into(),
             crv: "Ed25519".into(),
             x: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
+            n: String::new(),
+            e: String::new(),
             kid: format!("k{seed}"),
             alg: "EdDSA".into(),
             use_: "sig".into(),

@@ -54,6 +54,9 @@ pub enum DevicePoll {
     Redeemed {
         sponsor_id: String,
         scope: String,
+        /// When the person approved (an ID token's `auth_time`); unknown for a code approved
+        /// before the server remembered it.
+        approved_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -67,6 +70,7 @@ pub struct PollFacts<'a> {
     pub interval_seconds: i64,
     pub expires_at: DateTime<Utc>,
     pub last_polled_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 /// One poll by `client_id` at `now`. The caller records `now` as the last poll unless the
@@ -96,6 +100,7 @@ pub fn poll(facts: &PollFacts<'_>, client_id: &str, now: DateTime<Utc>) -> Devic
             Some(sponsor_id) => DevicePoll::Redeemed {
                 sponsor_id: sponsor_id.to_owned(),
                 scope: facts.scope.to_owned(),
+                approved_at: facts.approved_at,
             },
             None => DevicePoll::AlreadyRedeemed,
         },
@@ -139,6 +144,7 @@ mod tests {
             interval_seconds: 5,
             expires_at: t(600),
             last_polled_at: last.map(t),
+            approved_at: Some(t(1)),
         }
     }
 
@@ -162,7 +168,8 @@ mod tests {
             poll(&facts(DeviceStatus::Approved, Some(0)), "console", t(1)),
             DevicePoll::Redeemed {
                 sponsor_id: "s1".into(),
-                scope: "openid".into()
+                scope: "openid".into(),
+                approved_at: Some(t(1)),
             }
         );
         assert_eq!(

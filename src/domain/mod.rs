@@ -5,6 +5,7 @@
 pub mod action;
 pub mod agt;
 pub mod audit;
+pub mod authorize;
 pub mod capability;
 pub mod checkpoint;
 pub mod decision;

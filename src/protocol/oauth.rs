@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const ASSERTION_TYPE_JWT_BEARER: &str =
@@ -80,6 +81,25 @@ pub struct AccessClaims {
     pub preferred_username: Option<String>,
 }
 
+/// An OpenID Connect ID token's claims (Core §2, §5.1), for a sponsor, signed RS256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// The client the sign-in was for.
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// When the person last entered their password for this sign-in.
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Core §3.1.3.6: the left half of the access token's SHA-256, base64url.
+    pub at_hash: String,
+    pub name: String,
+    pub preferred_username: String,
+}
+
 /// The claims of an agent's `private_key_jwt` client assertion (RFC 7523 §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientAssertionClaims {
@@ -127,6 +147,7 @@ pub struct Introspection {
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub device_authorization_endpoint: String,
     pub introspection_endpoint: String,
@@ -134,6 +155,15 @@ pub struct Discovery {
     pub userinfo_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
+    pub response_modes_supported: Vec<String>,
+    /// RFC 7636 §4.3 (PKCE): S256 only.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// OpenID Connect Discovery §3: request objects are not accepted.
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
+    pub claims_parameter_supported: bool,
     pub subject_types_supported: Vec<String>,
     pub id_token_signing_alg_values_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -150,12 +180,20 @@ pub struct Discovery {
     pub claims_supported: Vec<String>,
 }
 
-/// RFC 8037 OKP key (Ed25519).
+/// A published key (RFC 7517): OKP Ed25519 (RFC 8037: `crv`, `x`) for access tokens,
+/// assertions and checkpoints; RSA (RFC 7518 §6.3: `n`, `e`) for ID tokens. The members of the
+/// other type are empty and not serialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub n: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub e: String,
     pub kid: String,
     pub alg: String,
     #[serde(rename = "use")]

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod error;
 pub mod extract;
 pub mod held;
+pub mod id_token;
 pub mod idempotency;
 pub mod leader;
 pub mod oauth;
@@ -340,9 +341,11 @@ pub async fn rotate_keys(
         .max(settings.tokens.sponsor_access_seconds);
     let key = tokens::generate_signing_key(now)?;
     let kid = key.kid.clone();
+    // The RSA key that signs ID tokens is rotated with it.
+    let id_key = id_token::generate_id_token_key(now)?;
     store
-        .rotate_signing_key(
-            key,
+        .rotate_signing_keys(
+            &[key, id_key],
             now + chrono::Duration::seconds(i64::from(longest)),
             Actor::system(),
         )

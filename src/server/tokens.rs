@@ -14,10 +14,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::store::{SigningKeyRecord, Store, StoreError};
+use super::id_token::{IdSigner, generate_id_token_key, rsa_jwk};
+use super::store::{SigningAlg, SigningKeyRecord, Store, StoreError};
 use crate::protocol::audit::Actor;
 use crate::protocol::jws;
-use crate::protocol::oauth::{AccessClaims, Jwk, JwkSet};
+use crate::protocol::oauth::{AccessClaims, IdTokenClaims, Jwk, JwkSet};
 
 /// Why a token was refused. The variants are for logs and tests; callers answer every one
 /// with the same generic 401 so a prober learns nothing.
@@ -53,13 +54,17 @@ pub enum KeyError {
 
 struct PublishedKey {
     kid: String,
-    x: String,
+    jwk: Jwk,
+    /// The Ed25519 key that verifies access tokens; `None` for an RSA key (it signs only ID
+    /// tokens) or a key that is not a curve point.
     verifying: Option<VerifyingKey>,
 }
 
 struct Ring {
     signing_kid: String,
     signing: SigningKey,
+    /// The current RSA key, which signs ID tokens; `None` only until the first is made.
+    id_signer: Option<IdSigner>,
     published: Vec<PublishedKey>,
 }
 
@@ -94,6 +99,7 @@ pub fn generate_signing_key(now: DateTime<Utc>) -> Result<SigningKeyRecord, KeyE
     let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
     Ok(SigningKeyRecord {
         kid,
+        alg: SigningAlg::EdDSA,
         private_pkcs8: der.as_bytes().to_vec(),
         public_key: URL_SAFE_NO_PAD.encode(public),
         created_at: now,
@@ -102,36 +108,74 @@ pub fn generate_signing_key(now: DateTime<Utc>) -> Result<SigningKeyRecord, KeyE
     })
 }
 
+/// The key of `alg` that signs now.
+fn current(keys: &[SigningKeyRecord], alg: SigningAlg) -> Option<&SigningKeyRecord> {
+    keys.iter().find(|k| k.retired_at.is_none() && k.alg == alg)
+}
+
+fn published_key(k: &SigningKeyRecord) -> Result<PublishedKey, KeyError> {
+    Ok(match k.alg {
+        SigningAlg::EdDSA => PublishedKey {
+            kid: k.kid.clone(),
+            jwk: Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: k.public_key.clone(),
+                n: String::new(),
+                e: String::new(),
+                kid: k.kid.clone(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+            },
+            verifying: parse_ed25519(&k.public_key)
+                .map_err(|e| KeyError::Encoding(e.to_string()))?,
+        },
+        SigningAlg::RS256 => PublishedKey {
+            kid: k.kid.clone(),
+            jwk: rsa_jwk(k)?,
+            verifying: None,
+        },
+    })
+}
+
 fn build_ring(keys: &[SigningKeyRecord]) -> Result<Option<Ring>, KeyError> {
-    let Some(current) = keys.iter().find(|k| k.retired_at.is_none()) else {
+    let Some(signing) = current(keys, SigningAlg::EdDSA) else {
         return Ok(None);
     };
-    let published = keys
-        .iter()
-        .map(|k| {
-            Ok(PublishedKey {
-                kid: k.kid.clone(),
-                x: k.public_key.clone(),
-                verifying: parse_ed25519(&k.public_key)
-                    .map_err(|e| KeyError::Encoding(e.to_string()))?,
-            })
-        })
+    // Ed25519 keys first: they sign what most readers of the JWKS verify.
+    let mut ordered: Vec<&SigningKeyRecord> = keys.iter().collect();
+    ordered.sort_by_key(|k| k.alg != SigningAlg::EdDSA);
+    let published = ordered
+        .into_iter()
+        .map(published_key)
         .collect::<Result<Vec<_>, KeyError>>()?;
     Ok(Some(Ring {
-        signing_kid: current.kid.clone(),
-        signing: SigningKey::from_pkcs8_der(&current.private_pkcs8)
+        signing_kid: signing.kid.clone(),
+        signing: SigningKey::from_pkcs8_der(&signing.private_pkcs8)
             .map_err(|e| KeyError::Encoding(e.to_string()))?,
+        id_signer: current(keys, SigningAlg::RS256)
+            .map(IdSigner::from_record)
+            .transpose()?,
         published,
     }))
 }
 
 impl KeyRing {
-    /// Loads the published keys, generating the first signing key on a new database.
+    /// Loads the published keys, generating the first signing keys on a new database (and the
+    /// first RSA key on one from before ID tokens).
     pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Self, KeyError> {
         let mut keys = store.published_keys(now).await?;
-        if !keys.iter().any(|k| k.retired_at.is_none()) {
-            let key = generate_signing_key(now)?;
-            store.rotate_signing_key(key, now, Actor::system()).await?;
+        let mut missing = Vec::new();
+        if current(&keys, SigningAlg::EdDSA).is_none() {
+            missing.push(generate_signing_key(now)?);
+        }
+        if current(&keys, SigningAlg::RS256).is_none() {
+            missing.push(generate_id_token_key(now)?);
+        }
+        if !missing.is_empty() {
+            store
+                .rotate_signing_keys(&missing, now, Actor::system())
+                .await?;
             keys = store.published_keys(now).await?;
         }
         let ring = build_ring(&keys)?
@@ -193,21 +237,23 @@ impl KeyRing {
         Ok((guard.signing_kid.clone(), jws))
     }
 
-    /// The JWKS document.
+    /// Signs an ID token with the current RSA key (RS256).
+    pub fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, KeyError> {
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| KeyError::Encoding("key ring poisoned".into()))?;
+        guard
+            .id_signer
+            .as_ref()
+            .ok_or_else(|| KeyError::Encoding("no RSA key to sign ID tokens".into()))?
+            .sign(claims)
+    }
+
+    /// The JWKS document: Ed25519 keys first, then RSA.
     pub fn jwks(&self) -> JwkSet {
         let keys = match self.inner.read() {
-            Ok(g) => g
-                .published
-                .iter()
-                .map(|k| Jwk {
-                    kty: "OKP".into(),
-                    crv: "Ed25519".into(),
-                    x: k.x.clone(),
-                    kid: k.kid.clone(),
-                    alg: "EdDSA".into(),
-                    use_: "sig".into(),
-                })
-                .collect(),
+            Ok(g) => g.published.iter().map(|k| k.jwk.clone()).collect(),
             Err(_) => Vec::new(),
         };
         JwkSet { keys }
@@ -397,169 +443,4 @@ pub fn new_secret() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::Duration;
-
-    use super::*;
-    use crate::protocol::oauth::SubjectKind;
-    use crate::server::store::{SqliteStore, TokenStore};
-
-    fn claims(now: DateTime<Utc>) -> AccessClaims {
-        AccessClaims {
-            iss: "https://governance.test".into(),
-            sub: "s1".into(),
-            aud: "governance-api".into(),
-            exp: (now + Duration::hours(1)).timestamp(),
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
-            jti: "j1".into(),
-            scope: "governance".into(),
-            client_id: "sponsor-console".into(),
-            kind: SubjectKind::Sponsor,
-            roles: vec!["sponsor".into()],
-            preferred_username: Some("alice".into()),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_verified_token_is_remembered_until_its_key_goes_and_its_times_still_count() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(&dir.path().join("k.db"))
-            .await
-            .expect("a fresh store opens");
-        let now = Utc::now();
-        let ring = KeyRing::load(&store, now).await.expect("keys");
-        let token = ring.sign(&claims(now)).expect("signed");
-        let (iss, aud) = ("https://governance.test", "governance-api");
-        assert!(ring.verify_access(&token, iss, aud, now).is_ok());
-        // Remembered: checked again, times included.
-        assert!(ring.verify_access(&token, iss, aud, now).is_ok());
-        assert_eq!(
-            ring.verify_access(&token, iss, aud, now + Duration::hours(2)),
-            Err(TokenError::Expired)
-        );
-        // Remembered for this issuer and audience only.
-        assert_eq!(
-            ring.verify_access(&token, iss, "another-api", now),
-            Err(TokenError::Audience)
-        );
-        // The key is rotated out with nothing left to publish it: the token is refused at once,
-        // though it has not expired.
-        let next = generate_signing_key(now).expect("a key");
-        store
-            .rotate_signing_key(next, now, Actor::system())
-            .await
-            .expect("rotated");
-        ring.reload(&store, now + Duration::seconds(1))
-            .await
-            .expect("reloaded");
-        assert_eq!(
-            ring.verify_access(&token, iss, aud, now + Duration::seconds(1)),
-            Err(TokenError::UnknownKey)
-        );
-    }
-}
-
-#[cfg(test)]
-mod signature_tests {
-    use super::*;
-
-    /// L, the order of Ed25519's base point, little-endian.
-    const ORDER: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
-
-    /// The token with its signature's bytes changed by `change`.
-    fn resigned(token: &str, change: impl Fn(&mut Vec<u8>)) -> String {
-        let (message, signature) = token.rsplit_once('.').unwrap_or_default();
-        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
-        change(&mut bytes);
-        format!("{message}.{}", URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// Our check and `jsonwebtoken`'s own (ring's Ed25519) give the same verdict on every
-    /// token, good or bad, and the expected one.
-    #[test]
-    fn the_signature_check_agrees_with_jsonwebtoken() {
-        let key = SigningKey::from_bytes(&[3; 32]);
-        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-        let other =
-            URL_SAFE_NO_PAD.encode(SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes());
-        // 32 bytes that are not a point of the curve.
-        let off_curve = (0..=255u8)
-            .map(|b| [b; 32])
-            .find(|b| VerifyingKey::from_bytes(b).is_err())
-            .map(|b| URL_SAFE_NO_PAD.encode(b))
-            .unwrap_or_default();
-        let claims = serde_json::json!({
-            "iss": "did:mesh:a", "sub": "did:mesh:a", "aud": "https://gov/oauth2/token",
-            "exp": 4_000_000_000_i64, "jti": "j1",
-        });
-        let good = jws::sign_eddsa(&key, None, None, &claims).unwrap_or_default();
-        let (header, rest) = good.split_once('.').unwrap_or_default();
-        let (_, signature) = rest.split_once('.').unwrap_or_default();
-        let other_payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(
-                &serde_json::json!({"iss": "did:mesh:a", "sub": "did:mesh:a",
-                "aud": "https://gov/oauth2/token", "exp": 4_000_000_001_i64, "jti": "j1"}),
-            )
-            .unwrap_or_default(),
-        );
-        let hs256 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let cases: Vec<(&str, String, &str, bool)> = vec![
-            ("valid", good.clone(), &x, true),
-            ("another key", good.clone(), &other, false),
-            ("a key off the curve", good.clone(), &off_curve, false),
-            (
-                "changed claims",
-                format!("{header}.{other_payload}.{signature}"),
-                &x,
-                false,
-            ),
-            ("a bit flipped", resigned(&good, |s| s[5] ^= 1), &x, false),
-            (
-                "s not reduced (s + L)",
-                resigned(&good, |s| {
-                    let mut carry = 0u16;
-                    for (b, l) in s[32..].iter_mut().zip(ORDER) {
-                        let sum = u16::from(*b) + u16::from(l) + carry;
-                        *b = (sum & 0xff) as u8;
-                        carry = sum >> 8;
-                    }
-                }),
-                &x,
-                false,
-            ),
-            (
-                "63 bytes",
-                resigned(&good, |s| {
-                    s.pop();
-                }),
-                &x,
-                false,
-            ),
-            ("HS256", format!("{hs256}.{rest}"), &x, false),
-            ("two parts", format!("{header}.{signature}"), &x, false),
-        ];
-        let (iss, aud) = ("did:mesh:a", "https://gov/oauth2/token");
-        for (name, token, key, expected) in cases {
-            let ours = parse_ed25519(key).ok().and_then(|k| {
-                verify_eddsa::<serde_json::Value>(&token, k.as_ref(), Some(iss), &[aud]).ok()
-            });
-            let mut validation = Validation::new(Algorithm::EdDSA);
-            validation.validate_exp = false;
-            validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-            validation.set_issuer(&[iss]);
-            validation.set_audience(&[aud]);
-            let theirs = DecodingKey::from_ed_components(key)
-                .ok()
-                .and_then(|k| {
-                    jsonwebtoken::decode::<serde_json::Value>(&token, &k, &validation).ok()
-                })
-                .map(|t| t.claims);
-            assert_eq!(ours, theirs, "{name}: the two checks disagree");
-            assert_eq!(ours.is_some(), expected, "{name}");
-        }
-    }
-}
+mod tests;

@@ -24,14 +24,18 @@ async fn discovery_describes_this_server() {
         d.token_endpoint_auth_signing_alg_values_supported,
         vec!["EdDSA"]
     );
+    // One Ed25519 key (access tokens, assertions, checkpoints), then one RSA key (ID tokens).
     let jwks = t.client.jwks().await.unwrap();
-    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys.len(), 2);
     let k = &jwks.keys[0];
     assert_eq!(
         (k.kty.as_str(), k.crv.as_str(), k.alg.as_str()),
         ("OKP", "Ed25519", "EdDSA")
     );
     assert!(!k.kid.is_empty());
+    let r = &jwks.keys[1];
+    assert_eq!((r.kty.as_str(), r.alg.as_str()), ("RSA", "RS256"));
+    assert!(r.crv.is_empty() && r.x.is_empty() && !r.n.is_empty() && r.e == "AQAB");
 }
 
 /// RFC 8414 §2: an endpoint that lists a JWT-based client authentication method must list
@@ -128,6 +132,7 @@ async fn rotation_keeps_the_old_key_until_its_tokens_expire() {
         .unwrap()
         .keys
         .into_iter()
+        .filter(|k| k.kty == "OKP")
         .map(|k| k.kid)
         .collect();
     assert_eq!(kids, vec![new_kid]);

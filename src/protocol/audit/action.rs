@@ -160,6 +160,9 @@ pub enum FamilyRevokedReason {
     RefreshTokenReuse,
     /// RFC 7009 revocation of the refresh token.
     RevocationRequest,
+    /// An authorization code was presented again (RFC 6749 §4.1.2): the sign-in it began is
+    /// revoked.
+    AuthorizationCodeReuse,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

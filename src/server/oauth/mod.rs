@@ -2,21 +2,26 @@
 //! refresh-token rotation with reuse detection, agent client credentials with
 //! `private_key_jwt` (RFC 7523), introspection (RFC 7662) and revocation (RFC 7009).
 //! Handlers in `routes::oauth` only parse forms and call these. Device and sponsor grants are
-//! here; `agent` has client credentials, `introspection` introspection and revocation.
+//! here; `code` has the authorization code grant, `agent` client credentials, `introspection`
+//! introspection and revocation.
 
 mod agent;
 mod clients;
+mod code;
 mod introspection;
 
 use agent::client_credentials_grant;
 pub use agent::{AuthenticatedAgent, authenticate_agent};
 pub use clients::{CLIENT_ID_PREFIX, authenticate_resource_client};
+pub use code::{issue_code, redirect_uris};
 pub use introspection::{introspect, revoke};
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::error::OAuthFailure;
 use super::extract::OAuthForm;
+use super::extract::has_scope;
+use super::id_token::at_hash;
 use super::state::AppState;
 use super::store::{
     AccessTokenRecord, DevicePoll, DeviceRecord, DeviceStatus, NewAuditEvent, NewRefreshToken,
@@ -26,8 +31,8 @@ use super::tokens::{new_secret, secret_hash};
 use crate::domain::user_code;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::protocol::oauth::{
-    AccessClaims, DeviceAuthorization, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
-    GRANT_REFRESH_TOKEN, SubjectKind, TokenResponse,
+    AccessClaims, DeviceAuthorization, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, IdTokenClaims, SubjectKind, TokenResponse,
 };
 
 /// Scopes a human client may ask for in the device flow.
@@ -52,7 +57,8 @@ pub fn client_name(state: &AppState, client_id: &str) -> String {
         .to_owned()
 }
 
-fn sponsor_scope(requested: Option<&str>) -> Result<String, OAuthFailure> {
+/// The scope a human client asked for, checked against [`SPONSOR_SCOPES`].
+pub fn sponsor_scope(requested: Option<&str>) -> Result<String, OAuthFailure> {
     let Some(requested) = requested else {
         return Ok(DEFAULT_SPONSOR_SCOPE.to_owned());
     };
@@ -99,6 +105,7 @@ pub async fn device_authorization(
             sponsor_id: None,
             interval_seconds: i64::from(device.interval_seconds),
             expires_at,
+            approved_at: None,
         };
         match state.store.create_device_authorization(&record, now).await {
             Ok(()) => {
@@ -127,6 +134,7 @@ pub async fn device_authorization(
 pub async fn token(state: &AppState, form: &OAuthForm) -> Result<TokenResponse, OAuthFailure> {
     match form.require("grant_type")? {
         GRANT_DEVICE_CODE => device_code_grant(state, form).await,
+        GRANT_AUTHORIZATION_CODE => code::authorization_code_grant(state, form).await,
         GRANT_REFRESH_TOKEN => refresh_grant(state, form).await,
         GRANT_CLIENT_CREDENTIALS => client_credentials_grant(state, form).await,
         other => Err(OAuthFailure::new(
@@ -255,8 +263,12 @@ async fn device_code_grant(
         .store
         .poll_device(&secret_hash(device_code), client_id, now)
         .await?;
-    let (sponsor_id, scope) = match poll {
-        DevicePoll::Redeemed { sponsor_id, scope } => (sponsor_id, scope),
+    let (sponsor_id, scope, approved_at) = match poll {
+        DevicePoll::Redeemed {
+            sponsor_id,
+            scope,
+            approved_at,
+        } => (sponsor_id, scope, approved_at),
         DevicePoll::Pending => {
             return Err(OAuthFailure::new(
                 "authorization_pending",
@@ -293,18 +305,64 @@ async fn device_code_grant(
     };
     let sponsor = active_sponsor(state, &sponsor_id).await?;
     let family = uuid::Uuid::new_v4().to_string();
-    let (access, record) = sponsor_access(
-        state,
-        &sponsor,
+    let signed_in = SignIn {
         client_id,
-        &scope,
-        Some(family.clone()),
-        now,
-    )?;
-    let refresh = scope
-        .split(' ')
-        .any(|s| s == "offline_access")
-        .then(|| new_refresh(state, &sponsor.id, client_id, &scope, &family, now));
+        scope: &scope,
+        auth_time: approved_at.unwrap_or(now),
+        nonce: None,
+        family,
+    };
+    sponsor_tokens(state, &sponsor, signed_in, now).await
+}
+
+/// What a completed sign-in (a device code or an authorization code) gives its tokens.
+struct SignIn<'a> {
+    client_id: &'a str,
+    scope: &'a str,
+    auth_time: DateTime<Utc>,
+    nonce: Option<String>,
+    family: String,
+}
+
+/// A sponsor's tokens for a completed sign-in: the access token, a refresh token with
+/// `offline_access`, an ID token with `openid`; stored with the sign-in's audit event.
+async fn sponsor_tokens(
+    state: &AppState,
+    sponsor: &SponsorRecord,
+    sign_in: SignIn<'_>,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthFailure> {
+    let SignIn {
+        client_id,
+        scope,
+        auth_time,
+        nonce,
+        family,
+    } = sign_in;
+    let (access, record) =
+        sponsor_access(state, sponsor, client_id, scope, Some(family.clone()), now)?;
+    let refresh = has_scope(scope, "offline_access")
+        .then(|| new_refresh(state, &sponsor.id, client_id, scope, &family, now));
+    let id_token = if has_scope(scope, "openid") {
+        let claims = IdTokenClaims {
+            iss: state.issuer.clone(),
+            sub: sponsor.id.clone(),
+            aud: client_id.to_owned(),
+            exp: record.expires_at.timestamp(),
+            iat: now.timestamp(),
+            auth_time: auth_time.timestamp(),
+            nonce,
+            at_hash: at_hash(&access),
+            name: sponsor.display_name.clone(),
+            preferred_username: sponsor.username.clone(),
+        };
+        Some(state.keys.sign_id_token(&claims).map_err(|e| {
+            tracing::error!(error = %e, "signing an ID token failed");
+            OAuthFailure::new("server_error", "the server failed; try again")
+        })?)
+    } else {
+        None
+    };
     state
         .store
         .record_tokens(
@@ -315,14 +373,16 @@ async fn device_code_grant(
                 sponsor.id.clone(),
                 AuditAction::SponsorSignedIn(action::SignedIn {
                     client_id: client_id.to_owned(),
-                    scope: scope.clone(),
+                    scope: scope.to_owned(),
                     jti: record.jti.clone(),
                 }),
             )),
             now,
         )
         .await?;
-    Ok(bearer_response(access, &record, refresh.map(|r| r.0)))
+    let mut response = bearer_response(access, &record, refresh.map(|r| r.0));
+    response.id_token = id_token;
+    Ok(response)
 }
 
 async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenResponse, OAuthFailure> {

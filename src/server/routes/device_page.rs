@@ -2,22 +2,22 @@
 //! signs in with username and password, sees which client asks for what, and approves or
 //! denies. Forms carry a CSRF token that must match a `SameSite=Strict` cookie; wrong user
 //! codes (per address) and wrong passwords (per username and per address) are rate-limited.
-//! Every value written into the page is HTML-escaped.
+//! Every value written into the page is HTML-escaped. The frame, CSRF and password checks are
+//! `html`'s, shared with the authorization endpoint.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::Duration;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
-use subtle::ConstantTimeEq;
 
+use super::html::{self, internal, too_many};
 use crate::domain::Refusal;
 use crate::domain::{guessing, user_code};
 use crate::server::oauth::client_name;
-use crate::server::passwords::verify_password;
 use crate::server::state::AppState;
 use crate::server::store::{Consent, DeviceStatus, StoreError};
 use crate::server::tokens::{new_secret, secret_hash};
@@ -27,65 +27,19 @@ const CSRF_COOKIE: &str = "device_csrf";
 const CONSENT_SECONDS: i64 = 300;
 
 fn page(status: StatusCode, title: &str, body: &str, csrf_cookie: Option<&str>) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · Governance sign-in</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
-         label{{display:block;margin-top:1rem}}input{{font-size:1.1rem;width:100%;padding:.4rem}}\
-         .code{{font-family:monospace;font-size:1.4rem;letter-spacing:.15em}}\
-         .error{{color:#a00;font-weight:bold}}button{{font-size:1.1rem;margin:1rem .5rem 0 0;padding:.4rem 1rem}}</style>\
-         </head><body><h1>{title}</h1>{body}</body></html>",
-        title = text(title),
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    let mut response = html::page(status, title, body);
     if let Some(token) = csrf_cookie {
-        let cookie = format!("{CSRF_COOKIE}={token}; Path=/device; HttpOnly; SameSite=Strict");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            headers.insert(header::SET_COOKIE, value);
-        }
+        html::set_csrf_cookie(&mut response, CSRF_COOKIE, "/device", token);
     }
     response
 }
 
 fn cookie_csrf(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == CSRF_COOKIE)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
+    html::csrf_cookie(headers, CSRF_COOKIE)
 }
 
 fn csrf_matches(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
-    match (cookie_csrf(headers), form.get("csrf")) {
-        (Some(cookie), Some(field)) => bool::from(cookie.as_bytes().ct_eq(field.as_bytes())),
-        _ => false,
-    }
+    html::csrf_matches(headers, form, CSRF_COOKIE)
 }
 
 fn sign_in_form(csrf: &str, user_code: &str, error: Option<&str>) -> String {
@@ -133,15 +87,6 @@ fn bound_to_session(consent_id: &str, csrf: &str) -> String {
     format!("{consent_id}.{csrf}")
 }
 
-fn too_many() -> Response {
-    page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many attempts",
-        "<p class=\"error\">Too many failed attempts. Wait a few minutes and try again.</p>",
-        None,
-    )
-}
-
 fn forbidden_csrf() -> Response {
     page(
         StatusCode::FORBIDDEN,
@@ -166,7 +111,6 @@ pub async fn sign_in(
     }
     let csrf = form.get("csrf").cloned().unwrap_or_default();
     let now = state.clock.now();
-    let ip = peer.ip().to_string();
     let entered = form.get("user_code").map(String::as_str).unwrap_or("");
     let username = form
         .get("username")
@@ -184,18 +128,7 @@ pub async fn sign_in(
                 .user_code_failures
                 .is_blocked(store, &keys.code, now)
                 .await?
-                || state
-                    .password_failures
-                    .is_blocked(store, &keys.account_here, now)
-                    .await?
-                || state
-                    .account_failures
-                    .is_blocked(store, &keys.account, now)
-                    .await?
-                || state
-                    .address_failures
-                    .is_blocked(store, &keys.network, now)
-                    .await?,
+                || html::password_blocked(&state, &keys, now).await?,
         )
     };
     match blocked.await {
@@ -237,25 +170,12 @@ pub async fn sign_in(
     if username.is_empty() || username.len() > 128 || password.len() > 1024 {
         return retry("Enter your username and password.", &device.user_code);
     }
-    let sponsor = match state.store.sponsor_by_username(username).await {
-        Ok(s) => s.filter(|s| s.active),
-        Err(e) => return internal(&e),
-    };
-    let ok = verify_password(sponsor.as_ref().map(|s| s.password_hash.clone()), password).await;
-    let Some(sponsor) = sponsor.filter(|_| ok) else {
-        // One failure, counted under each key (the limiters share the store's table).
-        for key in [&keys.account_here, &keys.account, &keys.network] {
-            if let Err(e) = state
-                .password_failures
-                .record_failure(store, key, now)
-                .await
-            {
-                return internal(&e);
-            }
-        }
-        tracing::info!(%ip, "device sign-in: wrong username or password");
-        return retry("Wrong username or password.", &device.user_code);
-    };
+    let sponsor =
+        match html::password_sign_in(&state, &keys, peer.ip(), username, password, now).await {
+            Ok(Some(sponsor)) => sponsor,
+            Ok(None) => return retry("Wrong username or password.", &device.user_code),
+            Err(e) => return internal(&e),
+        };
     let consent_id = new_secret();
     let consent = Consent {
         // Bound to this browser's session (its CSRF cookie): the consent id alone, copied to
@@ -351,14 +271,4 @@ pub async fn decide(
         Err(StoreError::NotFound) => forbidden_csrf(),
         Err(e) => internal(&e),
     }
-}
-
-fn internal(e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "device page failure");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "<p class=\"error\">The server failed; nothing was changed. Try again.</p>",
-        None,
-    )
 }

@@ -4,11 +4,13 @@ mod actions;
 mod agents;
 mod agt;
 mod audit;
+mod authorize;
 mod device_page;
 mod discovery;
 mod entra;
 mod events;
 mod grants;
+mod html;
 mod me;
 mod oauth;
 mod record;
@@ -162,6 +164,10 @@ pub fn router(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/oauth2/jwks", get(discovery::jwks))
+        .route(
+            "/oauth2/authorize",
+            get(authorize::show).post(authorize::decide),
+        )
         .route(
             "/oauth2/device_authorization",
             post(oauth::device_authorization),

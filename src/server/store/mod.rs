@@ -32,11 +32,11 @@ pub use postgres::{PgStore, PoolSize};
 pub use requests::{
     ChildSpec, DecisionInput, NewChild, NewRequest, RequestFilter, RequestStore, Submitted,
 };
-pub use sign_in::{Consent, DeviceRecord, SignInStore};
+pub use sign_in::{AuthorizationCode, CodeRedemption, Consent, DeviceRecord, SignInStore};
 pub use sqlite::{LockError, ServeLock, SqliteStore};
 pub use tokens::{
-    AccessTokenRecord, ActiveGrant, NewRefreshToken, RefreshOutcome, SigningKeyRecord, TokenStore,
-    TokenSubject,
+    AccessTokenRecord, ActiveGrant, NewRefreshToken, RefreshOutcome, SigningAlg, SigningKeyRecord,
+    TokenStore, TokenSubject,
 };
 
 pub use crate::domain::device::{DevicePoll, DeviceStatus};

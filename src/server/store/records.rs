@@ -132,6 +132,7 @@ pub(super) struct DeviceColumns {
     sponsor_id: Option<String>,
     interval_seconds: i64,
     expires_at: i64,
+    approved_at: Option<i64>,
 }
 
 impl DeviceColumns {
@@ -146,6 +147,7 @@ impl DeviceColumns {
             sponsor_id: self.sponsor_id.clone(),
             interval_seconds: self.interval_seconds,
             expires_at: from_ms(self.expires_at),
+            approved_at: self.approved_at.map(from_ms),
         })
     }
 }

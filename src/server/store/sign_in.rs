@@ -17,6 +17,36 @@ pub struct DeviceRecord {
     pub sponsor_id: Option<String>,
     pub interval_seconds: i64,
     pub expires_at: DateTime<Utc>,
+    /// When the person approved it: an ID token's `auth_time`.
+    pub approved_at: Option<DateTime<Utc>>,
+}
+
+/// A one-time code of the authorization endpoint (RFC 6749 §4.1), kept by its hash, with what
+/// redeeming it must match: the client, the redirect URI and the PKCE challenge (RFC 7636,
+/// S256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub sponsor_id: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    /// When the person's password was checked.
+    pub auth_time: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting an authorization code finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// Unused and unexpired, issued to this client: now used, its tokens to join `family_id`.
+    Redeemed(AuthorizationCode),
+    /// Used before: the sign-in it began is now revoked.
+    Reused,
+    /// Unknown, expired, or another client's.
+    Invalid,
 }
 
 /// A signed-in human on the verification page who has not yet approved or denied; kept by the
@@ -52,6 +82,22 @@ pub trait SignInStore: Send + Sync {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<DevicePoll>;
+
+    /// Keeps an authorization code (and forgets codes that expired a day ago).
+    async fn create_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Redeems a code at most once for `client_id`, its tokens to form `family_id`. A second
+    /// use revokes that family's tokens, with a `token.family_revoked` event.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CodeRedemption>;
 
     /// Keeps a consent (and forgets expired ones).
     async fn put_consent(&self, consent: &Consent, now: DateTime<Utc>) -> StoreResult<()>;

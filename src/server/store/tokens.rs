@@ -24,10 +24,37 @@ pub struct ActiveGrant {
     pub not_after: DateTime<Utc>,
 }
 
-/// A token-signing key.
+/// What a signing key signs with: Ed25519 signs access tokens, assertions and checkpoints;
+/// RSA signs OpenID Connect ID tokens (RS256, which every relying party accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(SigningAlg::EdDSA),
+            "RS256" => Some(SigningAlg::RS256),
+            _ => None,
+        }
+    }
+}
+
+/// A token-signing key. `public_key` is the JWK's `x` for Ed25519, and a JSON object with the
+/// JWK's `n` and `e` for RSA.
 #[derive(Clone)]
 pub struct SigningKeyRecord {
     pub kid: String,
+    pub alg: SigningAlg,
     pub private_pkcs8: Vec<u8>,
     pub public_key: String,
     pub created_at: DateTime<Utc>,
@@ -38,6 +65,7 @@ impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKeyRecord")
             .field("kid", &self.kid)
+            .field("alg", &self.alg)
             .field("private_pkcs8", &"<redacted>")
             .field("retired_at", &self.retired_at)
             .finish()
@@ -84,10 +112,12 @@ pub enum RefreshOutcome {
 pub trait TokenStore: Send + Sync {
     /// Keys still published (current and recently retired), newest first.
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Adds a signing key; any current key stops signing and stays published until `publish_until`.
-    async fn rotate_signing_key(
+    /// Adds signing keys in one transaction, each with its `signing_key.rotated` event; the
+    /// current key of each one's algorithm stops signing and stays published until
+    /// `publish_old_until`.
+    async fn rotate_signing_keys(
         &self,
-        key: SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         publish_old_until: DateTime<Utc>,
         actor: Actor,
     ) -> StoreResult<()>;

@@ -80,6 +80,7 @@ macro_rules! conformance_suite {
                 agents::registration_replays_an_idempotency_key,
                 sign_in::device_codes_poll_decide_and_redeem_once,
                 sign_in::consents_are_taken_once,
+                sign_in::authorization_codes_are_redeemed_once,
                 sign_in::failures_count_in_their_window,
                 tokens::signing_keys_rotate_and_stay_published,
                 tokens::access_tokens_are_stored_and_revoked_once,

@@ -3,8 +3,12 @@
 use std::sync::Arc;
 
 use sponsor_console::domain::role::Role;
-use sponsor_console::server::store::{Consent, DevicePoll, DeviceRecord, DeviceStatus, Store};
+use sponsor_console::protocol::oauth::SubjectKind;
+use sponsor_console::server::store::{
+    AuthorizationCode, CodeRedemption, Consent, DevicePoll, DeviceRecord, DeviceStatus, Store,
+};
 
+use super::tokens::access;
 use super::{at, code, sponsor};
 
 fn device(hash: &str, user_code: &str) -> DeviceRecord {
@@ -17,6 +21,7 @@ fn device(hash: &str, user_code: &str) -> DeviceRecord {
         sponsor_id: None,
         interval_seconds: 5,
         expires_at: at(600),
+        approved_at: None,
     }
 }
 
@@ -84,7 +89,8 @@ pub async fn device_codes_poll_decide_and_redeem_once(store: Arc<dyn Store>) {
         poll("h1", "sponsor-console", 40).await,
         DevicePoll::Redeemed {
             sponsor_id: alice.id.clone(),
-            scope: "openid governance".into()
+            scope: "openid governance".into(),
+            approved_at: Some(at(21)),
         }
     );
     assert_eq!(
@@ -182,5 +188,82 @@ pub async fn failures_count_in_their_window(store: Arc<dyn Store>) {
     assert_eq!(
         s.failures_since("user:bob", at(-1)).await.expect("count"),
         0
+    );
+}
+
+/// Authorization codes: redeemed once, by their client, before they expire; a second use
+/// revokes the tokens the first one gave.
+pub async fn authorization_codes_are_redeemed_once(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let alice = sponsor(s, "alice", &[Role::Sponsor]).await;
+    let issued = |hash: &str, expires: i64| AuthorizationCode {
+        code_hash: hash.into(),
+        client_id: "script".into(),
+        redirect_uri: "http://127.0.0.1:8400/callback".into(),
+        scope: "openid governance".into(),
+        sponsor_id: alice.id.clone(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: at(0),
+        expires_at: at(expires),
+    };
+    s.create_authorization_code(&issued("c1", 60), at(0))
+        .await
+        .expect("kept");
+    s.create_authorization_code(&issued("c2", 60), at(0))
+        .await
+        .expect("kept");
+    let redeem = |hash: &'static str, client: &'static str, family: &'static str, when: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .redeem_authorization_code(hash, client, family, at(when))
+                .await
+                .expect("answered")
+        }
+    };
+    assert_eq!(
+        redeem("nope", "script", "f0", 1).await,
+        CodeRedemption::Invalid
+    );
+    assert_eq!(
+        redeem("c1", "other", "f0", 1).await,
+        CodeRedemption::Invalid
+    );
+    assert_eq!(
+        redeem("c1", "script", "f1", 2).await,
+        CodeRedemption::Redeemed(issued("c1", 60))
+    );
+    s.record_tokens(
+        &access("a1", SubjectKind::Sponsor, &alice.id, Some("f1")),
+        None,
+        None,
+        at(2),
+    )
+    .await
+    .expect("stored");
+    let head = s.audit_head().await.expect("head");
+    assert_eq!(
+        redeem("c1", "script", "f9", 3).await,
+        CodeRedemption::Reused
+    );
+    let a1 = s.access_token("a1").await.expect("read").expect("stored");
+    assert!(
+        a1.revoked_at.is_some(),
+        "the first use's tokens are revoked"
+    );
+    assert_eq!(
+        s.audit_head().await.expect("head"),
+        head + 1,
+        "one token.family_revoked event"
+    );
+    // Expired: refused, and still usable by nobody.
+    assert_eq!(
+        redeem("c2", "script", "f2", 60).await,
+        CodeRedemption::Invalid
+    );
+    assert_eq!(
+        redeem("c2", "script", "f2", 30).await,
+        CodeRedemption::Redeemed(issued("c2", 60))
     );
 }

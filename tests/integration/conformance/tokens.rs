@@ -13,7 +13,12 @@ use sponsor_console::server::tokens::generate_signing_key;
 
 use super::{agent, at, code, sponsor};
 
-fn access(jti: &str, kind: SubjectKind, subject: &str, family: Option<&str>) -> AccessTokenRecord {
+pub(super) fn access(
+    jti: &str,
+    kind: SubjectKind,
+    subject: &str,
+    family: Option<&str>,
+) -> AccessTokenRecord {
     AccessTokenRecord {
         jti: jti.into(),
         subject_kind: kind,
@@ -43,11 +48,11 @@ pub async fn signing_keys_rotate_and_stay_published(store: Arc<dyn Store>) {
     let s = store.as_ref();
     assert!(s.published_keys(at(0)).await.expect("keys").is_empty());
     let first = generate_signing_key(at(0)).expect("key");
-    s.rotate_signing_key(first.clone(), at(0), Actor::system())
+    s.rotate_signing_keys(std::slice::from_ref(&first), at(0), Actor::system())
         .await
         .expect("rotated");
     let second = generate_signing_key(at(10)).expect("key");
-    s.rotate_signing_key(second.clone(), at(910), Actor::system())
+    s.rotate_signing_keys(std::slice::from_ref(&second), at(910), Actor::system())
         .await
         .expect("rotated");
     let keys = s.published_keys(at(20)).await.expect("keys");

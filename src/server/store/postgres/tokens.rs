@@ -12,8 +12,8 @@ use crate::protocol::agents::AgentStatus;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::server::store::records::token_subject_of;
 use crate::server::store::{
-    AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
-    StoreResult, TokenStore, TokenSubject,
+    AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningAlg,
+    SigningKeyRecord, StoreResult, TokenStore, TokenSubject,
 };
 
 /// Introspection's only query: one primary-key lookup.
@@ -86,7 +86,7 @@ async fn family_has_live_tokens(tx: &mut Tx<'_>, family: &str) -> StoreResult<bo
 }
 
 /// Revokes a refresh-token family and its access tokens; returns the access tokens revoked.
-async fn revoke_family(
+pub(super) async fn revoke_family(
     tx: &mut Tx<'_>,
     family: &str,
     now: DateTime<Utc>,
@@ -116,7 +116,7 @@ impl TokenStore for PgStore {
     #[tracing::instrument(skip_all)]
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT kid, private_pkcs8, public_key, created_at, retired_at, publish_until
+            "SELECT kid, alg, private_pkcs8, public_key, created_at, retired_at, publish_until
              FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1
              ORDER BY created_at DESC",
         )
@@ -127,6 +127,9 @@ impl TokenStore for PgStore {
             .map(|r| {
                 Ok(SigningKeyRecord {
                     kid: r.try_get("kid")?,
+                    alg: SigningAlg::parse(r.try_get("alg")?).ok_or_else(|| {
+                        crate::server::store::StoreError::Corrupt("signing key alg".into())
+                    })?,
                     private_pkcs8: r.try_get("private_pkcs8")?,
                     public_key: r.try_get("public_key")?,
                     created_at: from_ms(r.try_get("created_at")?),
@@ -138,44 +141,50 @@ impl TokenStore for PgStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn rotate_signing_key(
+    async fn rotate_signing_keys(
         &self,
-        key: SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         publish_old_until: DateTime<Utc>,
         actor: Actor,
     ) -> StoreResult<()> {
-        let now = key.created_at;
+        let Some(now) = keys.first().map(|k| k.created_at) else {
+            return Ok(());
+        };
         let mut tx = self.write().await?;
-        let retired = sqlx::query(
-            "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
-        )
-        .bind(ms(now))
-        .bind(ms(publish_old_until))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pkcs8)
-        .bind(&key.public_key)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
-            &mut tx,
-            NewAuditEvent::new(
-                actor,
-                key.kid.clone(),
-                AuditAction::SigningKeyRotated(action::KeyRotated {
-                    retired_keys: retired,
-                    previous_published_until: publish_old_until,
-                }),
-            ),
-            now,
-        )
-        .await?;
+        for key in keys {
+            let retired = sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL AND alg = $3",
+            )
+            .bind(ms(now))
+            .bind(ms(publish_old_until))
+            .bind(key.alg.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(&key.private_pkcs8)
+            .bind(&key.public_key)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            append(
+                &mut tx,
+                NewAuditEvent::new(
+                    actor.clone(),
+                    key.kid.clone(),
+                    AuditAction::SigningKeyRotated(action::KeyRotated {
+                        retired_keys: retired,
+                        previous_published_until: publish_old_until,
+                    }),
+                ),
+                now,
+            )
+            .await?;
+        }
         self.finish(tx).await?;
         Ok(())
     }

@@ -7,12 +7,13 @@ use sqlx::Row;
 
 use super::audit::append;
 use super::rows::device_from_row;
+use super::tokens::revoke_family;
 use super::{SqliteStore, from_ms, ms};
 use crate::domain::device;
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::server::store::{
-    Consent, DevicePoll, DeviceRecord, DeviceStatus, NewAuditEvent, SignInStore, StoreError,
-    StoreResult,
+    AuthorizationCode, CodeRedemption, Consent, DevicePoll, DeviceRecord, DeviceStatus,
+    NewAuditEvent, SignInStore, StoreError, StoreResult,
 };
 
 #[async_trait]
@@ -87,10 +88,12 @@ impl SignInStore for SqliteStore {
             DeviceStatus::Denied
         };
         sqlx::query(
-            "UPDATE device_authorizations SET status = ?, sponsor_id = ? WHERE device_code_hash = ? AND status = 'pending'",
+            "UPDATE device_authorizations SET status = ?, sponsor_id = ?, approved_at = ?
+             WHERE device_code_hash = ? AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(sponsor_id)
+        .bind(approve.then(|| ms(now)))
         .bind(&record.device_code_hash)
         .execute(&mut *tx)
         .await?;
@@ -114,6 +117,7 @@ impl SignInStore for SqliteStore {
         self.finish(tx).await?;
         record.status = status;
         record.sponsor_id = Some(sponsor_id.to_owned());
+        record.approved_at = approve.then_some(now);
         Ok(record)
     }
 
@@ -145,6 +149,7 @@ impl SignInStore for SqliteStore {
                 interval_seconds: record.interval_seconds,
                 expires_at: record.expires_at,
                 last_polled_at: last.map(from_ms),
+                approved_at: record.approved_at,
             },
             client_id,
             now,
@@ -191,6 +196,98 @@ impl SignInStore for SqliteStore {
         }
         self.finish(tx).await?;
         Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM authorization_codes WHERE expires_at < ?")
+            .bind(ms(now) - 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, scope, sponsor_id,
+             code_challenge, nonce, auth_time, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.scope)
+        .bind(&code.sponsor_id)
+        .bind(&code.code_challenge)
+        .bind(&code.nonce)
+        .bind(ms(code.auth_time))
+        .bind(ms(code.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        self.finish(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CodeRedemption> {
+        let mut tx = self.write().await?;
+        let Some(row) = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = ?")
+            .bind(code_hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(CodeRedemption::Invalid);
+        };
+        let code = code_from_row(&row)?;
+        if code.client_id != client_id {
+            return Ok(CodeRedemption::Invalid);
+        }
+        let redeemed_at: Option<i64> = row.try_get("redeemed_at")?;
+        if redeemed_at.is_some() {
+            let family: Option<String> = row.try_get("family_id")?;
+            if let Some(family) = family {
+                let revoked = revoke_family(&mut tx, &family, now).await?;
+                if !revoked.is_empty() {
+                    append(
+                        &mut tx,
+                        NewAuditEvent::new(
+                            Actor::system(),
+                            code.sponsor_id.clone(),
+                            AuditAction::TokenFamilyRevoked(action::FamilyRevoked {
+                                reason: action::FamilyRevokedReason::AuthorizationCodeReuse,
+                                client_id: client_id.to_owned(),
+                                family_id: Some(family),
+                                revoked_tokens: Some(revoked),
+                            }),
+                        ),
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            self.finish(tx).await?;
+            return Ok(CodeRedemption::Reused);
+        }
+        if code.expires_at <= now {
+            return Ok(CodeRedemption::Invalid);
+        }
+        sqlx::query(
+            "UPDATE authorization_codes SET redeemed_at = ?, family_id = ?
+             WHERE code_hash = ? AND redeemed_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(family_id)
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await?;
+        self.finish(tx).await?;
+        Ok(CodeRedemption::Redeemed(code))
     }
 
     #[tracing::instrument(skip_all)]
@@ -263,4 +360,18 @@ impl SignInStore for SqliteStore {
                 .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
+}
+
+fn code_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AuthorizationCode> {
+    Ok(AuthorizationCode {
+        code_hash: row.try_get("code_hash")?,
+        client_id: row.try_get("client_id")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        scope: row.try_get("scope")?,
+        sponsor_id: row.try_get("sponsor_id")?,
+        code_challenge: row.try_get("code_challenge")?,
+        nonce: row.try_get("nonce")?,
+        auth_time: from_ms(row.try_get("auth_time")?),
+        expires_at: from_ms(row.try_get("expires_at")?),
+    })
 }

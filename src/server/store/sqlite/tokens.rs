@@ -11,8 +11,8 @@ use super::{SqliteStore, Tx, from_ms, ms, opt_from_ms};
 use crate::protocol::audit::{Actor, AuditAction, action};
 use crate::server::store::records::token_subject_of;
 use crate::server::store::{
-    AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningKeyRecord,
-    StoreResult, TokenStore, TokenSubject,
+    AccessTokenRecord, NewAuditEvent, NewRefreshToken, RefreshOutcome, SigningAlg,
+    SigningKeyRecord, StoreResult, TokenStore, TokenSubject,
 };
 
 /// Introspection's only query: one primary-key lookup (see the query-plan test below).
@@ -85,7 +85,7 @@ async fn family_has_live_tokens(tx: &mut Tx<'_>, family: &str) -> StoreResult<bo
 }
 
 /// Revokes a refresh-token family and its access tokens; returns the access tokens revoked.
-async fn revoke_family(
+pub(super) async fn revoke_family(
     tx: &mut Tx<'_>,
     family: &str,
     now: DateTime<Utc>,
@@ -115,7 +115,7 @@ impl TokenStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT kid, private_pkcs8, public_key, created_at, retired_at, publish_until
+            "SELECT kid, alg, private_pkcs8, public_key, created_at, retired_at, publish_until
              FROM signing_keys WHERE publish_until IS NULL OR publish_until > ?
              ORDER BY created_at DESC",
         )
@@ -126,6 +126,9 @@ impl TokenStore for SqliteStore {
             .map(|r| {
                 Ok(SigningKeyRecord {
                     kid: r.try_get("kid")?,
+                    alg: SigningAlg::parse(r.try_get("alg")?).ok_or_else(|| {
+                        crate::server::store::StoreError::Corrupt("signing key alg".into())
+                    })?,
                     private_pkcs8: r.try_get("private_pkcs8")?,
                     public_key: r.try_get("public_key")?,
                     created_at: from_ms(r.try_get("created_at")?),
@@ -137,44 +140,50 @@ impl TokenStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn rotate_signing_key(
+    async fn rotate_signing_keys(
         &self,
-        key: SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         publish_old_until: DateTime<Utc>,
         actor: Actor,
     ) -> StoreResult<()> {
-        let now = key.created_at;
+        let Some(now) = keys.first().map(|k| k.created_at) else {
+            return Ok(());
+        };
         let mut tx = self.write().await?;
-        let retired = sqlx::query(
-            "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL",
-        )
-        .bind(ms(now))
-        .bind(ms(publish_old_until))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pkcs8)
-        .bind(&key.public_key)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
-            &mut tx,
-            NewAuditEvent::new(
-                actor,
-                key.kid.clone(),
-                AuditAction::SigningKeyRotated(action::KeyRotated {
-                    retired_keys: retired,
-                    previous_published_until: publish_old_until,
-                }),
-            ),
-            now,
-        )
-        .await?;
+        for key in keys {
+            let retired = sqlx::query(
+                "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL AND alg = ?",
+            )
+            .bind(ms(now))
+            .bind(ms(publish_old_until))
+            .bind(key.alg.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_pkcs8, public_key, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(&key.private_pkcs8)
+            .bind(&key.public_key)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            append(
+                &mut tx,
+                NewAuditEvent::new(
+                    actor.clone(),
+                    key.kid.clone(),
+                    AuditAction::SigningKeyRotated(action::KeyRotated {
+                        retired_keys: retired,
+                        previous_published_until: publish_old_until,
+                    }),
+                ),
+                now,
+            )
+            .await?;
+        }
         self.finish(tx).await?;
         Ok(())
     }
