@@ -12,8 +12,8 @@ use sponsor_console::settings::ClientSettings;
 use crate::common::{PASSWORD, TestServer, hidden, settings};
 use crate::openid::verify_id_token;
 
-const SCRIPT: &str = "reporting-script";
-const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub const SCRIPT: &str = "reporting-script";
+pub const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 pub async fn with_script_client() -> TestServer {
@@ -52,7 +52,7 @@ fn query(change: &[(&str, Option<&str>)]) -> String {
     serde_urlencoded::to_string(&params).unwrap()
 }
 
-fn location(response: &reqwest::Response) -> url::Url {
+pub fn location(response: &reqwest::Response) -> url::Url {
     let at = response
         .headers()
         .get(LOCATION)
@@ -62,7 +62,7 @@ fn location(response: &reqwest::Response) -> url::Url {
     url::Url::parse(at).unwrap()
 }
 
-fn param(url: &url::Url, name: &str) -> Option<String> {
+pub fn param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -77,12 +77,20 @@ async fn browse(
     password: &str,
     decision: &str,
 ) -> reqwest::Response {
+    let url = t.client.url(&format!("/oauth2/authorize?{q}"));
+    browse_url(t, &url, username, password, decision).await
+}
+
+/// [`browse`] from a whole authorization URL, as a client library builds one.
+pub async fn browse_url(
+    t: &TestServer,
+    url: &str,
+    username: &str,
+    password: &str,
+    decision: &str,
+) -> reqwest::Response {
     let http = t.client.http();
-    let page = http
-        .get(t.client.url(&format!("/oauth2/authorize?{q}")))
-        .send()
-        .await
-        .unwrap();
+    let page = http.get(url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let csp = page.headers()[CONTENT_SECURITY_POLICY]
         .to_str()

@@ -33,6 +33,7 @@ mod entra_sources;
 mod events;
 mod fleet;
 mod headless;
+mod interop;
 mod interop_python;
 mod keys;
 mod kill_switch;
