@@ -257,7 +257,7 @@ async fn every_oauth2_error_is_in_oauths_shape() {
         ),
         (
             form("/oauth2/device_authorization", &[("client_id", "nope")]),
-            401,
+            400,
             "invalid_client",
             None,
         ),
@@ -319,6 +319,13 @@ async fn every_oauth2_error_is_in_oauths_shape() {
         if let Some(expected) = challenge {
             assert_eq!(response.headers()["www-authenticate"], expected, "{path}");
         }
+        // A 401 always says how to authenticate (RFC 9110 §15.5.2); otherwise only RFC 6750's
+        // insufficient_scope carries a challenge.
+        assert_eq!(
+            response.headers().contains_key("www-authenticate"),
+            status == 401 || challenge.is_some(),
+            "{path}"
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], error, "{path}: {body}");
         assert!(body["error_description"].is_string(), "{path}: {body}");

@@ -66,7 +66,7 @@ pub(super) async fn authorization_code_grant(
 ) -> Result<TokenResponse, OAuthFailure> {
     let client_id = form.require("client_id")?;
     if known_client(state, client_id).is_none() {
-        return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
+        return Err(super::unknown_client());
     }
     let code = form.require("code")?;
     let redirect_uri = form.require("redirect_uri")?;

@@ -84,7 +84,7 @@ pub async fn revoke(state: &AppState, form: &OAuthForm) -> Result<(), OAuthFailu
     } else {
         let client_id = form.require("client_id")?;
         if known_client(state, client_id).is_none() {
-            return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
+            return Err(super::unknown_client());
         }
         (client_id.to_owned(), Actor::system())
     };

@@ -50,6 +50,15 @@ fn known_client<'a>(state: &'a AppState, client_id: &str) -> Option<&'a str> {
         .map(|c| c.name.as_str())
 }
 
+/// RFC 6749 §5.2 for a public client naming a `client_id` nobody registered: `invalid_client`
+/// with 400, since the client used no HTTP authentication scheme a 401 could challenge.
+fn unknown_client() -> OAuthFailure {
+    OAuthFailure {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        ..OAuthFailure::new("invalid_client", "unknown client_id")
+    }
+}
+
 /// The display name of a client, for the consent page.
 pub fn client_name(state: &AppState, client_id: &str) -> String {
     known_client(state, client_id)
@@ -87,7 +96,7 @@ pub async fn device_authorization(
 ) -> Result<DeviceAuthorization, OAuthFailure> {
     let client_id = form.require("client_id")?;
     if known_client(state, client_id).is_none() {
-        return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
+        return Err(unknown_client());
     }
     let scope = sponsor_scope(form.get("scope"))?;
     let now = state.clock.now();
@@ -255,7 +264,7 @@ async fn device_code_grant(
 ) -> Result<TokenResponse, OAuthFailure> {
     let client_id = form.require("client_id")?;
     if known_client(state, client_id).is_none() {
-        return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
+        return Err(unknown_client());
     }
     let device_code = form.require("device_code")?;
     let now = state.clock.now();
@@ -388,7 +397,7 @@ async fn sponsor_tokens(
 async fn refresh_grant(state: &AppState, form: &OAuthForm) -> Result<TokenResponse, OAuthFailure> {
     let client_id = form.require("client_id")?;
     if known_client(state, client_id).is_none() {
-        return Err(OAuthFailure::new("invalid_client", "unknown client_id"));
+        return Err(unknown_client());
     }
     let presented = form.require("refresh_token")?;
     let hash = secret_hash(presented);
