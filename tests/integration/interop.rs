@@ -13,11 +13,11 @@ use oauth2::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sponsor_console::client::agent_key::AgentKey;
-use sponsor_console::protocol::audit::Actor;
-use sponsor_console::server::store::{ClientAuth, ResourceClient};
+use sponsor_console::server::store::ClientAuth;
 
 use crate::authorize::{REDIRECT, SCRIPT, browse_url, location, param, with_script_client};
 use crate::common::PASSWORD;
+use crate::interop_python::add_client;
 use crate::openid::verify_id_token;
 
 #[tokio::test]
@@ -125,24 +125,14 @@ async fn oauthlibs_token_request_is_accepted_byte_for_byte() {
 async fn authlibs_hour_long_client_assertion_is_refused_with_its_reason() {
     let t = with_script_client().await;
     let key = AgentKey::generate();
-    let client_id = "rs_00112233445566778899aabbccddeeff".to_owned();
-    t.server
-        .state
-        .store
-        .add_resource_client(
-            &ResourceClient {
-                client_id: client_id.clone(),
-                name: "audit-api".into(),
-                auth: ClientAuth::PrivateKeyJwt {
-                    public_key: key.public_key(),
-                },
-                created_at: t.clock_now(),
-            },
-            Actor::system(),
-            t.clock_now(),
-        )
-        .await
-        .unwrap();
+    let client_id = add_client(
+        &t,
+        "audit-api",
+        ClientAuth::PrivateKeyJwt {
+            public_key: key.public_key(),
+        },
+    )
+    .await;
     let alice = t.sign_in("alice").await.access_token;
     let endpoint = t.client.url("/oauth2/introspect");
     let assertion = |lifetime: Duration, jti: &str| {

@@ -31,7 +31,8 @@ async fn has_authlib() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-async fn add_client(t: &TestServer, name: &str, auth: ClientAuth) -> String {
+/// Registers a resource client as `governance-server clients add` does; its `client_id`.
+pub async fn add_client(t: &TestServer, name: &str, auth: ClientAuth) -> String {
     let client_id = format!("rs_{}", &secret_hash(name)[..32]);
     t.server
         .state

@@ -225,12 +225,7 @@ pub async fn decide(
     }
     let csrf = form.get("csrf").cloned().unwrap_or_default();
     let now = state.clock.now();
-    let username = form
-        .get("username")
-        .map(String::as_str)
-        .unwrap_or("")
-        .trim();
-    let password = form.get("password").cloned().unwrap_or_default();
+    let (username, password) = html::credentials(&form);
     let keys = guessing::keys(username, peer.ip());
     match html::password_blocked(&state, &keys, now).await {
         Ok(false) => {}

@@ -112,12 +112,7 @@ pub async fn sign_in(
     let csrf = form.get("csrf").cloned().unwrap_or_default();
     let now = state.clock.now();
     let entered = form.get("user_code").map(String::as_str).unwrap_or("");
-    let username = form
-        .get("username")
-        .map(String::as_str)
-        .unwrap_or("")
-        .trim();
-    let password = form.get("password").cloned().unwrap_or_default();
+    let (username, password) = html::credentials(&form);
     // Counted per account from this network, per account everywhere (a ceiling), per network.
     let keys = guessing::keys(username, peer.ip());
     let code_key = keys.code.clone();

@@ -99,6 +99,16 @@ pub fn csrf_matches(headers: &HeaderMap, form: &HashMap<String, String>, name: &
     }
 }
 
+/// The username (trimmed) and password a sign-in form carries; empty when missing.
+pub fn credentials(form: &HashMap<String, String>) -> (&str, String) {
+    let username = form
+        .get("username")
+        .map(String::as_str)
+        .unwrap_or("")
+        .trim();
+    (username, form.get("password").cloned().unwrap_or_default())
+}
+
 pub fn too_many() -> Response {
     page(
         StatusCode::TOO_MANY_REQUESTS,
