@@ -11,9 +11,13 @@ use std::sync::{Arc, Mutex};
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::dpop::{self, Expected, ProofError, ProofWindow, VerifiedProof};
-use crate::protocol::dpop::DPOP;
+use crate::protocol::dpop::{Confirmation, DPOP, INVALID_DPOP_PROOF};
 
 /// Why a request's proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +80,68 @@ pub fn check(
         now,
     )?;
     Ok(verified)
+}
+
+/// RFC 9449 §7: how a `/v1` request presented its token (`DPoP` scheme or not) against whether
+/// the token is bound. An unbound token works as `Bearer` only; a bound one only under the
+/// `DPoP` scheme with a proof for this request, signed by the key it is bound to, with `ath`.
+pub fn check_binding(
+    state: &AppState,
+    parts: &Parts,
+    dpop_scheme: bool,
+    token: &str,
+    cnf: Option<&Confirmation>,
+) -> Result<(), ApiError> {
+    let Some(cnf) = cnf else {
+        return if dpop_scheme {
+            Err(ApiError::dpop(
+                "invalid_token",
+                "this token is not DPoP-bound; send it as Authorization: Bearer",
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    if !dpop_scheme {
+        return Err(ApiError::dpop(
+            "invalid_token",
+            "this token is DPoP-bound: send it as Authorization: DPoP, with a DPoP proof",
+        ));
+    }
+    let refused = |refusal: DpopRefusal| match refusal {
+        DpopRefusal::Busy => ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dpop_busy",
+                refusal.to_string(),
+            )
+        },
+        other => ApiError::dpop(INVALID_DPOP_PROOF, other.to_string()),
+    };
+    let proof = proof_header(&parts.headers)
+        .map_err(refused)?
+        .ok_or_else(|| {
+            ApiError::dpop(
+                INVALID_DPOP_PROOF,
+                "a DPoP-bound token needs a DPoP proof header on every request",
+            )
+        })?;
+    let verified = check(
+        state,
+        proof,
+        parts.method.as_str(),
+        parts.uri.path(),
+        Some(token),
+    )
+    .map_err(refused)?;
+    if verified.jkt != cnf.jkt {
+        return Err(ApiError::dpop(
+            INVALID_DPOP_PROOF,
+            "the DPoP proof is not signed with the key this token is bound to",
+        ));
+    }
+    Ok(())
 }
 
 /// Proofs used in this process, each until the last second its `iat` is still accepted.

@@ -418,6 +418,7 @@ mod tests {
             kind: SubjectKind::Sponsor,
             roles: vec!["sponsor".into()],
             preferred_username: Some("alice".into()),
+            cnf: None,
         }
     }
 

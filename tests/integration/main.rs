@@ -20,6 +20,7 @@ mod console_actions;
 mod console_entra;
 mod delegation;
 mod device_flow;
+mod dpop;
 mod durability;
 mod embedded;
 mod entra_decide;

@@ -55,6 +55,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discove
             "roles",
             "preferred_username",
         ]),
+        dpop_signing_alg_values_supported: strings(&["EdDSA"]),
     })
 }
 
