@@ -1,17 +1,20 @@
 //! DPoP-bound agent tokens (RFC 9449): issued with `cnf.jkt` for a proof of the agent's own
 //! key, used on `/v1` only with a fresh proof for each request, refused as `Bearer`, shown by
-//! introspection; policy requiring them for every agent or per capability.
+//! introspection; policy requiring them for every agent or per capability; `agent-cli` end to
+//! end.
+
+use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use sponsor_console::client::agent_key::AgentKey;
 use sponsor_console::clock::SharedClock;
 use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::oauth::ASSERTION_TYPE_JWT_BEARER;
 
-use crate::common::{TestServer, code_of, settings};
+use crate::common::{TestServer, code_of, settings, sign_in, start_real_clock};
 
 fn claims_of(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -293,4 +296,99 @@ async fn discovery_names_the_proof_algorithm() {
     let t = TestServer::start().await;
     let discovery = t.client.discovery().await.unwrap();
     assert_eq!(discovery.dpop_signing_alg_values_supported, vec!["EdDSA"]);
+}
+
+/// The real `agent-cli` under a policy requiring DPoP: `token` binds without being asked,
+/// `use` and `introspect` sign their proofs, and `proof` makes one for a call by another tool.
+#[tokio::test]
+async fn agent_cli_signs_proofs_end_to_end() {
+    let mut s = settings();
+    let mut policy = Policy::shipped().unwrap();
+    policy.dpop.required = true;
+    s.policy = Some(policy);
+    let (server, dir) = start_real_clock(s).await;
+    let base = server.base_url();
+    let client = sponsor_console::client::ApiClient::new(&base).unwrap();
+    let sponsor_token = sign_in(&client, "alice").await.access_token;
+    let key = dir.path().join("bot.pem");
+    let key = key.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
+        cmd.args(args)
+            .args(["--server", base.as_str()])
+            .env("SPONSOR_TOKEN", &sponsor_token)
+            .env(
+                sponsor_console::client::session::STATE_DIR_ENV,
+                dir.path().join("state"),
+            )
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(run(&["keygen", "--out", key]).output().await.unwrap());
+    ok(run(&[
+        "register",
+        "--key",
+        key,
+        "--name",
+        "cli-bot",
+        "--capability",
+        "read:invoices",
+    ])
+    .output()
+    .await
+    .unwrap());
+    let tokens: serde_json::Value =
+        serde_json::from_str(&ok(run(&["token", "--key", key]).output().await.unwrap())).unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let jkt = AgentKey::load(std::path::Path::new(key))
+        .unwrap()
+        .thumbprint()
+        .unwrap();
+    assert_eq!(claims_of(&token)["cnf"]["jkt"], jkt.as_str());
+
+    let shown = ok(run(&["use", "--key", key]).output().await.unwrap());
+    assert!(shown.contains("carries read:invoices"), "{shown}");
+    let seen: serde_json::Value =
+        serde_json::from_str(&ok(run(&["introspect", "--key", key, &token])
+            .output()
+            .await
+            .unwrap()))
+        .unwrap();
+    assert_eq!(
+        (&seen["active"], &seen["token_type"], &seen["cnf"]["jkt"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!("DPoP"),
+            &serde_json::json!(jkt)
+        )
+    );
+
+    // Another tool (here reqwest) calls /v1 with the printed token and a proof from `proof`.
+    let me = format!("{base}/v1/me");
+    let proof = ok(run(&["proof", "--key", key, "--token", &token, &me])
+        .output()
+        .await
+        .unwrap());
+    let call = || {
+        client
+            .raw(Method::GET, "/v1/me")
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof.trim())
+    };
+    assert_eq!(call().send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        call().send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "a proof is good for one request"
+    );
 }
