@@ -87,6 +87,18 @@ pub fn verify(
     window: ProofWindow,
     now: i64,
 ) -> Result<VerifiedProof, ProofError> {
+    verify_with(proof, expected, window, now, ed25519_key)
+}
+
+/// [`verify`], with the proof's `x` made a curve point by `key_of` (`None`: not a key), so a
+/// caller may keep keys it has seen decompressed.
+pub fn verify_with(
+    proof: &str,
+    expected: &Expected<'_>,
+    window: ProofWindow,
+    now: i64,
+    key_of: impl FnOnce(&str) -> Option<VerifyingKey>,
+) -> Result<VerifiedProof, ProofError> {
     let mut parts = proof.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -107,7 +119,7 @@ pub fn verify(
         return Err(ProofError::Algorithm);
     }
     let jwk = public_jwk(head.jwk.ok_or(ProofError::Jwk)?)?;
-    let key = ed25519_key(&jwk.x).ok_or(ProofError::Jwk)?;
+    let key = key_of(&jwk.x).ok_or(ProofError::Jwk)?;
     let signature =
         Signature::from_slice(&decode(signature)?).map_err(|_| ProofError::Signature)?;
     let signed = &proof[..header.len() + 1 + payload.len()];
@@ -161,7 +173,8 @@ fn public_jwk(mut jwk: serde_json::Map<String, serde_json::Value>) -> Result<Pro
     Ok(ProofJwk { crv, kty, x })
 }
 
-fn ed25519_key(x: &str) -> Option<VerifyingKey> {
+/// An Ed25519 public key from a JWK's `x`; `None` unless 32 bytes of a curve point.
+pub fn ed25519_key(x: &str) -> Option<VerifyingKey> {
     let bytes = URL_SAFE_NO_PAD.decode(x).ok()?;
     VerifyingKey::from_bytes(&<[u8; 32]>::try_from(bytes.as_slice()).ok()?).ok()
 }

@@ -73,7 +73,10 @@ pub fn check(
     };
     let window = window(state);
     let now = state.clock.now().timestamp();
-    let verified = dpop::verify(proof, &expected, window, now)?;
+    // Agents' keys are kept decompressed (`agent_keys`), as for client assertions.
+    let verified = dpop::verify_with(proof, &expected, window, now, |x| {
+        state.agent_keys.get(x).ok().flatten()
+    })?;
     state.dpop_proofs.first_use(
         &verified,
         verified.iat.saturating_add(window.max_age_seconds),
