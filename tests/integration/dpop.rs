@@ -392,3 +392,34 @@ async fn agent_cli_signs_proofs_end_to_end() {
         "a proof is good for one request"
     );
 }
+
+/// The fleet simulator under a policy requiring DPoP: refused a bearer token, its agents ask
+/// for bound ones and sign their proofs, and every submission goes through.
+#[tokio::test]
+async fn the_fleet_binds_its_tokens_when_policy_requires() {
+    use sponsor_console::demo::fleet::{Fleet, FleetConfig};
+    let mut s = settings();
+    let mut policy = Policy::shipped().unwrap();
+    policy.dpop.required = true;
+    s.policy = Some(policy);
+    let t = TestServer::start_with(s).await;
+    let alice = t.as_user("alice").await;
+    let fleet = std::sync::Arc::new(
+        Fleet::register(&alice, 3, 7, t.clock.clone())
+            .await
+            .unwrap(),
+    );
+    let stats = fleet
+        .run(&FleetConfig {
+            agents: 3,
+            rate: 1000.0,
+            delegation_share: 0.0,
+            seed: 7,
+            count: Some(6),
+            duration: None,
+            concurrency: 2,
+        })
+        .await;
+    assert_eq!(stats.errors, 0, "{:?}", stats.last_error);
+    assert_eq!(stats.submitted, 6);
+}
