@@ -10,16 +10,27 @@
 //! introspection posts one agent token again and again with a sponsor's bearer token
 //! (`benches/http/introspect.lua`).
 //!
+//! DPoP (RFC 9449) is measured in the same run against the same shape without it: issuance
+//! with a pre-signed proof of the agent's key beside each assertion, against plain issuance;
+//! the sponsor introspecting a bound token, against the introspection above; an agent
+//! introspecting its own DPoP-bound token under the DPoP scheme with a pre-signed
+//! proof per request (`benches/http/introspect_dpop.lua`), against the same agent introspecting
+//! its own bearer token as `Bearer`. Each proof is used once; proofs are signed just before
+//! the wrk run that uses them, so they stay inside the default 60-second window (the settings
+//! are not widened).
+//!
 //! One server serves every run. Each of the `--runs` runs is one full round: fresh assertions
-//! signed, then wrk on `/healthz`, on introspection and on issuance, `--seconds` each, one after
+//! signed, then wrk on `/healthz`, on introspection and on issuance, then the agent's
+//! introspection without and with DPoP and issuance with DPoP, `--seconds` each, one after
 //! the other. The summary gives each figure's median and p99 over the runs; the shares of
-//! `/healthz` are each run's own.
+//! `/healthz` and the DPoP ratios are each run's own.
 
 use std::io::Write;
 use std::process::Command;
 
 use chrono::Utc;
 use sponsor_console::client::agent_key::AgentKey;
+use sponsor_console::clock::SystemClock;
 use sponsor_console::protocol::oauth::ASSERTION_TYPE_JWT_BEARER;
 use sponsor_console::server::store::NewAgent;
 use sponsor_console::settings::ServerSettings;
@@ -161,6 +172,17 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     let bodies_path = dir.path().join("assertions.txt");
     let first = keys[0].assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(60))?;
     let agent_token = api.client_credentials(&first, None).await?.access_token;
+    // An agent's own tokens, bearer and bound, for introspecting itself without and with DPoP.
+    let second = keys[1].assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(60))?;
+    let own_bearer = api.client_credentials(&second, None).await?.access_token;
+    let (_, bound) = api
+        .dpop_agent(&keys[1], std::sync::Arc::new(SystemClock), None)
+        .await?;
+    anyhow::ensure!(bound.token_type == "DPoP", "the bench's token is not bound");
+    let bound_token = bound.access_token;
+    let introspect_endpoint = format!("{base}/oauth2/introspect");
+    let proofs_path = dir.path().join("proofs.txt");
+    let dpop_bodies_path = dir.path().join("assertions-dpop.txt");
     let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/http");
 
     println!(
@@ -186,21 +208,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         runs.begin(r);
         // More assertions than the run can use at 20,000 issuances a second; each is valid for
         // the two minutes around the run.
-        {
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&bodies_path)?);
-            for i in 0..opts.seconds * 20_000 {
-                let key = &keys[i % keys.len()];
-                let assertion =
-                    key.assertion(&token_endpoint, Utc::now(), chrono::Duration::seconds(120))?;
-                writeln!(
-                    file,
-                    "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
-                    url::form_urlencoded::byte_serialize(ASSERTION_TYPE_JWT_BEARER.as_bytes())
-                        .collect::<String>()
-                )?;
-            }
-            file.flush()?;
-        }
+        write_assertions(&bodies_path, &keys, &token_endpoint, opts.seconds * 20_000)?;
         let health = measure(format!("{base}/healthz"), None, Vec::new()).await??;
         let introspection = measure(
             format!("{base}/oauth2/introspect"),
@@ -257,8 +265,125 @@ async fn run(opts: Options) -> anyhow::Result<()> {
             2,
             100.0 * issuance.per_second / health.per_second,
         );
+        // A resource server (the sponsor's bearer token) introspecting a bound token: only the
+        // answer differs (`token_type`, `cnf`) from the introspection above.
+        let of_bound = measure(
+            introspect_endpoint.clone(),
+            Some(format!("{scripts}/introspect.lua")),
+            vec![
+                ("AGENT_TOKEN", bound_token.clone()),
+                ("CALLER_TOKEN", bench.sponsor_token.clone()),
+            ],
+        )
+        .await??;
+        // The same agent introspecting its own token, as Bearer, then bound with a proof each.
+        let own = measure(
+            introspect_endpoint.clone(),
+            Some(format!("{scripts}/introspect.lua")),
+            vec![
+                ("AGENT_TOKEN", own_bearer.clone()),
+                ("CALLER_TOKEN", own_bearer.clone()),
+            ],
+        )
+        .await??;
+        write_lines(&proofs_path, opts.seconds * 50_000, |_| {
+            keys[1].dpop_proof("POST", &introspect_endpoint, Some(&bound_token), Utc::now())
+        })?;
+        let own_dpop = measure(
+            introspect_endpoint.clone(),
+            Some(format!("{scripts}/introspect_dpop.lua")),
+            vec![
+                ("AGENT_TOKEN", bound_token.clone()),
+                ("CALLER_TOKEN", bound_token.clone()),
+                ("PROOFS", proofs_path.display().to_string()),
+            ],
+        )
+        .await??;
+        // Issuance with DPoP: line i's proof is signed by the key of line i's assertion.
+        let count = opts.seconds * 20_000;
+        write_assertions(&dpop_bodies_path, &keys, &token_endpoint, count)?;
+        write_lines(&proofs_path, count, |i| {
+            keys[i % keys.len()].dpop_proof("POST", &token_endpoint, None, Utc::now())
+        })?;
+        let issuance_dpop = measure(
+            token_endpoint.clone(),
+            Some(format!("{scripts}/issue.lua")),
+            vec![
+                ("BODIES", dpop_bodies_path.display().to_string()),
+                ("PROOFS", proofs_path.display().to_string()),
+            ],
+        )
+        .await??;
+        for (name, run) in [
+            ("introspection of a bound token", &of_bound),
+            ("introspection (agent, Bearer)", &own),
+            ("introspection (agent, DPoP)", &own_dpop),
+            ("token issuance (DPoP)", &issuance_dpop),
+        ] {
+            println!(
+                "{name:<30} {:>9.0} /s   median {:>9}   {} answers not 2xx",
+                run.per_second, run.latency_median, run.failed
+            );
+        }
+        let bound_ratio = 100.0 * of_bound.per_second / introspection.per_second;
+        let introspection_ratio = 100.0 * own_dpop.per_second / own.per_second;
+        let issuance_ratio = 100.0 * issuance_dpop.per_second / issuance.per_second;
+        println!(
+            "DPoP ratios      introspection of a bound token {bound_ratio:.1}%   with a proof \
+             {introspection_ratio:.1}%   issuance {issuance_ratio:.1}%   (with DPoP / without, \
+             this run; the goal is at least 80%)"
+        );
+        anyhow::ensure!(
+            of_bound.failed == 0
+                && own.failed == 0
+                && own_dpop.failed == 0
+                && issuance_dpop.failed == 0,
+            "some DPoP answers were errors"
+        );
+        runs.record_rate("introspection of a bound token", of_bound.per_second);
+        runs.record_rate("introspection (agent, Bearer)", own.per_second);
+        runs.record_rate("introspection (agent, DPoP)", own_dpop.per_second);
+        runs.record_rate("token issuance (DPoP)", issuance_dpop.per_second);
+        runs.record("introspection of bound / Bearer", "%", 1, bound_ratio);
+        runs.record("introspection DPoP / Bearer", "%", 1, introspection_ratio);
+        runs.record("issuance DPoP / plain", "%", 1, issuance_ratio);
     }
     runs.summary();
     bench.server.shutdown().await?;
     Ok(())
+}
+
+/// Writes `n` lines made by `line` to `path`.
+fn write_lines<E: std::error::Error + Send + Sync + 'static>(
+    path: &std::path::Path,
+    n: usize,
+    line: impl Fn(usize) -> Result<String, E>,
+) -> anyhow::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..n {
+        writeln!(file, "{}", line(i)?)?;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// `n` token-request bodies, each with a fresh client assertion (valid for two minutes) of the
+/// next key in turn.
+fn write_assertions(
+    path: &std::path::Path,
+    keys: &[AgentKey],
+    token_endpoint: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let assertion_type = url::form_urlencoded::byte_serialize(ASSERTION_TYPE_JWT_BEARER.as_bytes())
+        .collect::<String>();
+    write_lines(path, n, |i| {
+        keys[i % keys.len()]
+            .assertion(token_endpoint, Utc::now(), chrono::Duration::seconds(120))
+            .map(|assertion| {
+                format!(
+                    "grant_type=client_credentials&client_assertion_type={assertion_type}&client_assertion={assertion}"
+                )
+            })
+    })
 }

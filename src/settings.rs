@@ -124,6 +124,11 @@ pub struct Tokens {
     pub sponsor_access_seconds: u32,
     pub refresh_seconds: u32,
     pub max_assertion_seconds: u32,
+    /// How old a DPoP proof's `iat` may be, in seconds; a proof is usable, and its `jti`
+    /// remembered, that long.
+    pub dpop_max_age_seconds: u32,
+    /// How far ahead of the server's clock a DPoP proof's `iat` may be, in seconds.
+    pub dpop_ahead_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +298,8 @@ impl Default for Tokens {
             sponsor_access_seconds: 600,
             refresh_seconds: 43_200,
             max_assertion_seconds: 300,
+            dpop_max_age_seconds: 60,
+            dpop_ahead_seconds: 5,
         }
     }
 }
@@ -393,6 +400,13 @@ impl ServerSettings {
         if t.max_assertion_seconds == 0 || t.max_assertion_seconds > 3600 {
             return Err(SettingsError::Invalid(
                 "tokens.max_assertion_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        if !(1..=3600).contains(&t.dpop_max_age_seconds) || t.dpop_ahead_seconds > 300 {
+            return Err(SettingsError::Invalid(
+                "tokens.dpop_max_age_seconds must be between 1 and 3600, \
+                 tokens.dpop_ahead_seconds at most 300"
+                    .into(),
             ));
         }
         if self.device.expires_seconds < 60 {
@@ -505,6 +519,16 @@ mod tests {
             code.tokens.sponsor_access_seconds
         );
         assert_eq!(shipped.tokens.refresh_seconds, code.tokens.refresh_seconds);
+        assert_eq!(
+            (
+                shipped.tokens.dpop_max_age_seconds,
+                shipped.tokens.dpop_ahead_seconds
+            ),
+            (
+                code.tokens.dpop_max_age_seconds,
+                code.tokens.dpop_ahead_seconds
+            )
+        );
         assert_eq!(
             shipped.device.interval_seconds,
             code.device.interval_seconds

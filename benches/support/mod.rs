@@ -109,6 +109,7 @@ async fn sponsor_of(server: &RunningServer) -> anyhow::Result<(SponsorRecord, St
         kind: SubjectKind::Sponsor,
         roles: vec!["sponsor".into(), "security-lead".into()],
         preferred_username: Some("bench".into()),
+        cnf: None,
     };
     let token = state.keys.sign(&claims)?;
     Ok((sponsor, token))

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod fleet;
 mod next_steps;
 
+use self::fleet::fleet;
 use self::next_steps::{next_steps, shell_word};
 use super::exit;
 use super::output::print_json;
@@ -18,8 +20,9 @@ use crate::client::login::{self, LoginError};
 use crate::client::session::{SessionError, SessionStore};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
-use crate::demo::fleet::{Fleet, FleetConfig};
+use crate::demo::fleet::FleetConfig;
 use crate::protocol::agents::RegisterAgent;
+use crate::protocol::dpop::INVALID_DPOP_PROOF;
 use crate::protocol::oauth::TokenResponse;
 use crate::protocol::query::GrantQuery;
 use crate::protocol::requests::{DelegationBody, ElevationBody, NewChild, Request, RequestStatus};
@@ -73,13 +76,32 @@ pub enum Command {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Get an access token with client credentials and print the token response as JSON.
+    /// Get an access token with client credentials and print the token response as JSON. A
+    /// bearer token, unless --dpop asks for one bound to the key or policy requires that; a
+    /// bound token (`token_type: DPoP`) needs a proof for each use (see `proof`).
     Token {
         #[arg(long, default_value = "agent.pem")]
         key: PathBuf,
         /// Ask for less than the agent holds (space-separated capabilities).
         #[arg(long)]
         scope: Option<String>,
+        /// Bind the token to the key (DPoP, RFC 9449).
+        #[arg(long)]
+        dpop: bool,
+    },
+    /// Print a DPoP proof (RFC 9449) for one request with a bound token, e.g.
+    /// `curl -H "Authorization: DPoP $TOKEN" -H "DPoP: $(agent-cli proof --token $TOKEN URL)" URL`.
+    Proof {
+        #[arg(long, default_value = "agent.pem")]
+        key: PathBuf,
+        /// The request's method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The bound access token that goes with the request (sets the proof's `ath`).
+        #[arg(long)]
+        token: Option<String>,
+        /// The request's full URL.
+        url: String,
     },
     /// Introspect a token (default: a fresh one of this agent) and print the answer.
     Introspect {
@@ -282,15 +304,30 @@ pub async fn run(cli: Cli) -> Result<u8, AgentCliError> {
                     .await?,
             )?;
         }
-        Command::Token { key, scope } => {
-            print_json(&agent_tokens(&api, &AgentKey::load(&key)?, scope.as_deref()).await?)?;
+        Command::Token { key, scope, dpop } => {
+            let key = AgentKey::load(&key)?;
+            print_json(&agent_tokens(&api, &key, scope.as_deref(), dpop).await?)?;
+        }
+        Command::Proof {
+            key,
+            method,
+            token,
+            url,
+        } => {
+            let proof = AgentKey::load(&key)?.dpop_proof(
+                &method,
+                &url,
+                token.as_deref(),
+                chrono::Utc::now(),
+            )?;
+            println!("{proof}");
         }
         Command::Introspect { key, token } => {
-            let own = agent_tokens(&api, &AgentKey::load(&key)?, None)
-                .await?
-                .access_token;
-            let target = token.unwrap_or_else(|| own.clone());
-            print_json(&api.with_token(own).introspect(&target).await?)?;
+            let (me, own) = api
+                .dpop_agent(&AgentKey::load(&key)?, system_clock(), None)
+                .await?;
+            let target = token.unwrap_or(own.access_token);
+            print_json(&me.introspect(&target).await?)?;
         }
         Command::Request { kind } => {
             let (asked, key) = request(&api, kind).await?;
@@ -347,24 +384,44 @@ async fn sponsor_client(
     Ok(api.with_token(token))
 }
 
-/// Fresh tokens for the agent of `key`: client credentials with a `private_key_jwt`
-/// assertion valid for a minute.
+fn system_clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// Fresh tokens for the agent of `key` to print: client credentials with a `private_key_jwt`
+/// assertion valid for a minute; bound to the key with `dpop`, or when policy refuses a plain
+/// token (`invalid_dpop_proof`).
 async fn agent_tokens(
     api: &ApiClient,
     key: &AgentKey,
     scope: Option<&str>,
+    dpop: bool,
 ) -> Result<TokenResponse, AgentCliError> {
-    let assertion = key.assertion(
-        &api.token_endpoint(),
-        chrono::Utc::now(),
-        chrono::Duration::seconds(60),
-    )?;
-    Ok(api.client_credentials(&assertion, scope).await?)
+    if !dpop {
+        let assertion = key.assertion(
+            &api.token_endpoint(),
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )?;
+        match api.client_credentials(&assertion, scope).await {
+            Err(e) if e.code() == Some(INVALID_DPOP_PROOF) => {
+                eprintln!("policy requires a DPoP-bound token: {e}; asking for one");
+            }
+            other => return Ok(other?),
+        }
+    }
+    let (_, tokens) = api.dpop_agent(key, system_clock(), scope).await?;
+    eprintln!(
+        "the token is bound to the key: send it as Authorization: DPoP with a proof for each \
+         request (agent-cli proof)"
+    );
+    Ok(tokens)
 }
 
-/// A client acting as the agent of `key`, with a fresh token.
+/// A client acting as the agent of `key`, with a fresh token bound to the key (DPoP): every
+/// call it makes carries a proof.
 async fn as_agent(api: &ApiClient, key: &AgentKey) -> Result<ApiClient, AgentCliError> {
-    Ok(api.with_token(agent_tokens(api, key, None).await?.access_token))
+    Ok(api.dpop_agent(key, system_clock(), None).await?.0)
 }
 
 fn seconds(d: std::time::Duration) -> Result<i64, TryFromIntError> {
@@ -473,8 +530,7 @@ async fn wait(
 /// `use`: what a fresh token carries, and whether each capability is standing or granted.
 async fn show_token(api: &ApiClient, key: &Path, scope: Option<&str>) -> Result<(), AgentCliError> {
     let key = AgentKey::load(key)?;
-    let tokens = agent_tokens(api, &key, scope).await?;
-    let me = api.with_token(tokens.access_token.clone());
+    let (me, tokens) = api.dpop_agent(&key, system_clock(), scope).await?;
     let agent = me.agent(&key.did()).await?;
     let grants = me.grants(&GrantQuery::default()).await?;
     let until = chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(tokens.expires_in)?);
@@ -503,64 +559,6 @@ async fn show_token(api: &ApiClient, key: &Path, scope: Option<&str>) -> Result<
             })
             .unwrap_or_else(|| "standing".into());
         println!("carries {cap:<32} {source}");
-    }
-    Ok(())
-}
-
-/// `fleet`: reuses the simulated agents whose keys it kept for this server (see
-/// [`SessionStore::fleet_dir`]) and registers the missing ones with a sponsor's token, submits
-/// until `config` says stop (or Ctrl-C), and prints the counts and acknowledgement latencies.
-async fn fleet(
-    api: &ApiClient,
-    token: Option<String>,
-    config: &FleetConfig,
-) -> Result<(), AgentCliError> {
-    let sponsor = sponsor_client(api, token).await?;
-    let dir = SessionStore::default_location()?.fleet_dir(api.base());
-    let (fleet, reused) = Fleet::load_or_register(
-        &sponsor,
-        &dir,
-        config.agents,
-        config.seed,
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let fleet = Arc::new(fleet);
-    eprintln!(
-        "{} agents: {reused} reused, {} registered (keys in {})",
-        fleet.agents.len(),
-        fleet.agents.len() - reused,
-        dir.display()
-    );
-    for a in &fleet.agents {
-        eprintln!("  {} {}", a.did, a.name);
-    }
-    eprintln!("submitting at {}/s…", config.rate);
-    let stats = tokio::select! {
-        stats = fleet.run(config) => stats,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted");
-            return Ok(());
-        }
-    };
-    let mut lat = stats.latencies.clone();
-    lat.sort();
-    let pct = |q: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
-            .map(|d| d.as_secs_f64() * 1e3)
-            .unwrap_or(0.0)
-    };
-    println!(
-        "submitted {}  pending {}  auto-denied {}  errors {}  ack median {:.1} ms  p99 {:.1} ms",
-        stats.submitted,
-        stats.pending,
-        stats.auto_denied,
-        stats.errors,
-        pct(0.5),
-        pct(0.99)
-    );
-    if let Some(e) = stats.last_error {
-        eprintln!("last error: {e}");
     }
     Ok(())
 }

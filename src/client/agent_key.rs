@@ -1,5 +1,6 @@
 //! An agent's own Ed25519 key: generated and stored by `agent-cli keygen` (PKCS#8 PEM, file
-//! mode 0600), and used to sign `private_key_jwt` client assertions (RFC 7523).
+//! mode 0600), and used to sign `private_key_jwt` client assertions (RFC 7523) and the DPoP
+//! proofs (RFC 9449) of a token bound to it.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,7 +13,8 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 
 use zeroize::Zeroizing;
 
-use crate::domain::did;
+use crate::domain::{did, dpop};
+use crate::protocol::dpop::{PROOF_ALG, PROOF_TYP, ProofClaims, ProofHeader, ProofJwk};
 use crate::protocol::jws;
 use crate::protocol::oauth::ClientAssertionClaims;
 
@@ -137,6 +139,37 @@ impl AgentKey {
         self.sign(&claims)
     }
 
+    /// A DPoP proof (RFC 9449 §4.2) for one `method` request to `url` (its query and fragment
+    /// are left out of `htu`), with `ath` when `access_token` goes with it. Each has a new `jti`.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<String, KeyFileError> {
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        let header = ProofHeader {
+            typ: PROOF_TYP.into(),
+            alg: PROOF_ALG.into(),
+            jwk: ProofJwk::ed25519(&self.public_key()),
+        };
+        let claims = ProofClaims {
+            jti: uuid::Uuid::new_v4().to_string(),
+            htm: method.to_owned(),
+            htu: htu.to_owned(),
+            iat: now.timestamp(),
+            ath: access_token.map(dpop::access_token_hash),
+        };
+        jws::sign_eddsa_with_header(&self.signing, &header, &claims)
+            .map_err(|e| KeyFileError::Format(e.to_string()))
+    }
+
+    /// The key's JWK thumbprint (RFC 7638): the `cnf.jkt` of a token bound to it.
+    pub fn thumbprint(&self) -> Result<String, KeyFileError> {
+        dpop::key_thumbprint(&self.public_key()).map_err(|e| KeyFileError::Format(e.to_string()))
+    }
+
     /// Signs arbitrary claims with EdDSA (tests use this to forge bad assertions).
     pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String, KeyFileError> {
         jws::sign_eddsa(&self.signing, None, None, claims)
@@ -157,6 +190,30 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(again, key.did());
         assert!(key.did().starts_with("did:mesh:"));
+    }
+
+    #[test]
+    fn a_proof_is_what_the_server_checks() {
+        let key = AgentKey::generate();
+        let now = Utc::now();
+        let proof = key
+            .dpop_proof("GET", "https://gov.example/v1/me?x=1", Some("tok"), now)
+            .unwrap_or_default();
+        let expected = dpop::Expected {
+            method: "GET",
+            url: "https://gov.example/v1/me",
+            access_token: Some("tok"),
+        };
+        let window = dpop::ProofWindow {
+            max_age_seconds: 60,
+            ahead_seconds: 5,
+        };
+        let verified = dpop::verify(&proof, &expected, window, now.timestamp());
+        assert_eq!(verified.map(|v| v.jkt).ok(), key.thumbprint().ok());
+        let again = key
+            .dpop_proof("GET", "https://gov.example/v1/me", Some("tok"), now)
+            .unwrap_or_default();
+        assert_ne!(proof, again, "each proof has its own jti");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::client::agent_key::AgentKey;
+use crate::clock::SharedClock;
 use crate::protocol::actions::{Action, ActionDecisionBody, ActionList, ActionQuery};
 use crate::protocol::agents::{Agent, AgentList, Me, RegisterAgent};
 use crate::protocol::audit::{AuditEvent, AuditPage, StateReport, VerifyReport};
@@ -55,6 +57,9 @@ pub enum ClientError {
     Unexpected { status: StatusCode, detail: String },
     #[error("invalid server URL: {0}")]
     Url(String),
+    /// A client assertion or DPoP proof could not be signed.
+    #[error("signing: {0}")]
+    Signing(String),
 }
 
 impl ClientError {
@@ -73,7 +78,7 @@ impl ClientError {
             | ClientError::OAuth { status, .. }
             | ClientError::Unexpected { status, .. } => Some(*status),
             ClientError::Http(e) => e.status(),
-            ClientError::Url(_) => None,
+            ClientError::Url(_) | ClientError::Signing(_) => None,
         }
     }
 }
@@ -91,12 +96,21 @@ pub fn http_client() -> ClientResult<reqwest::Client> {
         .build()?)
 }
 
-/// Client of one governance server, optionally holding a bearer token.
+/// Client of one governance server, optionally holding an access token: a bearer token, or a
+/// DPoP-bound one with the key it is bound to.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    bound: Option<Bound>,
+}
+
+/// The key a DPoP-bound token is bound to, and the clock its proofs are dated by.
+#[derive(Clone)]
+struct Bound {
+    key: AgentKey,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -104,6 +118,7 @@ impl std::fmt::Debug for ApiClient {
         f.debug_struct("ApiClient")
             .field("base", &self.base.as_str())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("dpop", &self.bound.is_some())
             .finish()
     }
 }
@@ -126,6 +141,7 @@ impl ApiClient {
             http: http_client()?,
             base: parse_base(server)?,
             token: None,
+            bound: None,
         })
     }
 
@@ -135,6 +151,43 @@ impl ApiClient {
             http: self.http.clone(),
             base: self.base.clone(),
             token: Some(token.into()),
+            bound: None,
+        }
+    }
+
+    /// A client sharing this one's connection pool with a DPoP-bound token (RFC 9449): every
+    /// request sends it as `Authorization: DPoP` with a fresh proof signed by `key`, dated by
+    /// `clock`.
+    pub fn with_dpop_token(
+        &self,
+        token: impl Into<String>,
+        key: &AgentKey,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            bound: Some(Bound {
+                key: key.clone(),
+                clock,
+            }),
+            ..self.with_token(token)
+        }
+    }
+
+    /// A client for `tokens` as the token endpoint answered: bound to `key` when their
+    /// `token_type` is DPoP, else a bearer token.
+    pub fn with_tokens(
+        &self,
+        tokens: &crate::protocol::oauth::TokenResponse,
+        key: &AgentKey,
+        clock: SharedClock,
+    ) -> Self {
+        if tokens
+            .token_type
+            .eq_ignore_ascii_case(crate::protocol::dpop::DPOP)
+        {
+            self.with_dpop_token(&tokens.access_token, key, clock)
+        } else {
+            self.with_token(&tokens.access_token)
         }
     }
 
@@ -144,6 +197,7 @@ impl ApiClient {
             http: self.http.clone(),
             base: self.base.clone(),
             token: None,
+            bound: None,
         }
     }
 
@@ -164,10 +218,31 @@ impl ApiClient {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let builder = self.http.request(method, self.url(path));
-        match &self.token {
-            Some(token) => builder.bearer_auth(token),
-            None => builder,
+        let url = self.url(path);
+        let builder = self.http.request(method.clone(), &url);
+        self.authorized(builder, &method, &url)
+    }
+
+    /// `builder` with this client's token: as a bearer token, or under the DPoP scheme with a
+    /// proof for this one request.
+    fn authorized(&self, builder: RequestBuilder, method: &Method, url: &str) -> RequestBuilder {
+        let Some(token) = &self.token else {
+            return builder;
+        };
+        let Some(bound) = &self.bound else {
+            return builder.bearer_auth(token);
+        };
+        let builder = builder.header(reqwest::header::AUTHORIZATION, format!("DPoP {token}"));
+        // A proof that cannot be signed is left out: the server then refuses the request.
+        match bound
+            .key
+            .dpop_proof(method.as_str(), url, Some(token), bound.clock.now())
+        {
+            Ok(proof) => builder.header(crate::protocol::dpop::DPOP, proof),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sign a DPoP proof");
+                builder
+            }
         }
     }
 
@@ -438,14 +513,13 @@ impl ApiClient {
 
     /// Opens `/v1/events`, resuming after `last_event_id` when given.
     pub async fn events(&self, last_event_id: Option<i64>) -> ClientResult<EventStream> {
-        let mut builder = self
+        let url = self.url("/v1/events");
+        let builder = self
             .http
-            .get(self.url("/v1/events"))
+            .get(&url)
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .timeout(Duration::from_secs(60 * 60 * 24 * 365));
-        if let Some(token) = &self.token {
-            builder = builder.bearer_auth(token);
-        }
+        let mut builder = self.authorized(builder, &Method::GET, &url);
         if let Some(id) = last_event_id {
             builder = builder.header("Last-Event-ID", id.to_string());
         }

@@ -4,7 +4,10 @@
 
 use reqwest::Method;
 
-use super::{ApiClient, ClientResult};
+use super::agent_key::AgentKey;
+use super::{ApiClient, ClientError, ClientResult};
+use crate::clock::SharedClock;
+use crate::protocol::dpop::DPOP;
 use crate::protocol::oauth::{
     ASSERTION_TYPE_JWT_BEARER, DeviceAuthorization, Discovery, GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Introspection, JwkSet, TokenResponse,
@@ -69,6 +72,27 @@ impl ApiClient {
         assertion: &str,
         scope: Option<&str>,
     ) -> ClientResult<TokenResponse> {
+        self.client_credentials_with(assertion, scope, None).await
+    }
+
+    /// Client credentials asking for a token bound to the key that signed `proof` (a DPoP
+    /// proof for `POST` to the token endpoint, see [`agent_key::AgentKey::dpop_proof`]).
+    pub async fn client_credentials_dpop(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+        proof: &str,
+    ) -> ClientResult<TokenResponse> {
+        self.client_credentials_with(assertion, scope, Some(proof))
+            .await
+    }
+
+    async fn client_credentials_with(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+        proof: Option<&str>,
+    ) -> ClientResult<TokenResponse> {
         let mut form = vec![
             ("grant_type", GRANT_CLIENT_CREDENTIALS),
             ("client_assertion_type", ASSERTION_TYPE_JWT_BEARER),
@@ -77,7 +101,36 @@ impl ApiClient {
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
-        Self::api(self.http.post(self.token_endpoint()).form(&form)).await
+        let mut builder = self.http.post(self.token_endpoint()).form(&form);
+        if let Some(proof) = proof {
+            builder = builder.header(DPOP, proof);
+        }
+        Self::api(builder).await
+    }
+
+    /// A token for the agent of `key`, bound to it (DPoP, RFC 9449): a fresh client assertion
+    /// and proof dated by `clock`; and a client that signs a proof for every call it makes
+    /// with the token.
+    pub async fn dpop_agent(
+        &self,
+        key: &AgentKey,
+        clock: SharedClock,
+        scope: Option<&str>,
+    ) -> ClientResult<(ApiClient, TokenResponse)> {
+        let now = clock.now();
+        let endpoint = self.token_endpoint();
+        let signing =
+            |e: crate::client::agent_key::KeyFileError| ClientError::Signing(e.to_string());
+        let assertion = key
+            .assertion(&endpoint, now, chrono::Duration::seconds(60))
+            .map_err(signing)?;
+        let proof = key
+            .dpop_proof("POST", &endpoint, None, now)
+            .map_err(signing)?;
+        let tokens = self
+            .client_credentials_dpop(&assertion, scope, &proof)
+            .await?;
+        Ok((self.with_tokens(&tokens, key, clock), tokens))
     }
 
     /// RFC 7662, authenticated with this client's bearer token.

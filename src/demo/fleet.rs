@@ -15,6 +15,7 @@ use crate::client::agent_key::AgentKey;
 use crate::client::{ApiClient, ClientError, ClientResult};
 use crate::clock::SharedClock;
 use crate::protocol::agents::RegisterAgent;
+use crate::protocol::dpop::{DPOP, INVALID_DPOP_PROOF};
 use crate::protocol::requests::{DelegationBody, ElevationBody, NewChild, Request, RequestStatus};
 
 /// A kind of agent: what it is called, what it runs on, what it always holds and what it
@@ -253,7 +254,8 @@ pub struct SimAgent {
     pub did: String,
     pub name: String,
     profile: usize,
-    token: Mutex<Option<(String, Instant)>>,
+    /// The agent's token, whether it is DPoP-bound to `key`, and until when to use it.
+    token: Mutex<Option<(String, bool, Instant)>>,
 }
 
 /// A submission and how long the server took to acknowledge it.
@@ -415,13 +417,22 @@ impl Fleet {
         }
     }
 
-    /// A client holding a valid token of `agent` (cached until a minute before it expires).
+    /// A client holding a valid token of `agent` (cached until a minute before it expires): a
+    /// bearer token, or one bound to the agent's key (DPoP) when policy refuses a bearer token.
     pub async fn agent_client(&self, agent: &SimAgent) -> ClientResult<ApiClient> {
+        let client = |token: &str, bound: bool| {
+            if bound {
+                self.api
+                    .with_dpop_token(token, &agent.key, self.clock.clone())
+            } else {
+                self.api.with_token(token)
+            }
+        };
         let mut cached = agent.token.lock().await;
-        if let Some((token, until)) = cached.as_ref()
+        if let Some((token, bound, until)) = cached.as_ref()
             && Instant::now() < *until
         {
-            return Ok(self.api.with_token(token.clone()));
+            return Ok(client(token, *bound));
         }
         let assertion = agent
             .key
@@ -431,10 +442,19 @@ impl Fleet {
                 chrono::Duration::seconds(60),
             )
             .map_err(|e| ClientError::Url(e.to_string()))?;
-        let token = self.api.client_credentials(&assertion, None).await?;
+        let token = match self.api.client_credentials(&assertion, None).await {
+            Err(e) if e.code() == Some(INVALID_DPOP_PROOF) => {
+                self.api
+                    .dpop_agent(&agent.key, self.clock.clone(), None)
+                    .await?
+                    .1
+            }
+            other => other?,
+        };
+        let bound = token.token_type.eq_ignore_ascii_case(DPOP);
         let life = Duration::from_secs(token.expires_in.saturating_sub(60).max(1));
-        *cached = Some((token.access_token.clone(), Instant::now() + life));
-        Ok(self.api.with_token(token.access_token))
+        *cached = Some((token.access_token.clone(), bound, Instant::now() + life));
+        Ok(client(&token.access_token, bound))
     }
 
     /// One submission by a random agent: usually an elevation, sometimes a delegation.

@@ -12,6 +12,7 @@ pub mod decision;
 pub mod delegation;
 pub mod device;
 pub mod did;
+pub mod dpop;
 pub mod effective;
 pub mod entra;
 pub mod external;

@@ -64,6 +64,9 @@ pub struct CapabilityRule {
     /// just-in-time request. Unset: only low-sensitivity capabilities one approver could grant.
     #[serde(default)]
     pub standing: Option<bool>,
+    /// Whether a token carrying it must be DPoP-bound (RFC 9449) to the agent's key.
+    #[serde(default)]
+    pub dpop: bool,
 }
 
 impl CapabilityRule {
@@ -107,7 +110,16 @@ pub struct Policy {
     pub requests: RequestRules,
     pub trust: TrustRules,
     pub actions: ActionRules,
+    pub dpop: DpopRules,
     pub capabilities: Vec<CapabilityRule>,
+}
+
+/// Sender-constrained agent tokens (RFC 9449): whether every agent token must be DPoP-bound.
+/// A capability's own `dpop = true` requires it for tokens carrying that capability.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopRules {
+    pub required: bool,
 }
 
 /// Action requests (AGT approvals through the webhook): who decides besides the agent's
@@ -257,6 +269,25 @@ impl Policy {
             .iter()
             .filter(|r| r.pattern.covers(cap))
             .max_by_key(|r| r.pattern.as_str().len())
+    }
+
+    /// Why an agent token carrying `caps` must be DPoP-bound: every agent token must be, or a
+    /// rule a capability reaches (as for standing) says `dpop = true`. `None`: a plain bearer
+    /// token will do.
+    pub fn dpop_required(&self, caps: &[Capability]) -> Option<String> {
+        if self.dpop.required {
+            return Some(
+                "policy requires DPoP-bound tokens for every agent ([dpop] required)".into(),
+            );
+        }
+        caps.iter().find_map(|cap| {
+            let rules = self.rules_reached_by(cap)?;
+            let rule = rules.iter().find(|r| r.dpop)?;
+            Some(format!(
+                "policy requires a DPoP-bound token for {cap} (capability rule {})",
+                rule.pattern
+            ))
+        })
     }
 
     /// Every rule that governs part of what `cap` reaches: the most specific rule covering it,
@@ -437,6 +468,28 @@ mod tests {
         assert!(text.contains("denied = -30"), "{text}");
         let again = Policy::from_toml(&text).expect("its output parses");
         assert_eq!(again, Policy::from_table(table).expect("valid"));
+    }
+
+    #[test]
+    fn dpop_is_required_for_every_agent_or_by_what_a_token_reaches() {
+        let p = Policy::shipped().expect("shipped policy parses");
+        assert_eq!(p.dpop_required(&caps(&["read:crm:x", "write:crm"])), None);
+        let p = Policy::from_toml(
+            "[[capabilities]]\npattern = \"read:*\"\nsensitivity = \"low\"\n\
+             max_duration = \"1h\"\napprovals_required = 1\n\
+             [[capabilities]]\npattern = \"read:pii:*\"\nsensitivity = \"high\"\n\
+             max_duration = \"1h\"\napprovals_required = 1\ndpop = true\n",
+        )
+        .expect("a policy with a DPoP rule");
+        assert_eq!(p.dpop_required(&caps(&["read:crm:x"])), None);
+        let why = p.dpop_required(&caps(&["read:crm:x", "read:pii:ssn"]));
+        assert!(why.is_some_and(|w| w.contains("read:pii:*")));
+        // A pattern reaching the rule needs it too.
+        assert!(p.dpop_required(&caps(&["read:*"])).is_some());
+        let all = Policy::from_toml("[dpop]\nrequired = true\n").expect("a partial file");
+        assert!(all.dpop_required(&caps(&["read:crm:x"])).is_some());
+        assert!(all.dpop_required(&[]).is_some());
+        assert!(Policy::from_toml("[dpop]\nrequird = true\n").is_err());
     }
 
     #[test]

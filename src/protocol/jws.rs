@@ -29,8 +29,18 @@ pub fn sign_eddsa<C: Serialize>(
         alg: "EdDSA",
         kid,
     };
+    sign_eddsa_with_header(key, &header, claims)
+}
+
+/// Signs `claims` under a header of the caller's (DPoP proofs carry their public key in it);
+/// the header must say `"alg": "EdDSA"`.
+pub fn sign_eddsa_with_header<H: Serialize, C: Serialize>(
+    key: &SigningKey,
+    header: &H,
+    claims: &C,
+) -> Result<String, serde_json::Error> {
     let mut jws = String::with_capacity(512);
-    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut jws);
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(header)?, &mut jws);
     jws.push('.');
     URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
     let signature = key.sign(jws.as_bytes());

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod agents;
 pub mod audit;
+pub mod dpop;
 pub mod entra;
 pub mod error;
 pub mod jws;

@@ -79,6 +79,9 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// A DPoP-bound token's key (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<super::dpop::Confirmation>,
 }
 
 /// An OpenID Connect ID token's claims (Core §2, §5.1), for a sponsor, signed RS256.
@@ -140,6 +143,9 @@ pub struct Introspection {
     pub jti: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<SubjectKind>,
+    /// A DPoP-bound token's key (RFC 9449 §6.2); its `token_type` is then `DPoP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<super::dpop::Confirmation>,
 }
 
 /// OIDC Discovery 1.0 / RFC 8414 metadata, the fields this server actually supports.
@@ -178,6 +184,9 @@ pub struct Discovery {
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub claims_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms DPoP proofs may be signed with.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// A published key (RFC 7517): OKP Ed25519 (RFC 8037: `crv`, `x`) for access tokens,

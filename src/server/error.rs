@@ -73,6 +73,14 @@ impl ApiError {
             )
         }
     }
+    /// RFC 9449 §7.1: a DPoP-bound token, or its proof, refused (`invalid_token` or
+    /// `invalid_dpop_proof`), challenged with the DPoP scheme and the algorithm proofs may use.
+    pub fn dpop(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            challenge: Some(format!("DPoP algs=\"EdDSA\", error=\"{code}\"")),
+            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+        }
+    }
     /// No token at all: RFC 6750 §3.1 says the challenge then carries no error code.
     pub fn no_token() -> Self {
         Self {

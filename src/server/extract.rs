@@ -139,8 +139,9 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// The authenticated caller of a `/v1` route, from a validated bearer token. Validation is
-/// in memory only: signature, `alg`, `kid`, issuer, audience, `exp`, `nbf`.
+/// The authenticated caller of a `/v1` route, from a validated access token. Validation is
+/// in memory only: signature, `alg`, `kid`, issuer, audience, `exp`, `nbf`, and for a
+/// DPoP-bound token its proof (`server::dpop::check_binding`).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub claims: AccessClaims,
@@ -214,6 +215,16 @@ pub fn insufficient_scope(wanted: &str) -> ApiError {
     }
 }
 
+/// The access token of `Authorization: Bearer` or `Authorization: DPoP` (RFC 9449 §7.1), and
+/// whether it came under the DPoP scheme.
+pub fn access_token(parts: &Parts) -> Option<(bool, &str)> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let dpop = scheme.eq_ignore_ascii_case(crate::protocol::dpop::DPOP);
+    let token = token.trim();
+    ((dpop || scheme.eq_ignore_ascii_case("bearer")) && !token.is_empty()).then_some((dpop, token))
+}
+
 /// Extracts the bearer token string.
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -231,7 +242,7 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::no_token)?;
+        let (dpop_scheme, token) = access_token(parts).ok_or_else(ApiError::no_token)?;
         // A token from a trusted external issuer (Entra) is checked against that issuer's
         // keys and rules and becomes a sponsor's claims; every other token must be ours.
         let claims = match state.trusted.route(token) {
@@ -269,6 +280,7 @@ impl FromRequestParts<AppState> for Principal {
             tracing::debug!(reason = %e, "bearer token refused by the revocation index");
             ApiError::unauthorized()
         })?;
+        super::dpop::check_binding(state, parts, dpop_scheme, token, claims.cnf.as_ref())?;
         Ok(Principal { claims, roles })
     }
 }

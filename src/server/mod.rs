@@ -2,6 +2,7 @@
 //! local tenant, the `/v1` API and the store behind it.
 
 pub mod chain;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod held;
@@ -105,6 +106,7 @@ pub async fn build_state(
         store,
         keys,
         agent_keys: AgentKeys::default(),
+        dpop_proofs: dpop::ProofReplay::default(),
         clock,
         issuer,
         user_code_failures: FailureLimiter::new(

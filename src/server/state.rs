@@ -19,6 +19,8 @@ pub struct AppState {
     pub keys: KeyRing,
     /// Agents' public keys, parsed once (client assertions are verified against them).
     pub agent_keys: AgentKeys,
+    /// DPoP proofs used in this process (RFC 9449 §11.1: replay is caught per instance).
+    pub dpop_proofs: super::dpop::ProofReplay,
     pub clock: SharedClock,
     pub settings: Arc<ServerSettings>,
     pub policy: Arc<Policy>,

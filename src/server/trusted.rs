@@ -366,5 +366,6 @@ pub async fn sponsor_claims(
             .map(|r| r.as_str().to_owned())
             .collect(),
         preferred_username: Some(identity.username),
+        cnf: None,
     })
 }

@@ -22,6 +22,7 @@ mod console_entra;
 mod delegation;
 mod device_flow;
 mod discovery;
+mod dpop;
 mod durability;
 mod embedded;
 mod entra_decide;

@@ -235,6 +235,7 @@ async fn a_sponsor_added_a_moment_ago_by_another_process_is_known_at_once() {
         kind: sponsor_console::protocol::oauth::SubjectKind::Sponsor,
         roles: vec!["sponsor".into(), "admin".into()],
         preferred_username: Some("newbie".into()),
+        cnf: None,
     };
     let token = t.server.state.keys.sign(&claims).unwrap();
     let newbie = t.client.with_token(token);

@@ -1,5 +1,6 @@
 //! Agents' client credentials: a `private_key_jwt` assertion (RFC 7523) signed by the agent's
-//! registered key, exchanged for a token that carries standing ∪ active grants.
+//! registered key, exchanged for a token that carries standing ∪ active grants; with a DPoP
+//! proof signed by the same key, a token bound to it (RFC 9449 §5).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,11 +8,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::{bearer_response, seconds, sign};
 use crate::domain::capability::{self, Capability};
 use crate::domain::effective::{LiveGrant, token_scope};
-use crate::domain::{Refusal, did};
+use crate::domain::{Refusal, did, dpop};
 use crate::protocol::agents::AgentStatus;
+use crate::protocol::dpop::{Confirmation, DPOP, INVALID_DPOP_PROOF};
 use crate::protocol::oauth::{
     ASSERTION_TYPE_JWT_BEARER, AccessClaims, ClientAssertionClaims, SubjectKind, TokenResponse,
 };
+use crate::server::dpop::{self as proofs, DpopRefusal};
 use crate::server::error::OAuthFailure;
 use crate::server::extract::OAuthForm;
 use crate::server::state::AppState;
@@ -129,9 +132,40 @@ fn verify_assertion(
     })
 }
 
+/// RFC 9449 §5: a refused proof at the token endpoint (400 `invalid_dpop_proof`; 503 when the
+/// memory of used proofs is full).
+pub fn invalid_dpop_proof(refusal: DpopRefusal) -> OAuthFailure {
+    match refusal {
+        DpopRefusal::Busy => OAuthFailure::new("temporarily_unavailable", refusal.to_string()),
+        other => OAuthFailure::new(INVALID_DPOP_PROOF, other.to_string()),
+    }
+}
+
+/// The key a token will be bound to: the proof's, which must be the agent's registered key.
+fn bound_key(
+    state: &AppState,
+    proof: &str,
+    registered: &str,
+) -> Result<Confirmation, OAuthFailure> {
+    let verified =
+        proofs::check(state, proof, "POST", "/oauth2/token", None).map_err(invalid_dpop_proof)?;
+    let registered = dpop::key_thumbprint(registered).map_err(|e| {
+        tracing::error!(error = %e, "thumbprint failed");
+        OAuthFailure::new("server_error", "the server failed; try again")
+    })?;
+    if verified.jkt != registered {
+        return Err(OAuthFailure::new(
+            INVALID_DPOP_PROOF,
+            "the DPoP proof must be signed with the agent's registered key",
+        ));
+    }
+    Ok(Confirmation { jkt: verified.jkt })
+}
+
 pub(super) async fn client_credentials_grant(
     state: &AppState,
     form: &OAuthForm,
+    proof: Option<&str>,
 ) -> Result<TokenResponse, OAuthFailure> {
     let now = state.clock.now();
     // The agent's key and its grants in one read, then the assertion checked against the key.
@@ -142,6 +176,9 @@ pub(super) async fn client_credentials_grant(
         .await?
         .ok_or_else(|| OAuthFailure::new("invalid_client", "unknown agent".to_owned()))?;
     let agent = verify_assertion(state, agent_did, assertion, &subject.credential)?;
+    let cnf = proof
+        .map(|p| bound_key(state, p, &subject.credential.public_key))
+        .transpose()?;
     let grants = subject
         .grants
         .into_iter()
@@ -167,6 +204,14 @@ pub(super) async fn client_credentials_grant(
     };
     let scope = token_scope(&agent.capabilities, &grants, wanted.as_deref(), now)
         .map_err(|e| OAuthFailure::new("invalid_scope", e.message))?;
+    if cnf.is_none()
+        && let Some(why) = state.policy.dpop_required(&scope.capabilities)
+    {
+        return Err(OAuthFailure::new(
+            INVALID_DPOP_PROOF,
+            format!("{why}: send a {DPOP} header with a proof signed by the agent's key"),
+        ));
+    }
     let lifetime = i64::from(state.settings.tokens.agent_access_seconds);
     // Never past the end of a grant it carries (whole seconds, rounded down).
     let exp = scope.not_after.map_or(now.timestamp() + lifetime, |end| {
@@ -191,7 +236,9 @@ pub(super) async fn client_credentials_grant(
         kind: SubjectKind::Agent,
         roles: Vec::new(),
         preferred_username: None,
+        cnf,
     };
+    let claims_bound = claims.cnf.is_some();
     let (access, record) = sign(state, claims, None)?;
     let fresh = state
         .store
@@ -219,5 +266,9 @@ pub(super) async fn client_credentials_grant(
             "this client assertion was already used (jti replay)",
         ));
     }
-    Ok(bearer_response(access, &record, None))
+    let mut response = bearer_response(access, &record, None);
+    if claims_bound {
+        response.token_type = DPOP.into();
+    }
+    Ok(response)
 }

@@ -6,6 +6,7 @@ use super::agent::unverified_claims;
 use super::authenticate_agent;
 use super::{known_client, seconds};
 use crate::protocol::audit::Actor;
+use crate::protocol::dpop::DPOP;
 use crate::protocol::oauth::{Introspection, SubjectKind};
 use crate::server::error::OAuthFailure;
 use crate::server::extract::OAuthForm;
@@ -15,7 +16,9 @@ use crate::server::tokens::secret_hash;
 /// RFC 7662, answered from memory: the JWT checks (a token seen before skips its signature
 /// check), then the revocation index, which knows every revoked `jti`, inactive agent and
 /// sponsor's roles, exactly as `/v1` checks a bearer token; the two always agree. No database
-/// round trip. An agent (`only`, its DID) may introspect only its own tokens; anything else
+/// round trip. A DPoP-bound token answers `token_type: DPoP` and its `cnf` (RFC 9449 §6.2):
+/// the proof that came with it is the resource server's to check, which introspection cannot
+/// see. An agent (`only`, its DID) may introspect only its own tokens; anything else
 /// reads as inactive to it. Sponsors and registered resource clients see every token.
 pub async fn introspect(
     state: &AppState,
@@ -46,7 +49,7 @@ pub async fn introspect(
         scope: Some(claims.scope),
         client_id: Some(claims.client_id),
         username: claims.preferred_username,
-        token_type: Some("Bearer".into()),
+        token_type: Some(if claims.cnf.is_some() { DPOP } else { "Bearer" }.into()),
         exp: Some(claims.exp),
         iat: Some(claims.iat),
         nbf: Some(claims.nbf),
@@ -55,6 +58,7 @@ pub async fn introspect(
         iss: Some(claims.iss),
         jti: Some(claims.jti),
         kind: Some(claims.kind),
+        cnf: claims.cnf,
     })
 }
 

@@ -11,7 +11,7 @@ mod code;
 mod introspection;
 
 use agent::client_credentials_grant;
-pub use agent::{AuthenticatedAgent, authenticate_agent};
+pub use agent::{AuthenticatedAgent, authenticate_agent, invalid_dpop_proof};
 pub use clients::{CLIENT_ID_PREFIX, authenticate_resource_client};
 pub use code::{issue_code, redirect_uris};
 pub use introspection::{introspect, revoke};
@@ -139,13 +139,17 @@ pub async fn device_authorization(
     ))
 }
 
-/// The token endpoint, dispatching on `grant_type`.
-pub async fn token(state: &AppState, form: &OAuthForm) -> Result<TokenResponse, OAuthFailure> {
+/// The token endpoint, dispatching on `grant_type`; `dpop` is the request's DPoP proof.
+pub async fn token(
+    state: &AppState,
+    form: &OAuthForm,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, OAuthFailure> {
     match form.require("grant_type")? {
         GRANT_DEVICE_CODE => device_code_grant(state, form).await,
         GRANT_AUTHORIZATION_CODE => code::authorization_code_grant(state, form).await,
         GRANT_REFRESH_TOKEN => refresh_grant(state, form).await,
-        GRANT_CLIENT_CREDENTIALS => client_credentials_grant(state, form).await,
+        GRANT_CLIENT_CREDENTIALS => client_credentials_grant(state, form, dpop).await,
         other => Err(OAuthFailure::new(
             "unsupported_grant_type",
             format!("grant_type {other:?} is not supported"),
@@ -180,6 +184,7 @@ fn sponsor_access(
             .map(|r| r.as_str().to_owned())
             .collect(),
         preferred_username: Some(sponsor.username.clone()),
+        cnf: None,
     };
     sign(state, claims, family_id)
 }

@@ -16,7 +16,7 @@ use crate::protocol::actions::{ASSERTION_TYP, Action, WebhookAnswer};
 use crate::protocol::audit::Actor;
 use crate::protocol::error::ErrorBody;
 use crate::server::error::ApiError;
-use crate::server::extract::{Principal, bearer, body_bytes};
+use crate::server::extract::{Principal, access_token, body_bytes};
 use crate::server::state::AppState;
 use crate::server::store::{Arrival, NewAction};
 use crate::settings::{AgtIntegration, CREDENTIAL_PREFIX};
@@ -35,7 +35,7 @@ impl FromRequestParts<AppState> for AgtCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::no_token)?;
+        let (_, token) = access_token(parts).ok_or_else(ApiError::no_token)?;
         if token.starts_with(CREDENTIAL_PREFIX) {
             return state
                 .settings

@@ -69,6 +69,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Discove
             "nonce",
             "at_hash",
         ]),
+        dpop_signing_alg_values_supported: strings(&["EdDSA"]),
     })
 }
 

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::domain::guessing;
 use crate::protocol::oauth::SubjectKind;
+use crate::server::dpop;
 use crate::server::error::{ApiError, OAuthFailure};
 use crate::server::extract::{OAuthForm, Principal, has_scope, insufficient_scope};
 use crate::server::oauth;
@@ -49,12 +50,15 @@ pub async fn device_authorization(
     Ok(no_store(started))
 }
 
+/// A `DPoP` header (RFC 9449 §5) asks for a token bound to the proof's key.
 #[tracing::instrument(skip_all)]
 pub async fn token(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthFailure> {
-    Ok(no_store(oauth::token(&state, &form).await?))
+    let proof = dpop::proof_header(&headers).map_err(oauth::invalid_dpop_proof)?;
+    Ok(no_store(oauth::token(&state, &form, proof).await?))
 }
 
 /// RFC 7662 §2.1: the caller authenticates as a registered resource server (HTTP Basic with

@@ -18,6 +18,7 @@ fn claims(now: DateTime<Utc>) -> AccessClaims {
         kind: SubjectKind::Sponsor,
         roles: vec!["sponsor".into()],
         preferred_username: Some("alice".into()),
+        cnf: None,
     }
 }
 
