@@ -127,6 +127,14 @@ async fn every_v1_route_is_documented_and_every_documented_route_is_served() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // DPoP-bound agent tokens use the same routes under another scheme; the document says how.
+    let how = doc["components"]["securitySchemes"]["bearer"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        how.contains("Authorization: DPoP") && how.contains("RFC 9449"),
+        "{how}"
+    );
 }
 
 /// Every status a route answers with is in its document: each route is tried as an agent and

@@ -64,6 +64,13 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from /oauth2/token. An agent's DPoP-bound token \
+                         (token_type DPoP, cnf.jkt) goes as `Authorization: DPoP <token>` \
+                         instead, with a fresh proof in a `DPoP` header on every request \
+                         (RFC 9449: typ dpop+jwt, EdDSA, htm, htu, iat, jti, ath); sent as \
+                         Bearer it is refused. OpenAPI has no DPoP scheme to name.",
+                    ))
                     .build(),
             ),
         );
