@@ -13,16 +13,8 @@ async fn keygen_register_token_introspect() {
     let key = dir.path().join("bot.pem");
     let key = key.to_str().unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
-        cmd.args(args)
-            .args(["--server", base.as_str()])
-            .env("SPONSOR_TOKEN", &sponsor_token)
-            .env(
-                sponsor_console::client::session::STATE_DIR_ENV,
-                dir.path().join("state"),
-            )
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = agent_cli(&base, &sponsor_token, &dir.path().join("state"));
+        cmd.args(args);
         cmd
     };
     let ok = |out: &Output| {
@@ -166,7 +158,7 @@ async fn keygen_register_token_introspect() {
 }
 
 /// `agent-cli` against `base` with a sponsor's token and its state in `state`.
-fn agent_cli(base: &str, token: &str, state: &std::path::Path) -> tokio::process::Command {
+pub fn agent_cli(base: &str, token: &str, state: &std::path::Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
     cmd.args(["--server", base])
         .env("SPONSOR_TOKEN", token)

@@ -3,8 +3,6 @@
 //! introspection; policy requiring them for every agent or per capability; `agent-cli` end to
 //! end.
 
-use std::process::Stdio;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
@@ -14,6 +12,7 @@ use sponsor_console::clock::SharedClock;
 use sponsor_console::domain::policy::Policy;
 use sponsor_console::protocol::oauth::ASSERTION_TYPE_JWT_BEARER;
 
+use crate::agent_cli::agent_cli;
 use crate::common::{TestServer, code_of, settings, sign_in, start_real_clock};
 
 fn claims_of(token: &str) -> serde_json::Value {
@@ -313,16 +312,8 @@ async fn agent_cli_signs_proofs_end_to_end() {
     let key = dir.path().join("bot.pem");
     let key = key.to_str().unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-cli"));
-        cmd.args(args)
-            .args(["--server", base.as_str()])
-            .env("SPONSOR_TOKEN", &sponsor_token)
-            .env(
-                sponsor_console::client::session::STATE_DIR_ENV,
-                dir.path().join("state"),
-            )
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = agent_cli(&base, &sponsor_token, &dir.path().join("state"));
+        cmd.args(args);
         cmd
     };
     let ok = |out: std::process::Output| {
