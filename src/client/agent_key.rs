@@ -192,6 +192,27 @@ mod tests {
         assert!(key.did().starts_with("did:mesh:"));
     }
 
+    /// Written as PKCS#8 v1 (the private key alone, 48 bytes of DER); files written before, v2
+    /// with the public key attached, still load.
+    #[test]
+    fn keys_are_written_as_pkcs8_v1_and_v2_files_still_load() {
+        let key = AgentKey::generate();
+        let pem = key.to_pem().map(|p| p.to_string()).unwrap_or_default();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default();
+        assert_eq!(der.len(), 48, "v1: version 0, the algorithm, the seed");
+        let v2 = key
+            .signing
+            .to_pkcs8_pem(Default::default())
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        assert_ne!(v2, pem);
+        let loaded = AgentKey::from_pem(&v2).map(|k| k.did()).unwrap_or_default();
+        assert_eq!(loaded, key.did());
+    }
+
     #[test]
     fn a_proof_is_what_the_server_checks() {
         let key = AgentKey::generate();
