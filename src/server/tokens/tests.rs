@@ -22,6 +22,35 @@ fn claims(now: DateTime<Utc>) -> AccessClaims {
     }
 }
 
+/// A database from before ID tokens holds one Ed25519 key: the next start adds an RSA key and
+/// leaves the Ed25519 key signing.
+#[tokio::test]
+async fn a_database_without_an_rsa_key_gets_one_and_keeps_its_ed25519_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(&dir.path().join("k.db"))
+        .await
+        .expect("a fresh store opens");
+    let now = Utc::now();
+    let ed = generate_signing_key(now).expect("a key");
+    store
+        .rotate_signing_keys(std::slice::from_ref(&ed), now, Actor::system())
+        .await
+        .expect("stored");
+    let ring = KeyRing::load(&store, now).await.expect("loads");
+    assert_eq!(ring.current_kid().as_deref(), Some(ed.kid.as_str()));
+    let jwks = ring.jwks();
+    let kinds: Vec<(&str, &str)> = jwks
+        .keys
+        .iter()
+        .map(|k| (k.kty.as_str(), k.alg.as_str()))
+        .collect();
+    assert_eq!(kinds, vec![("OKP", "EdDSA"), ("RSA", "RS256")]);
+    assert_eq!(jwks.keys[0].kid, ed.kid);
+    // A second start adds nothing.
+    let again = KeyRing::load(&store, now).await.expect("loads");
+    assert_eq!(again.jwks(), jwks);
+}
+
 #[tokio::test]
 async fn a_verified_token_is_remembered_until_its_key_goes_and_its_times_still_count() {
     let dir = tempfile::tempdir().expect("temporary directory");
