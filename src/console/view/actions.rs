@@ -6,10 +6,10 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
-use ratatui::text::{Line, Text};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::text::Line;
+use ratatui::widgets::Clear;
 
-use super::{Frame2, dialog_block, local_date, safe, safe_lines};
+use super::{Frame2, local_date, safe, safe_lines, scrolled_panel};
 use crate::console::keymap::Command;
 use crate::console::state::{State, human_duration};
 use crate::protocol::actions::{Action as ActionRequest, ActionStatus};
@@ -124,22 +124,5 @@ pub(super) fn draw(
         };
         lines.push(Line::styled(how, ctx.theme.warn));
     }
-    let total = lines.len() as u16;
-    let block = dialog_block(
-        format!(
-            "action request ({}/{} scroll · {}/{} lines)",
-            keys.first_key(Command::Down),
-            keys.first_key(Command::Up),
-            scroll.min(total) + 1,
-            total
-        ),
-        ctx,
-    );
-    frame.render_widget(
-        Paragraph::new(Text::from(lines))
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    scrolled_panel(frame, area, "action request", lines, scroll, keys, ctx);
 }

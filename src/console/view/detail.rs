@@ -8,8 +8,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Sparkline, Wrap};
 
-use super::{Frame2, dialog_block, kind_label, local, safe, safe_lines};
-use crate::console::keymap::Command;
+use super::{Frame2, dialog_block, kind_label, local, safe, safe_lines, scrolled_panel};
 use crate::console::state::{State, human_duration};
 use crate::domain::trust::Tier;
 use crate::protocol::requests::{Decision, RequestKind};
@@ -185,22 +184,5 @@ pub(super) fn draw(
         "asked at     {}",
         local(r.created_at, ctx)
     )));
-    let total = right.len() as u16;
-    let block = dialog_block(
-        format!(
-            "why ({}/{} scroll · {}/{} lines)",
-            state.keymap.first_key(Command::Down),
-            state.keymap.first_key(Command::Up),
-            scroll.min(total) + 1,
-            total
-        ),
-        ctx,
-    );
-    frame.render_widget(
-        Paragraph::new(Text::from(right))
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        columns[1],
-    );
+    scrolled_panel(frame, columns[1], "why", right, scroll, &state.keymap, ctx);
 }

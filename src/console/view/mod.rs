@@ -20,7 +20,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::keymap::{Command, Context};
+use super::keymap::{Command, Context, Keymap};
 use super::safe_text::{lines as safe_lines, one_line as safe};
 use super::state::{Connection, Load, Modal, Screen, State, human_duration};
 use super::theme::Theme;
@@ -353,6 +353,37 @@ fn dialog_block<'a>(title: String, ctx: Frame2<'_>) -> Block<'a> {
             format!(" {title} "),
             ctx.theme.accent.add_modifier(Modifier::BOLD),
         ))
+}
+
+/// `lines` in a bordered panel titled `name`, scrolled down by `scroll` lines; the title says
+/// which keys scroll it and where in the text the view is. The detail views share it.
+fn scrolled_panel(
+    frame: &mut Frame,
+    area: Rect,
+    name: &str,
+    lines: Vec<Line<'_>>,
+    scroll: u16,
+    keymap: &Keymap,
+    ctx: Frame2<'_>,
+) {
+    let total = lines.len() as u16;
+    let block = dialog_block(
+        format!(
+            "{name} ({}/{} scroll · {}/{} lines)",
+            keymap.first_key(Command::Down),
+            keymap.first_key(Command::Up),
+            scroll.min(total) + 1,
+            total
+        ),
+        ctx,
+    );
+    frame.render_widget(
+        Paragraph::new(ratatui::text::Text::from(lines))
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
 }
 
 fn input_line(frame: &mut Frame, area: Rect, prompt: &str, text: &str, ctx: Frame2<'_>) {
